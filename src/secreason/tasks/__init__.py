@@ -1,0 +1,26 @@
+"""Verifiable tasks. Importing this package registers the built-in tasks."""
+
+from secreason.tasks import mcq as _mcq  # noqa: F401
+from secreason.tasks.base import (
+    PROTOCOLS,
+    Extraction,
+    Judgement,
+    Protocol,
+    Sample,
+    Score,
+    Task,
+    get_task,
+    task_names,
+)
+
+__all__ = [
+    "PROTOCOLS",
+    "Extraction",
+    "Judgement",
+    "Protocol",
+    "Sample",
+    "Score",
+    "Task",
+    "get_task",
+    "task_names",
+]
