@@ -5,7 +5,8 @@ completions through this one module, so they can never disagree about where the
 answer is. The rules:
 
 * The answer is the text after the LAST closing tag. An answer is never read from
-  inside reasoning: a completion whose reasoning never closes has an EMPTY answer.
+  inside reasoning: a completion whose reasoning never closes has an EMPTY answer, and
+  a block reopened after the last closing tag ends the answer (status ``multiple``).
 * Some chat templates (Foundation-Sec-8B-Reasoning's among them) end the prompt with
   ``<think>\\n``; the completion then starts inside the reasoning (``prefilled``).
 * Some tokenizers make the tags special tokens that decoding drops, so the split can
@@ -17,7 +18,6 @@ learning to skip its reasoning (``<think> No</think>`` for everything).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -77,7 +77,7 @@ def split(text: str, *, prefilled: bool = False, tags: Tags = THINK) -> Split:
         return Split(body.strip(), "", "unclosed", leading=leading, blocks=max(1, n_open))
 
     last = text.rfind(tags.close)
-    answer = text[last + len(tags.close) :].strip()
+    answer = text[last + len(tags.close) :]
     head = text[:last]
     first_open = head.find(tags.open)
     leading = head[:first_open].strip() if first_open >= 0 else ""
@@ -85,7 +85,15 @@ def split(text: str, *, prefilled: bool = False, tags: Tags = THINK) -> Split:
     reasoning = head[body_start:].replace(tags.open, " ").replace(tags.close, " ").strip()
     blocks = n_close
 
-    if n_close > 1 or n_open > 1 or (first_open > text.find(tags.close)):
+    reopen = answer.find(tags.open)
+    if reopen >= 0:
+        # A block reopened after the last closing tag never closes: what follows it is
+        # reasoning, never answer ("...</think>Answer: B <think>Answer: C").
+        tail = answer[reopen + len(tags.open) :].replace(tags.open, " ").strip()
+        reasoning = f"{reasoning} {tail}".strip()
+        return Split(reasoning, answer[:reopen].strip(), "multiple", leading, blocks + 1)
+    answer = answer.strip()
+    if n_close > 1 or n_open > 1:
         return Split(reasoning, answer, "multiple", leading=leading, blocks=blocks)
     if n_open == 0:
         # Only a closing tag: the prompt opened the reasoning, flagged or not.
@@ -124,7 +132,12 @@ def split_ids(
     first_open = head.index(open_id) if open_id in head else -1
     reasoning = [t for t in head[first_open + 1 :] if t not in (open_id, close_id)]
     leading = head[:first_open] if first_open >= 0 else []
-    if n_close > 1 or n_open > 1 or first_open > ids.index(close_id):
+    if open_id in answer:
+        # Reopened after the last closing tag: the rest is reasoning, as in split().
+        reopen = answer.index(open_id)
+        reasoning += [t for t in answer[reopen + 1 :] if t != open_id]
+        return IdSplit(reasoning, answer[:reopen], "multiple", leading_ids=leading)
+    if n_close > 1 or n_open > 1:
         status: Status = "multiple"
     elif n_open == 0 or prefilled:
         status = "prefilled"
@@ -161,26 +174,31 @@ class FormatVerdict:
 
 
 CHECKS = ("tags", "single_block", "min_reasoning", "degenerate", "answer")
-_WORD = re.compile(r"\S+")
 
 
 def repeat_ratio(text: str, n: int = 3) -> float:
     """Share of word n-grams that repeat an earlier one (0 = none, ->1 = a loop)."""
-    words = _WORD.findall(text.lower())
+    return _repeat_ratio(text.lower().split(), n)
+
+
+def _repeat_ratio(words: list[str], n: int) -> float:
+    # str.split() and zip() rather than a regex and tuple slices: this runs on every
+    # completion an RL step or a benchmark scores (~6x faster on 300 words).
     if len(words) < n + 1:
         # Too short for n-grams: judge single-word repetition instead.
         if len(words) < 2:
             return 0.0
         return 1.0 - len(set(words)) / len(words)
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    return 1.0 - len(set(grams)) / len(grams)
+    grams = set(zip(*(words[i:] for i in range(n)), strict=False))  # shifted views
+    return 1.0 - len(grams) / (len(words) - n + 1)
 
 
 def check_format(s: Split, config: FormatConfig = FormatConfig()) -> FormatVerdict:
     """Run the format checks on a split; report every check that failed, by name."""
     failed: list[str] = []
-    words = len(_WORD.findall(s.reasoning))
-    ratio = repeat_ratio(s.reasoning, config.repeat_ngram)
+    tokens = s.reasoning.lower().split()
+    words = len(tokens)
+    ratio = _repeat_ratio(tokens, config.repeat_ngram)
     if config.require_tags and (
         s.status in ("no_reasoning", "unclosed", "multiple") or bool(s.leading)
     ):

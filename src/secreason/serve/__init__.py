@@ -1,0 +1,11 @@
+"""Guarded serving: an OpenAI-compatible server with the reasoning split, a safety system
+prompt, Llama-Guard-3 moderation, limits and an audit trail (``secreason serve``).
+
+Modules, one concept each: ``config`` (settings), ``protocol`` (the wire format),
+``stream_split`` (incremental reasoning split over :mod:`secreason.reasoning`),
+``guard`` (the Llama Guard protocol and category policy), ``system_prompt``, ``limits``
+(keys, sizes, concurrency), ``audit`` (crash-safe JSONL), ``outcome`` (what a request
+produced), ``engine`` (local batching / upstream proxy), ``app`` (the request path),
+``server`` (assembly and uvicorn), ``fixed_backend`` (benchmark-only constant backend).
+Heavy imports (torch, transformers) happen only when a local model is loaded.
+"""

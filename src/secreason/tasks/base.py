@@ -120,9 +120,10 @@ def last_line(text: str) -> str:
 
 def strict_answer(answer_text: str) -> Extraction:
     """Read ``Answer: ...`` from the last non-empty line; return the payload as a string."""
-    line = normalize(last_line(answer_text)).strip()
-    if not line:
+    raw = last_line(answer_text)
+    if not raw:
         return Extraction(None, "empty answer")
+    line = normalize(raw).strip()
     match = _ANSWER_LINE.match(line)
     if not match:
         return Extraction(None, "last line is not 'Answer: ...'")
@@ -158,11 +159,16 @@ class Task(ABC):
         n = len(scores)
         if not n:
             return {"n": 0}
+        correct = sum(s.status == "correct" for s in scores)
+        valid = sum(s.status != "invalid" for s in scores)
         return {
             "n": n,
             "mean": sum(s.value for s in scores) / n,
-            "accuracy": sum(s.status == "correct" for s in scores) / n,
-            "invalid_rate": sum(s.status == "invalid" for s in scores) / n,
+            "accuracy": correct / n,
+            "invalid_rate": (n - valid) / n,
+            # CTIBench's notebooks divide by the parseable answers only: report both.
+            "n_valid": valid,
+            "accuracy_valid": correct / valid if valid else 0.0,
         }
 
     # The one path from a completion to a score, shared by evals, data filters and RL.

@@ -29,6 +29,7 @@ PROMPT_V1 = (
     "Answer the multiple-choice question below. Think it through first, then give your "
     "choice on the last line as 'Answer: <letter>'{multi}.\n\n{question}\n\n{options}"
 )
+_AND = re.compile(r"\b(?:and|or)\b", re.IGNORECASE)
 _MULTI_NOTE = " (several letters are possible, e.g. 'Answer: A, C')"
 
 
@@ -47,7 +48,8 @@ def ctibench_official(text: str) -> Extraction:
         return Extraction(line[0])
     if line and line[-1] in "ABCD":
         return Extraction(line[-1])
-    if line.endswith("**") and len(line) >= 3:
+    if line.endswith("**") and len(line) >= 3 and line[-3].upper() in "ABCDX":
+        # The notebook then keeps only A-D and X ("no answer") as valid predictions.
         return Extraction(line[-3])
     return Extraction(None, "no option letter on the last line")
 
@@ -65,7 +67,11 @@ class MCQ(Task):
         self.official = official or ctibench_official
         cls = f"[{self.letters}]"
         self._single = re.compile(rf"^\(?({cls})\)?(?:[\s.:)\-]\s*.*)?$", re.IGNORECASE)
-        self._set = re.compile(rf"^\(?{cls}\)?(?:\s*(?:[,;/&+]|and)?\s*\(?{cls}\)?)*$", re.I)
+        self._set = re.compile(rf"^\(?{cls}\)?(?:\s*(?:[,;/&+]|and|or)?\s*\(?{cls}\)?)*$", re.I)
+        # A second letter standing alone after a joiner ("B) Phishing, or C.") is a hedge.
+        self._hedge = re.compile(
+            rf"(?:\bor\b|\band\b|[,;/&+])\s*\(?({cls})\)?(?=\s*(?:[),.;]|$))", re.I
+        )
 
     def prompt(self, sample: Sample) -> list[Message]:
         options = sample.meta.get("options") or {}
@@ -85,7 +91,9 @@ class MCQ(Task):
             return got
         payload = normalize(str(got.value)).strip()
         if self._set.match(payload):
-            letters = frozenset(c for c in payload.upper() if c in self.letters)
+            # Drop the joining words first: the D of "and" is not an answer.
+            joined = _AND.sub(" ", payload).upper()
+            letters = frozenset(c for c in joined if c in self.letters)
             if self.multi:
                 return Extraction("".join(sorted(letters)))
             if len(letters) == 1:
@@ -93,7 +101,11 @@ class MCQ(Task):
             return Extraction(None, "several candidate letters")
         match = self._single.match(payload)
         if match:
-            return Extraction(match.group(1).upper())
+            letter = match.group(1).upper()
+            others = {c.upper() for c in self._hedge.findall(payload, match.end(1))} - {letter}
+            if others and not self.multi:
+                return Extraction(None, "several candidate letters")
+            return Extraction(letter)
         return Extraction(None, f"no option letter in {payload[:40]!r}")
 
     def score(self, extracted: Extraction, reference: str) -> Score:

@@ -1,0 +1,172 @@
+"""``secreason data ...``: each pipeline step as a command, and ``run`` for a whole recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+data_app = typer.Typer(
+    no_args_is_help=True, help="Build SFT and RL data: synthesize, teach, clean, mix."
+)
+
+
+def _recipe(recipe: Path | None, overrides: list[str] | None):  # -> DataRecipe
+    from secreason.data.recipe import DataRecipeError, load_data_recipe
+
+    try:
+        return load_data_recipe(recipe, overrides or [])
+    except DataRecipeError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+@data_app.command("run")
+def run(
+    recipe: Path = typer.Argument(..., help="Data recipe YAML (see recipes/data/)."),
+    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+) -> None:
+    """Run the whole pipeline of a recipe (resumable: rerun continues after a kill)."""
+    from secreason.data.pipeline import run_pipeline
+
+    summary = run_pipeline(_recipe(recipe, overrides))
+    typer.echo(json.dumps({"outputs": summary["outputs"], "timings_s": summary["timings_s"]}))
+
+
+@data_app.command("synthesize")
+def synthesize(
+    recipe: Path = typer.Argument(None, help="Data recipe YAML (defaults if omitted)."),
+    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+    out: Path = typer.Option(Path("items.jsonl"), "--out", help="Items JSONL (appended)."),
+) -> None:
+    """Synthesize verifiable items from the knowledge bases (or the demo world)."""
+    from secreason.data.pipeline import make_items
+    from secreason.data.store import JsonlStore, sample_to_dict
+
+    with JsonlStore(out, key_field="id") as store:
+        new = store.extend(sample_to_dict(s) for s in make_items(_recipe(recipe, overrides)))
+        typer.echo(json.dumps({"new": new, "total": len(store), "out": str(out)}))
+
+
+@data_app.command("teacher")
+def teacher(
+    items: Path = typer.Argument(..., help="Items JSONL from `secreason data synthesize`."),
+    out: Path = typer.Option(Path("teacher.jsonl"), "--out", help="Verdicts JSONL (appended)."),
+    recipe: Path = typer.Option(None, "--recipe", help="Recipe whose `teacher:` section to use."),
+    set_: list[str] = typer.Option(None, "--set", help="teacher.field=value overrides."),
+    split: str = typer.Option(
+        "train", "--split", help="Which items to send ('all' for every one)."
+    ),
+) -> None:
+    """Send item prompts to the teacher, keep only verified, well-formed traces."""
+    from secreason.data.store import read_samples
+    from secreason.data.teacher import run_teacher
+
+    cfg = _recipe(recipe, set_).teacher
+    samples = [s for s in read_samples(items) if split == "all" or s.meta.get("split") == split]
+    report = run_teacher(samples, out, config=cfg, template=cfg.kind == "template")
+    typer.echo(json.dumps({**report.counts, "total": report.total, "adds_up": report.adds_up()}))
+    if not report.adds_up():
+        raise typer.Exit(1)
+
+
+@data_app.command("dedup")
+def dedup_cmd(
+    items: Path = typer.Argument(..., help="Items JSONL."),
+    out: Path = typer.Option(..., "--out", help="Deduplicated items JSONL."),
+    threshold: float = typer.Option(0.8, "--threshold", help="MinHash LSH Jaccard threshold."),
+    report: Path = typer.Option(None, "--report", help="Write the report as JSON here."),
+) -> None:
+    """Remove exact and near duplicates (held-out items win over training twins)."""
+    from dataclasses import asdict
+
+    from secreason.data.dedup import DedupConfig, dedup
+    from secreason.data.pipeline import item_content
+    from secreason.data.store import read_samples, write_samples
+
+    samples = read_samples(items)
+    keep, rep = dedup(
+        [s.id for s in samples],
+        [item_content(s) for s in samples],
+        [str(s.meta.get("split", "train")) for s in samples],
+        DedupConfig(threshold=threshold),
+        labels=[f"{s.task}\t{s.reference}" for s in samples],
+    )
+    write_samples(out, [s for s, k in zip(samples, keep, strict=True) if k])
+    text = json.dumps(asdict(rep), indent=2)
+    if report:
+        report.write_text(text + "\n")
+    typer.echo(json.dumps({"in": rep.n_in, "kept": rep.n_kept}))
+
+
+@data_app.command("decontaminate")
+def decontaminate_cmd(
+    items: Path = typer.Argument(..., help="Items JSONL."),
+    out: Path = typer.Option(..., "--out", help="Clean items JSONL."),
+    benchmarks: Path = typer.Option(
+        Path("../shared/benchmarks"), "--benchmarks", help="Folder of benchmark files."
+    ),
+    n: int = typer.Option(8, "--n", help="Word n-gram size."),
+    harness: bool = typer.Option(
+        False, "--harness", help="Read benchmarks with the evaluation harness's loaders."
+    ),
+    report: Path = typer.Option(None, "--report", help="Write the per-benchmark report here."),
+) -> None:
+    """Drop items overlapping any benchmark (n-grams on prompt and answer, CVE ids)."""
+    from secreason.data.decontaminate import (
+        ContaminationIndex,
+        DecontamConfig,
+        benchmark_texts,
+        decontaminate,
+    )
+    from secreason.data.pipeline import prompt_text
+    from secreason.data.store import read_samples, write_samples
+
+    samples = read_samples(items)
+    from secreason.data.pipeline import kb_texts
+
+    index = ContaminationIndex(
+        benchmark_texts(benchmarks, harness=harness), DecontamConfig(n=n), allowed=kb_texts()
+    )
+    keep, rep = decontaminate(
+        [s.id for s in samples],
+        [prompt_text(s) for s in samples],
+        [s.reference for s in samples],
+        index,
+        extra_cves=[list(s.meta.get("cves") or []) for s in samples],
+        show_progress=True,
+    )
+    write_samples(out, [s for s, k in zip(samples, keep, strict=True) if k])
+    if report:
+        report.write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    typer.echo(json.dumps({"in": rep.n_samples, "removed": rep.n_removed}))
+
+
+@data_app.command("mix")
+def mix_cmd(
+    recipe: Path = typer.Argument(..., help="Data recipe YAML; mixes its out_dir's stores."),
+    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+) -> None:
+    """Re-mix a finished run's items and traces to the recipe's ratios (reruns dedup and
+    decontamination, which are fast, and reuses the stored items and teacher verdicts)."""
+    from secreason.data.pipeline import run_pipeline
+
+    summary = run_pipeline(_recipe(recipe, overrides))
+    typer.echo(json.dumps(summary["mix"], default=str))
+
+
+@data_app.command("card")
+def card_cmd(
+    summary: Path = typer.Argument(..., help="summary.json of a pipeline run."),
+    out: Path = typer.Option(None, "--out", help="Markdown path (default: card.md beside it)."),
+) -> None:
+    """Write the data card (markdown) from a run's summary."""
+    from secreason.data.card import write_card
+
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    path = write_card(data, out or summary.with_name("card.md"))
+    typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

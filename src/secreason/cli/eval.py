@@ -1,0 +1,285 @@
+"""``secreason eval``: run benchmarks against a model, or score predictions made elsewhere.
+
+Every run is resumable: generations go to ``OUT/cache`` as they are made, so the same
+command after a crash or kill picks up where it stopped, and ``--rescore`` (or a
+different ``--protocol``) scores again from the cache without loading a model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def load_plugin(spec: str) -> Any:
+    """``module:Attr`` or ``path/to/file.py:Attr`` -> a Benchmark (class or instance)."""
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            _fail(f"{spec}: no such file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"secreason_plugin_{path.stem}", path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        _fail(f"{spec}: {target} defines no {attr!r}")
+    return obj() if isinstance(obj, type) else obj
+
+
+def resolve_benchmarks(names: list[str], options: dict[str, Any]) -> list[Any]:
+    """Benchmark names, suite names and ``module:Attr`` plugins, in order, deduplicated."""
+    from secreason.evals.base import Benchmark
+    from secreason.evals.registry import expand, get_benchmark
+
+    out: list[Benchmark] = []
+    for name in names:
+        if ":" in name:
+            bench = load_plugin(name)
+            if not isinstance(bench, Benchmark):
+                _fail(f"{name} is not a secreason Benchmark")
+            out.append(bench)
+            continue
+        try:
+            members = expand([name])
+        except KeyError as error:
+            _fail(str(error.args[0]))
+        for member in members:
+            try:
+                out.append(get_benchmark(member, **options))
+            except (TypeError, ValueError) as error:
+                _fail(str(error))
+    return out
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--option {pair!r}: expected KEY=VALUE (e.g. size=500)")
+        try:
+            options[key.replace("-", "_")] = json.loads(raw)
+        except ValueError:
+            options[key.replace("-", "_")] = raw
+    return options
+
+
+def _parse_data(values: list[str]) -> str | dict[str, str] | None:
+    """``--data`` values: one plain source for all, or ``NAME=SOURCE`` pairs."""
+    if not values:
+        return None
+    mapping: dict[str, str] = {}
+    for value in values:
+        name, sep, source = value.partition("=")
+        # A hub id or path holds no '=' before a '/', so 'ctibench=path' is a mapping.
+        if sep and name and "/" not in name:
+            mapping[name] = source
+        else:
+            mapping["*"] = value
+    if list(mapping) == ["*"]:
+        return mapping["*"]
+    return mapping
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_command(
+        benchmarks: list[str] = typer.Argument(
+            ..., help="Benchmarks or suites (ctibench, cyber, safety, paper), or module:Attr."
+        ),
+        model: str = typer.Option(None, "--model", "-m", help="Model dir, hub id or served name."),
+        backend: str = typer.Option("transformers", "--backend", help="transformers|vllm|openai"),
+        base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
+        api_key: str = typer.Option(
+            None,
+            "--api-key",
+            help="API key (default: $OPENAI_API_KEY).",
+            envvar="SECREASON_API_KEY",
+        ),
+        revision: str = typer.Option(None, "--revision", help="Model revision (hub)."),
+        trials: int = typer.Option(1, "--trials", min=1, help="Repeats with seeds S, S+1, ..."),
+        seed: int = typer.Option(None, "--seed", help="Trial-0 seed (default: the protocol's)."),
+        limit: int = typer.Option(None, "--limit", min=1, help="First K rows of each benchmark."),
+        protocol: str = typer.Option("both", "--protocol", help="official|strict|both"),
+        data: list[str] = typer.Option(
+            [],
+            "--data",
+            help="Hub dataset id, file or folder; NAME=SOURCE for one benchmark or family "
+            "(ctibench=../shared/benchmarks/ctibench). Repeatable.",
+        ),
+        temperature: float = typer.Option(None, "--temperature"),
+        top_p: float = typer.Option(None, "--top-p"),
+        max_tokens: int = typer.Option(None, "--max-tokens"),
+        prefilled: str = typer.Option(
+            "auto", "--prefilled", help="Prompt ends inside <think>: auto|yes|no."
+        ),
+        reask: int = typer.Option(None, "--reask", help="Official re-asks on a bad format."),
+        batch_size: int = typer.Option(None, "--batch-size", help="transformers/vllm batch."),
+        concurrency: int = typer.Option(16, "--concurrency", help="openai: requests in flight."),
+        device: str = typer.Option(None, "--device"),
+        dtype: str = typer.Option(None, "--dtype"),
+        think_ids: str = typer.Option(
+            None, "--think-ids", help="OPEN,CLOSE token ids when the tags are special tokens."
+        ),
+        option: list[str] = typer.Option(
+            [], "--option", "-o", help="Benchmark option KEY=VALUE (e.g. judge_kind=guard)."
+        ),
+        judge_model: str = typer.Option(None, "--judge-model", help="Judge for HarmBench."),
+        judge_backend: str = typer.Option(None, "--judge-backend"),
+        judge_base_url: str = typer.Option(None, "--judge-base-url"),
+        predictions: Path = typer.Option(
+            None, "--predictions", help="Score this JSONL (id|index, completion); no model."
+        ),
+        rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
+        out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
+    ) -> None:
+        """Evaluate a model on benchmarks (resumable), or score a predictions file."""
+        from secreason.evals.runner import MissingGenerations, Runner, RunSettings
+
+        if protocol not in ("official", "strict", "both"):
+            _fail(f"--protocol {protocol!r}: choose official, strict or both")
+        if prefilled not in ("auto", "yes", "no"):
+            _fail(f"--prefilled {prefilled!r}: choose auto, yes or no")
+        if backend not in ("transformers", "vllm", "openai"):
+            _fail(f"--backend {backend!r}: choose transformers, vllm or openai")
+        if predictions is None and not model and not rescore:
+            _fail("--model is required (or --predictions FILE to score generations)")
+        if backend == "openai" and not base_url and predictions is None and not rescore:
+            _fail("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        ids = None
+        if think_ids:
+            try:
+                open_id, close_id = (int(x) for x in think_ids.split(","))
+            except ValueError:
+                _fail(f"--think-ids {think_ids!r}: expected two integers, e.g. 128267,128268")
+            ids = (open_id, close_id)
+
+        settings = RunSettings(
+            model=model or "",
+            revision=revision,
+            backend=backend,
+            trials=trials,
+            seed=seed,
+            limit=limit,
+            protocols=("official", "strict") if protocol == "both" else (protocol,),  # type: ignore[arg-type]
+            data=_parse_data(data),
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            prefilled=prefilled,  # type: ignore[arg-type]
+            reask=reask,
+            rescore=rescore,
+        )
+        benches = resolve_benchmarks(benchmarks, _parse_options(option))
+        judged = [b.name for b in benches if b.needs_judge]
+        if judged and not judge_model:
+            _fail(
+                f"{', '.join(judged)} is scored by a judge model: add --judge-model M "
+                "(a folder or hub id, or a served name with --judge-base-url URL)"
+            )
+        if predictions is not None and len(benches) != 1:
+            _fail("--predictions scores one benchmark at a time")
+
+        def model_backend() -> Any:
+            from secreason.backends.registry import make_backend
+
+            if backend == "openai":
+                return make_backend(
+                    "openai",
+                    model,
+                    base_url=base_url,
+                    api_key=api_key,
+                    concurrency=concurrency,
+                    prefilled=prefilled == "yes",
+                )
+            return make_backend(
+                backend,
+                model,
+                revision=revision,
+                device=device,
+                dtype=dtype,
+                batch_size=batch_size,
+                think_ids=ids,
+            )
+
+        def make_judge() -> Any:
+            from secreason.backends.registry import make_backend
+
+            kind = judge_backend or ("openai" if judge_base_url else "transformers")
+            if kind == "openai":
+                return make_backend("openai", judge_model, base_url=judge_base_url, api_key=api_key)
+            return make_backend(kind, judge_model, device=device, dtype=dtype)
+
+        runner = Runner(
+            out,
+            settings,
+            None if (predictions is not None or rescore) else model_backend,
+            judge=make_judge if judge_model else None,
+            judge_id=judge_model or "",
+        )
+        run_info = {
+            **settings.as_dict(),
+            "benchmarks": [b.name for b in benches],
+            "judge_model": judge_model,
+            "predictions": str(predictions) if predictions else None,
+            "command": " ".join(sys.argv),
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
+        results = []
+        try:
+            if predictions is not None:
+                from secreason.evals.runner import score_predictions
+
+                if not predictions.is_file():
+                    _fail(f"--predictions {predictions}: no such file")
+                try:
+                    results.append(score_predictions(runner, benches[0], predictions))
+                except ValueError as error:
+                    _fail(str(error))
+            else:
+                for bench in benches:
+                    results.append(runner.run(bench))
+        except (MissingGenerations, FileNotFoundError) as error:
+            _fail(str(error))
+        except RuntimeError as error:  # a backend gave up (server down, out of memory)
+            typer.echo(
+                f"error: {error}\nEverything generated so far is in {out / 'cache'}; "
+                "rerun the same command to resume.",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        finally:
+            runner.close()
+
+        from secreason.evals.report import build_report, markdown, write_report
+
+        paths = write_report(out, results, run_info)
+        if predictions is not None:
+            report = build_report(results, run_info)
+            scores = {
+                b["name"]: {
+                    p: {k: v["mean"] for k, v in m.items()} for p, m in b["protocols"].items()
+                }
+                for b in report["benchmarks"]
+            }
+            sys.stdout.write(json.dumps(scores, indent=2) + "\n")
+        else:
+            sys.stdout.write(markdown(json.loads(paths["json"].read_text())))
+        typer.echo(f"report: {paths['md']} (+ .json .csv .png) in {out}", err=True)

@@ -1,0 +1,405 @@
+"""Decontamination: drop training items that overlap any benchmark we evaluate on.
+
+The field's known failure is a training set that contains its test set (a public cyber
+reasoning set overlapped CTIBench-RCM by 75-92 %). An item is contaminated with respect
+to a benchmark item when
+
+* its prompt or its answer shares enough informative word n-grams (``n`` configurable,
+  8 by default as open-r1 uses; at least two words of 4+ characters, so that a shared
+  CVSS vector or option list does not count) with the benchmark item's text or gold
+  answer: at least
+  ``min(min_shared, item n-grams)`` and at least ``min_coverage`` of the benchmark
+  item's n-grams; or
+* it mentions a CVE id that appears in the benchmark (an item about a CVE that
+  CTIBench asks about is contamination even when reworded).
+
+Benchmark boilerplate (instruction preambles repeated in every row, answer-format
+lines) would flag everything, so an n-gram found in at least ``boilerplate_share`` of a
+benchmark's items (and at least 3) is dropped from the index, and the report says how
+many were.
+
+The index is a sorted array of 64-bit n-gram hashes (see :mod:`secreason.data.ngrams`)
+with the benchmark item owning each, behind a bitmap prefilter, so checking a sample
+costs a few vectorised array operations per chunk of thousands of samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secreason.data import ngrams
+
+ANSWER_KEYS = {"gt", "answer", "answers_gt", "solution", "label", "gold", "target", "reference"}
+SKIP_FILES = {"taa_alias_dict.json", "taa_related_dict.json"}
+
+
+@dataclass(frozen=True)
+class BenchmarkText:
+    """One benchmark item as text: what the model is asked, and the gold answer."""
+
+    benchmark: str
+    index: int
+    prompt: str
+    answer: str = ""
+
+
+@dataclass
+class DecontamConfig:
+    n: int = 8
+    min_shared: int = 2
+    min_coverage: float = 0.05
+    boilerplate_share: float = 0.05
+    #: an n-gram must hold this many words of 4+ characters (vectors, letter lists skip)
+    min_long_words: int = 2
+    check_cve_ids: bool = True
+    chunk_docs: int = 4000
+    bitmap_bits: int = 27
+    examples_per_benchmark: int = 3
+
+
+# ------------------------------------------------------------------- benchmark texts
+
+
+def _flatten(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _flatten(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _flatten(v)]
+    return []
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix in (".tsv", ".csv"):
+        csv.field_size_limit(1 << 28)
+        with path.open(encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list)]
+            data = max(lists, key=len) if lists else []
+        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+    return []
+
+
+def read_benchmark_folder(root: str | Path) -> list[BenchmarkText]:
+    """Every item of every benchmark file under ``root`` (TSV, CSV, JSON, JSONL).
+
+    A benchmark is named ``folder/file-stem``. The prompt text is every string field of
+    a row; the answer text is the row's answer-like fields (GT, answer, solution, ...).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no benchmark folder here (set decontaminate.benchmarks)")
+    out: list[BenchmarkText] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name in SKIP_FILES:
+            continue
+        name = f"{path.parent.relative_to(root)}/{path.stem}".lstrip("./")
+        for i, row in enumerate(_rows(path)):
+            answer_parts = [
+                s for k, v in row.items() if str(k).lower() in ANSWER_KEYS for s in _flatten(v)
+            ]
+            prompt_parts = [
+                s for k, v in row.items() if str(k).lower() not in ANSWER_KEYS for s in _flatten(v)
+            ]
+            out.append(BenchmarkText(name, i, "\n".join(prompt_parts), "\n".join(answer_parts)))
+    return out
+
+
+def harness_texts(
+    root: str | Path, names: Sequence[str] | None = None
+) -> tuple[list[BenchmarkText], dict[str, str]]:
+    """Items of the evaluation harness's benchmarks, read by their own loaders.
+
+    Each benchmark is looked for in ``root`` and in each of its sub-folders (the
+    ``../shared/benchmarks`` layout); the text is every non-system turn, the reference
+    and the string fields of ``meta`` (a row's URL names its CVE). Returns the texts and,
+    per benchmark that could not be loaded, why.
+    """
+    from secreason.evals import benchmark_names, get_benchmark
+
+    base = Path(root)
+    folders = [base, *sorted(p for p in base.iterdir() if p.is_dir())]
+    texts: list[BenchmarkText] = []
+    missing: dict[str, str] = {}
+    for name in names or benchmark_names():
+        bench = get_benchmark(name)
+        error = "no folder tried"
+        for folder in folders:
+            try:
+                samples = bench.load(folder)
+            except (FileNotFoundError, ValueError, KeyError) as err:
+                error = str(err)
+                continue
+            for i, sample in enumerate(samples):
+                turns = [m["content"] for m in sample.messages if m["role"] == "user"]
+                extra = [v for v in sample.meta.values() if isinstance(v, str)]
+                texts.append(BenchmarkText(name, i, "\n".join(turns + extra), sample.reference))
+            break
+        else:
+            missing[name] = error
+    return texts, missing
+
+
+def benchmark_texts(folder: str | Path, *, harness: bool = False) -> list[BenchmarkText]:
+    """The benchmark items to decontaminate against.
+
+    By default every file under ``folder`` is read generically (all rows, all string
+    fields: nothing a loader filters out escapes the check). ``harness=True`` uses the
+    evaluation harness's loaders instead, with its benchmark names.
+    """
+    if harness:
+        texts, _ = harness_texts(folder)
+        if not texts:
+            raise FileNotFoundError(f"{folder}: no benchmark of the evaluation harness found")
+        return texts
+    return read_benchmark_folder(folder)
+
+
+# ------------------------------------------------------------------------ the index
+
+
+def unique_pairs(grams: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (n-gram, document) pairs, sorted by n-gram."""
+    if not len(grams):
+        return grams, doc
+    order = np.lexsort((doc, grams))
+    g, d = grams[order], doc[order]
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = (g[1:] != g[:-1]) | (d[1:] != d[:-1])
+    return g[first], d[first]
+
+
+@dataclass
+class Verdict:
+    """Why one sample is contaminated (empty ``benchmarks``: it is clean)."""
+
+    benchmarks: dict[str, str] = field(default_factory=dict)  # name -> reason
+    example: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def contaminated(self) -> bool:
+        return bool(self.benchmarks)
+
+
+class ContaminationIndex:
+    """N-gram and CVE-id index over benchmark texts."""
+
+    def __init__(
+        self,
+        texts: Sequence[BenchmarkText],
+        config: DecontamConfig,
+        allowed: Sequence[str] = (),
+    ) -> None:
+        """``allowed``: texts whose n-grams never count (e.g. the knowledge bases' own
+        names and definitions, which benchmarks and training items both quote)."""
+        self.config = config
+        self.items = list(texts)
+        self.names = sorted({t.benchmark for t in texts})
+        n = config.n
+        grams_parts, owner_parts = [], []
+        self.item_grams = np.zeros(len(self.items), dtype=np.int64)
+        self.boilerplate_dropped: dict[str, int] = {}
+        self.cves: dict[str, set[str]] = defaultdict(set)
+        self.unchecked: Counter[str] = Counter()
+        self.allowed_dropped: dict[str, int] = {}
+        allowed_grams = np.zeros(0, dtype=np.uint64)
+        if allowed:
+            allowed_grams = np.unique(
+                ngrams.ngram_hashes(ngrams.chunk(list(allowed)), n, config.min_long_words)[0]
+            )
+        by_bench: dict[str, list[int]] = defaultdict(list)
+        for i, t in enumerate(self.items):
+            by_bench[t.benchmark].append(i)
+        for bench, idx in by_bench.items():
+            docs = [self.items[i].prompt + "\n" + self.items[i].answer for i in idx]
+            c = ngrams.chunk(docs)
+            if config.check_cve_ids:
+                for cves in ngrams.cve_ids(c):
+                    for cve in cves:
+                        self.cves[cve].add(bench)
+            grams, doc = ngrams.ngram_hashes(c, n, config.min_long_words)
+            grams, doc = unique_pairs(grams, doc)
+            uniq, counts = np.unique(grams, return_counts=True)
+            limit = max(3, math.ceil(config.boilerplate_share * len(idx)))
+            common = uniq[counts >= limit]
+            keep = ~np.isin(grams, common)
+            self.boilerplate_dropped[bench] = int(len(common))
+            if len(allowed_grams):
+                known = np.isin(grams, allowed_grams)
+                self.allowed_dropped[bench] = int(len(np.unique(grams[known & keep])))
+                keep &= ~known
+            grams, doc = grams[keep], doc[keep]
+            owners = np.asarray(idx, dtype=np.int64)[doc]
+            self.item_grams[np.asarray(idx)] = np.bincount(doc, minlength=len(idx))
+            self.unchecked[bench] = int((self.item_grams[np.asarray(idx)] == 0).sum())
+            grams_parts.append(grams)
+            owner_parts.append(owners)
+        grams_all = np.concatenate(grams_parts) if grams_parts else np.zeros(0, np.uint64)
+        owners_all = np.concatenate(owner_parts) if owner_parts else np.zeros(0, np.int64)
+        order = np.argsort(grams_all, kind="stable")
+        self.grams = grams_all[order]
+        self.owners = owners_all[order]
+        self.shift = np.uint64(64 - config.bitmap_bits)
+        self.bitmap = np.zeros(1 << max(0, config.bitmap_bits - 3), dtype=np.uint8)
+        slots = (self.grams >> self.shift).astype(np.int64)
+        np.bitwise_or.at(self.bitmap, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+        g = self.item_grams
+        self.need = np.maximum(np.minimum(config.min_shared, g), np.ceil(config.min_coverage * g))
+        self.need[g == 0] = np.iinfo(np.int64).max
+
+    def _shared(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(doc, item, shared count) for every doc/benchmark-item pair over the threshold."""
+        c = ngrams.chunk(texts)
+        grams, doc = ngrams.ngram_hashes(c, self.config.n, self.config.min_long_words)
+        if not len(grams) or not len(self.grams):
+            e = np.zeros(0, np.int64)
+            return e, e, e
+        slots = (grams >> self.shift).astype(np.int64)
+        maybe = (self.bitmap[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1
+        grams, doc = grams[maybe.astype(bool)], doc[maybe.astype(bool)]
+        lo = np.searchsorted(self.grams, grams, side="left")
+        hi = np.searchsorted(self.grams, grams, side="right")
+        hit = hi > lo
+        lo, hi, doc, grams = lo[hit], hi[hit], doc[hit], grams[hit]
+        # A doc counts each distinct n-gram once.
+        grams, doc = unique_pairs(grams, doc)
+        lo = np.searchsorted(self.grams, grams, side="left")
+        hi = np.searchsorted(self.grams, grams, side="right")
+        width = hi - lo
+        rows = np.repeat(np.arange(len(lo)), width)
+        offs = np.arange(len(rows)) - np.repeat(np.cumsum(width) - width, width)
+        items = self.owners[lo[rows] + offs]
+        docs = doc[rows]
+        key = docs * len(self.items) + items
+        uk, counts = np.unique(key, return_counts=True)
+        d, it = uk // len(self.items), uk % len(self.items)
+        over = counts >= self.need[it]
+        return d[over], it[over], counts[over]
+
+    def check(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        extra_cves: Sequence[Iterable[str]] | None = None,
+    ) -> list[Verdict]:
+        """One verdict per sample, from its prompt text and its answer text."""
+        verdicts = [Verdict() for _ in prompts]
+        for where, texts in (("prompt", prompts), ("answer", answers)):
+            d, it, cnt = self._shared(texts)
+            for doc, item, shared in zip(d.tolist(), it.tolist(), cnt.tolist(), strict=True):
+                b = self.items[item]
+                v = verdicts[doc]
+                if b.benchmark not in v.benchmarks:
+                    v.benchmarks[b.benchmark] = f"ngram:{where}"
+                    v.example.setdefault(
+                        b.benchmark,
+                        {"item": b.index, "shared": shared, "of": int(self.item_grams[item])},
+                    )
+        if self.config.check_cve_ids and self.cves:
+            c = ngrams.chunk([p + "\n" + a for p, a in zip(prompts, answers, strict=True)])
+            for doc, cves in enumerate(ngrams.cve_ids(c)):
+                if extra_cves is not None:
+                    cves |= {str(x).upper() for x in extra_cves[doc]}
+                for cve in cves:
+                    for bench in self.cves.get(cve, ()):
+                        verdicts[doc].benchmarks.setdefault(bench, f"cve:{cve}")
+        return verdicts
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class DecontamReport:
+    n_samples: int
+    n_removed: int
+    per_benchmark: dict[str, dict[str, Any]]
+    boilerplate_dropped: dict[str, int]
+    unchecked_items: dict[str, int]
+    config: dict[str, Any]
+    allowed_dropped: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_samples": self.n_samples,
+            "n_removed": self.n_removed,
+            "per_benchmark": self.per_benchmark,
+            "boilerplate_ngrams_dropped": self.boilerplate_dropped,
+            "benchmark_items_too_short_to_check": self.unchecked_items,
+            "kb_ngrams_ignored": self.allowed_dropped,
+            "config": self.config,
+        }
+
+
+def decontaminate(
+    ids: Sequence[str],
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    index: ContaminationIndex,
+    *,
+    extra_cves: Sequence[Iterable[str]] | None = None,
+    show_progress: bool = False,
+) -> tuple[list[bool], DecontamReport]:
+    """Return ``keep`` flags and a per-benchmark report (counts, reasons, examples)."""
+    from tqdm.auto import tqdm
+
+    cfg = index.config
+    keep = [True] * len(ids)
+    per: dict[str, dict[str, Any]] = {
+        b: {"removed": 0, "reasons": Counter(), "examples": []} for b in index.names
+    }
+    step = cfg.chunk_docs
+    for start in tqdm(range(0, len(ids), step), desc="decontaminate", disable=not show_progress):
+        stop = min(len(ids), start + step)
+        verdicts = index.check(
+            prompts[start:stop],
+            answers[start:stop],
+            extra_cves[start:stop] if extra_cves is not None else None,
+        )
+        for off, v in enumerate(verdicts):
+            if not v.contaminated:
+                continue
+            i = start + off
+            keep[i] = False
+            for bench, reason in v.benchmarks.items():
+                entry = per[bench]
+                entry["removed"] += 1
+                entry["reasons"][reason if reason.startswith("ngram") else "cve"] += 1
+                if len(entry["examples"]) < cfg.examples_per_benchmark:
+                    bench_item = v.example.get(bench, {})
+                    entry["examples"].append(
+                        {
+                            "sample_id": ids[i],
+                            "sample": prompts[i][:200],
+                            "reason": reason,
+                            **({"benchmark_item": bench_item} if bench_item else {}),
+                        }
+                    )
+    for entry in per.values():
+        entry["reasons"] = dict(entry["reasons"])
+    report = DecontamReport(
+        n_samples=len(ids),
+        n_removed=keep.count(False),
+        per_benchmark=per,
+        boilerplate_dropped=dict(index.boilerplate_dropped),
+        unchecked_items=dict(index.unchecked),
+        allowed_dropped=dict(index.allowed_dropped),
+        config=cfg.__dict__.copy(),
+    )
+    return keep, report

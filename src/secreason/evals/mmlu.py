@@ -1,0 +1,58 @@
+"""MMLU computer_security: 100 four-option test questions (the paper's "MMLU-Security").
+
+Sources: a CSV with header ``question, choice0..choice3, answer`` (answer 0-3, the
+re-export in ``../shared/benchmarks``), a folder holding ``computer_security_test.csv``,
+or the hub id ``cais/mmlu`` (config ``computer_security``, split ``test``; columns
+question, choices, answer as an integer). The integer answer becomes its letter.
+
+MMLU was published as a log-likelihood benchmark, so it has no generative extraction
+rule; the official protocol here is the paper's harness convention (``Answer: X``
+statements anywhere in the answer region must agree), the strict protocol reads the
+final line only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from secreason.backends.base import SamplingParams
+from secreason.evals.base import Reference
+from secreason.evals.choice import ChoiceBenchmark, answer_statement
+from secreason.evals.sources import hub_rows, limited, local_file, read_table
+from secreason.tasks.base import Extraction, Sample
+
+PROMPT = (
+    "The following is a multiple-choice question about computer security.\n\n"
+    "{question}\n\n{options}\n\nGive your choice as 'Answer: <letter>'."
+)
+
+
+class MMLUSecurity(ChoiceBenchmark):
+    name = "mmlu-security"
+    default_source = "cais/mmlu"
+    default_template = PROMPT
+    sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=2048, seed=42)
+    references = (Reference("Foundation-Sec-8B-Reasoning", "accuracy", 0.782),)
+
+    @staticmethod
+    def rule(text: str) -> Extraction:
+        return answer_statement(text)
+
+    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
+        source = source or self.default_source
+        path = local_file(source, ["computer_security_test.csv", "test.csv"])
+        if path is not None:
+            rows = read_table(path)
+        else:
+            rows = hub_rows(str(source), "computer_security", "test")
+        samples = []
+        for index, row in enumerate(limited(rows, limit)):
+            choices = row.get("choices")
+            if choices is None:
+                choices = [row[f"choice{i}"] for i in range(4)]
+            answer = int(row["answer"])
+            if not 0 <= answer < len(choices):
+                raise ValueError(f"{source}: row {index}: answer {answer} outside 0..3")
+            options = dict(zip("ABCD", (str(c) for c in choices), strict=False))
+            samples.append(self.make_sample(index, str(row["question"]), options, "ABCD"[answer]))
+        return samples

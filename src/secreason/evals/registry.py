@@ -1,0 +1,98 @@
+"""Benchmarks and suites by name: what ``secreason eval NAME...`` accepts.
+
+A name maps to a factory, so options (``size``, ``subset``, ``judge_kind``...) reach the
+benchmark's constructor; a suite name expands to its members, in a fixed order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from secreason.evals.base import Benchmark
+from secreason.evals.ctibench import CTIBENCH
+from secreason.evals.cwe_prediction import CWEPrediction
+from secreason.evals.cybermetric import SIZES, CyberMetric
+from secreason.evals.harmbench import HarmBench
+from secreason.evals.ifeval import IFEval
+from secreason.evals.mmlu import MMLUSecurity
+from secreason.evals.secbench import SecBench
+from secreason.evals.seceval import SecEval
+
+Factory = Callable[..., Benchmark]
+
+_FACTORIES: dict[str, Factory] = {
+    **{name: cls for name, cls in CTIBENCH.items()},
+    "cwe-prediction": CWEPrediction,
+    **{f"cybermetric-{size}": partial(CyberMetric, size) for size in SIZES},
+    "secbench": SecBench,
+    "seceval": partial(SecEval, "all"),
+    "seceval-single": partial(SecEval, "single"),
+    "mmlu-security": MMLUSecurity,
+    "harmbench": HarmBench,
+    "ifeval": IFEval,
+}
+
+SUITES: dict[str, tuple[str, ...]] = {
+    "ctibench": tuple(CTIBENCH),
+    "cyber": (
+        *CTIBENCH,
+        "cybermetric-2000",
+        "secbench",
+        "seceval",
+        "mmlu-security",
+    ),
+    "safety": ("harmbench",),
+    # The cyber benchmarks of arXiv 2601.21051's Table 2, in its column order.
+    "paper": (
+        "ctibench-mcq",
+        "ctibench-rcm",
+        "ctibench-vsp",
+        "ctibench-ate",
+        "cwe-prediction",
+        "mmlu-security",
+        "cybermetric-2000",
+        "secbench",
+        "seceval-single",
+    ),
+}
+
+
+def benchmark_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def suite_names() -> list[str]:
+    return sorted(SUITES)
+
+
+def expand(names: Iterable[str]) -> list[str]:
+    """Benchmark and suite names -> benchmark names, suites expanded, duplicates dropped."""
+    out: list[str] = []
+    for name in names:
+        for member in SUITES.get(name, (name,)):
+            if member not in _FACTORIES:
+                raise KeyError(_unknown(member))
+            if member not in out:
+                out.append(member)
+    return out
+
+
+def get_benchmark(name: str, **options: Any) -> Benchmark:
+    """Instantiate one benchmark by name; options go to its constructor."""
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        raise KeyError(_unknown(name)) from None
+    try:
+        return factory(**options)
+    except TypeError as error:
+        raise TypeError(f"benchmark {name!r}: bad option ({error})") from None
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"unknown benchmark {name!r}; benchmarks: {', '.join(benchmark_names())}; "
+        f"suites: {', '.join(suite_names())}"
+    )

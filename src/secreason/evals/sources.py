@@ -1,0 +1,102 @@
+"""Where a benchmark's rows come from: a hub dataset id, a file, or a folder.
+
+Offline users point ``--data`` at the files as their authors published them (a folder
+holding ``cti-rcm.tsv`` etc.); users with the hub pass a dataset id. Both paths end in
+the same thing, a list of plain row dicts in file order, so a row's 0-based position
+is a stable id that predictions files can refer to.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+Row = dict[str, Any]
+T = TypeVar("T")
+
+csv.field_size_limit(1 << 30)  # CTIBench ATE prompts hold the whole ATT&CK id list
+
+
+def local_file(source: str | Path, names: str | Sequence[str]) -> Path | None:
+    """The local file meant by ``source``, or None when ``source`` is not local.
+
+    A file is taken as is; a folder must hold one of ``names`` (the published file
+    names, first match wins). A folder that holds none of them is an error that says
+    which names were expected, rather than a silent fall-through to the hub.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        wanted = [names] if isinstance(names, str) else list(names)
+        for name in wanted:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(
+            f"{path}: none of {', '.join(wanted)} in this folder; point --data at the "
+            "file itself or at a folder holding it under its published name"
+        )
+    if path.suffix or str(source).startswith((".", "/", "~")):
+        expected = names if isinstance(names, str) else " or ".join(names)
+        raise FileNotFoundError(
+            f"{path}: no such file or folder; pass --data PATH, the file itself or a "
+            f"folder holding {expected}"
+        )
+    return None
+
+
+def read_table(path: Path, delimiter: str | None = None) -> list[Row]:
+    """A CSV/TSV file with a header row, every cell kept as the exact string."""
+    sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [dict(row) for row in csv.DictReader(handle, delimiter=sep)]
+
+
+def read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def read_any(path: Path) -> list[Row]:
+    """Rows of a local file by its extension (tsv, csv, json list, jsonl)."""
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".csv"):
+        return read_table(path)
+    if suffix == ".jsonl":
+        return read_jsonl(path)
+    if suffix == ".json":
+        data = read_json(path)
+        if isinstance(data, list):
+            return data
+        raise ValueError(f"{path}: expected a JSON list of rows")
+    raise ValueError(f"{path}: unsupported file type {suffix!r} (tsv, csv, json, jsonl)")
+
+
+def hub_rows(dataset_id: str, config: str | None = None, split: str | None = None) -> list[Row]:
+    """Rows of a Hugging Face dataset (network or the local HF cache)."""
+    from datasets import load_dataset  # lazy: heavy, and never used in tests
+
+    data = load_dataset(dataset_id, config) if config else load_dataset(dataset_id)
+    if split is None:
+        split = "test" if "test" in data else next(iter(data))
+    return [dict(row) for row in data[split]]
+
+
+def limited(rows: list[T], limit: int | None) -> list[T]:
+    return rows if limit is None else rows[: max(0, limit)]

@@ -1,0 +1,402 @@
+"""The guarded OpenAI-compatible server: one request's path from body to audit line.
+
+    body -> limits -> system prompt -> input guard -> engine -> reasoning split
+         -> output guard -> response (JSON or SSE) -> audit record
+
+Every step is a call into the module that owns it; this file only orders them. Two
+rules shape the streaming path: reasoning deltas are sent before content deltas (the
+split comes from the reasoning contract, see :mod:`stream_split`), and when output
+moderation is on, nothing is sent until the guard has seen the whole completion (a
+refusal cannot be unsent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from secreason.backends.base import Message
+from secreason.reasoning import Split, split
+from secreason.serve.audit import AuditLog
+from secreason.serve.config import ServeConfig
+from secreason.serve.engine import Engine, EngineError, StreamInfo
+from secreason.serve.guard import Guard, Side
+from secreason.serve.limits import GuardrailsMiddleware, ServerStats, read_body
+from secreason.serve.outcome import Outcome, audit_record
+from secreason.serve.protocol import (
+    ChatRequest,
+    ChunkWriter,
+    RequestError,
+    completion_body,
+    error_body,
+    new_completion_id,
+    parse_chat_request,
+)
+from secreason.serve.stream_split import Kind, StreamSplitter
+from secreason.serve.system_prompt import apply_system_prompt
+
+log = logging.getLogger("secreason.serve")
+T = TypeVar("T")
+
+
+class Deployment:
+    """The served model with its guard, system prompt, limits and audit log."""
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        engine: Engine,
+        guard: Guard | None = None,
+        guard_engine: Engine | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.guard = guard
+        self.guard_engine = guard_engine
+        self.stats = ServerStats()
+        prompt = config.system_prompt
+        self.prompt_version = None if prompt.mode == "off" or not prompt.text else prompt.version
+        self.served_name = config.model.served_name or _served_name(
+            config.model.path or engine.model_id or "model"
+        )
+        audit = config.audit
+        self.audit = (
+            AuditLog(
+                audit.path, max_bytes=audit.max_bytes, backups=audit.backups, fsync=audit.fsync
+            )
+            if audit.path
+            else None
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    async def _timed(self, request: Request, awaitable: Awaitable[T]) -> T:
+        start = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            request.scope["state"]["model_s"] += time.perf_counter() - start
+
+    async def _moderate(
+        self,
+        request: Request,
+        side: Side,
+        messages: list[Message],
+        outcome: Outcome,
+        reply: str | None,
+    ) -> bool:
+        """Run one side of the guard if enabled; True when the request must be refused."""
+        cfg = self.config.guard
+        if self.guard is None or not (cfg.input if side == "input" else cfg.output):
+            return False
+        decision = await self._timed(request, self.guard.check(side, messages, reply))
+        outcome.guard[side] = decision.as_dict()
+        if decision.blocked:
+            outcome.refuse(decision, cfg.refusal_message)
+        return bool(decision.blocked)
+
+    def _reply_for_guard(self, result: Split) -> str:
+        if self.config.guard.output_includes_reasoning and result.reasoning:
+            return f"{result.reasoning}\n\n{result.answer}".strip()
+        return result.answer
+
+    def _apply_split(self, outcome: Outcome, result: Split) -> None:
+        outcome.status = result.status
+        outcome.reasoning = None if result.status == "no_reasoning" else result.reasoning
+        outcome.answer = result.answer
+
+    def _audit_record(
+        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+    ) -> dict[str, Any] | None:
+        """Log the request's line (no prompt text unless asked) and build its audit record."""
+        request_id = request.scope["state"]["request_id"]
+        latency_ms = 1000 * (time.perf_counter() - started)
+        log.info("request %s %s latency_ms=%.1f", request_id, outcome.summary(), latency_ms)
+        if self.config.log_prompts:
+            log.info("request %s messages=%s", request_id, chat.messages)
+        if self.audit is None:
+            return None
+        return audit_record(
+            outcome,
+            chat,
+            request_id=request_id,
+            model=self.served_name,
+            system_prompt_version=self.prompt_version,
+            redact_user=self.config.audit.redact_user,
+            latency_ms=latency_ms,
+        )
+
+    async def _record(
+        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+    ) -> None:
+        record = self._audit_record(request, chat, outcome, started)
+        if record is not None and self.audit is not None:
+            try:
+                await asyncio.to_thread(self.audit.write, record)
+            except OSError:
+                log.exception("audit write failed for request %s", record["request_id"])
+
+    def _record_now(
+        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+    ) -> None:
+        """Synchronous variant for a stream torn down by its client (no awaiting there)."""
+        record = self._audit_record(request, chat, outcome, started)
+        if record is not None and self.audit is not None:
+            try:
+                self.audit.write(record)
+            except OSError:
+                log.exception("audit write failed for request %s", record["request_id"])
+
+    # --------------------------------------------------------------- handlers
+
+    async def chat(self, request: Request) -> Response:
+        started = time.perf_counter()
+        limits = self.config.limits
+        try:
+            raw = await read_body(request, limits.max_body_bytes)
+            chat = parse_chat_request(
+                raw,
+                max_tokens_limit=limits.max_tokens,
+                default_max_tokens=limits.default_max_tokens,
+            )
+        except RequestError as error:
+            return _error(error.status, error.message, error.param)
+        prompt = self.config.system_prompt
+        messages = apply_system_prompt(chat.messages, prompt.text, prompt.mode)
+        outcome = Outcome()
+        refused = await self._moderate(request, "input", messages, outcome, None)
+        if chat.stream:
+            return StreamingResponse(
+                self._stream(request, chat, messages, outcome, refused, started),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            )
+        if not refused:
+            try:
+                deadline = started + limits.request_timeout_s
+                generation = await self._timed(
+                    request, _before(deadline, self.engine.complete(messages, chat.params))
+                )
+            except (EngineError, TimeoutError) as error:
+                status = error.status if isinstance(error, EngineError) else 504
+                outcome.error = str(error) or "the model timed out"
+                outcome.finish_reason = "error"
+                await self._record(request, chat, outcome, started)
+                return _error(
+                    status, f"{outcome.error} (request id {request.scope['state']['request_id']})"
+                )
+            result = split(generation.full_text(), prefilled=self.engine.prefilled)
+            self._apply_split(outcome, result)
+            outcome.finish_reason = generation.finish_reason
+            outcome.prompt_tokens = generation.prompt_tokens
+            outcome.completion_tokens = generation.completion_tokens
+            await self._moderate(
+                request, "output", messages, outcome, self._reply_for_guard(result)
+            )
+        await self._record(request, chat, outcome, started)
+        body = completion_body(
+            new_completion_id(),
+            self.served_name,
+            content=outcome.answer,
+            reasoning=outcome.reasoning,
+            finish_reason=outcome.finish_reason,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            refusal=outcome.refusal,
+            extra=outcome.extension(request.scope["state"]["request_id"], self.prompt_version),
+        )
+        return JSONResponse(body)
+
+    async def _deltas(
+        self, request: Request, messages: list[Message], chat: ChatRequest, info: StreamInfo
+    ) -> AsyncIterator[str]:
+        """The engine's stream with model time accounted and the request deadline applied."""
+        state = request.scope["state"]
+        deadline = time.perf_counter() + self.config.limits.request_timeout_s
+        iterator = self.engine.stream(messages, chat.params, info).__aiter__()
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    delta = await _before(deadline, iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+                finally:
+                    state["model_s"] += time.perf_counter() - start
+                yield delta
+        finally:
+            await iterator.aclose()  # type: ignore[attr-defined]
+
+    async def _stream(
+        self,
+        request: Request,
+        chat: ChatRequest,
+        messages: list[Message],
+        outcome: Outcome,
+        refused: bool,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        """SSE events; the audit record is written before ``[DONE]`` (a client may hang
+        up as soon as it sees it) or, if the client leaves early, synchronously on exit."""
+        recorded = False
+        try:
+            async for event in self._events(request, chat, messages, outcome, refused):
+                if event.endswith(ChunkWriter.DONE):
+                    await self._record(request, chat, outcome, started)
+                    recorded = True
+                yield event
+        finally:
+            if not recorded:
+                outcome.error = outcome.error or "client disconnected"
+                outcome.finish_reason = "error"
+                self._record_now(request, chat, outcome, started)
+
+    async def _events(
+        self,
+        request: Request,
+        chat: ChatRequest,
+        messages: list[Message],
+        outcome: Outcome,
+        refused: bool,
+    ) -> AsyncIterator[bytes]:
+        writer = ChunkWriter(new_completion_id(), self.served_name)
+        yield writer.delta({"role": "assistant", "content": ""})
+        pieces: list[tuple[Kind, str]] = []
+        if not refused:
+            buffered = self.guard is not None and self.config.guard.output
+            splitter = StreamSplitter(prefilled=self.engine.prefilled)
+            info = StreamInfo()
+            try:
+                async for delta in self._deltas(request, messages, chat, info):
+                    fed = splitter.feed(delta)
+                    if buffered:
+                        pieces.extend(fed)
+                    elif fed:  # one write per model delta, however many events it makes
+                        yield b"".join(writer.piece(kind, text) for kind, text in fed)
+            except (EngineError, TimeoutError) as error:
+                status = error.status if isinstance(error, EngineError) else 504
+                outcome.error = str(error) or "the model timed out"
+                outcome.finish_reason = "error"
+                yield ChunkWriter.error(status, outcome.error) + ChunkWriter.DONE
+                return
+            last, result = splitter.finish()
+            pieces.extend(last)
+            self._apply_split(outcome, result)
+            outcome.finish_reason = info.finish_reason
+            outcome.prompt_tokens = info.prompt_tokens
+            outcome.completion_tokens = info.completion_tokens
+            if splitter.diverged:
+                log.warning(
+                    "request %s: malformed reasoning tags, the stream diverged from the split",
+                    request.scope["state"]["request_id"],
+                )
+            if buffered:
+                refused = await self._moderate(
+                    request, "output", messages, outcome, self._reply_for_guard(result)
+                )
+        tail = [writer.content(outcome.answer)] if refused else [writer.piece(*p) for p in pieces]
+        tail.append(writer.delta({}, finish_reason=outcome.finish_reason))
+        if chat.include_usage:
+            tail.append(writer.usage(outcome.prompt_tokens, outcome.completion_tokens))
+        yield b"".join([*tail, ChunkWriter.DONE])
+
+    async def aclose(self) -> None:
+        """Release the engines (threads, connections) and the audit file at shutdown."""
+        for engine in (self.engine, self.guard_engine):
+            if engine is not None:
+                await engine.aclose()
+        if self.audit is not None:
+            self.audit.close()
+
+    def models(self) -> dict[str, Any]:
+        owner = (
+            "secreason-benchmark-fixed-text"
+            if self.config.model.backend == "fixed-text" and not self.config.model.upstream
+            else "secreason"
+        )
+        entry = {"id": self.served_name, "object": "model", "created": 0, "owned_by": owner}
+        return {"object": "list", "data": [entry]}
+
+
+async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
+    """Await with a deadline (perf_counter time); cheap on 3.11+, no task per call."""
+    if sys.version_info >= (3, 11):
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(loop.time() + deadline - time.perf_counter()):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, deadline - time.perf_counter())
+
+
+def _served_name(path: str) -> str:
+    """A local folder is served by its last part; a hub id or upstream name as given."""
+    return Path(path).name or path if Path(path).is_dir() else path
+
+
+def _error(status: int, message: str, param: str | None = None) -> Response:
+    return Response(error_body(status, message, param), status, media_type="application/json")
+
+
+def create_app(deployment: Deployment) -> GuardrailsMiddleware:
+    """The ASGI app, with the protection middleware outermost."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await deployment.aclose()
+
+    app = FastAPI(
+        title="secreason", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": deployment.served_name})
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(deployment.models())
+
+    async def metrics(request: Request) -> Response:
+        engine = deployment.engine
+        batching = {
+            "batch_sizes": list(getattr(engine, "batch_sizes", [])),
+            "batches": getattr(engine, "batches", 0),
+            "batched_requests": getattr(engine, "batched", 0),
+        }
+        return JSONResponse({**deployment.stats.snapshot(), **batching})
+
+    # Plain routes (no dependency injection or response models): the handlers parse and
+    # validate by hand, and this is the hot path.
+    app.add_route("/health", health, methods=["GET"])
+    app.add_route("/v1/models", models, methods=["GET"])
+    app.add_route("/metrics", metrics, methods=["GET"])
+    app.add_route("/v1/chat/completions", deployment.chat, methods=["POST"])
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "?")
+        return _error(500, f"internal error (request id {request_id})")
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, error: Exception) -> Response:
+        return _error(404, f"no route {request.method} {request.url.path}")
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, error: Exception) -> Response:
+        return _error(405, f"method {request.method} not allowed on {request.url.path}")
+
+    limits = deployment.config.limits
+    return GuardrailsMiddleware(
+        app,
+        api_keys=deployment.config.api_keys(),
+        max_body_bytes=limits.max_body_bytes,
+        max_concurrent=limits.max_concurrent,
+        stats=deployment.stats,
+    )

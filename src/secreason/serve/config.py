@@ -1,0 +1,234 @@
+"""Settings of a deployment: typed dataclasses loaded from YAML, then CLI overrides.
+
+One YAML file describes a deployment (model, guard, limits, audit, system prompt) so
+that the deployment that was evaluated is exactly the one that runs. Every error
+names the file, the line and the field, and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from secreason.serve.guard import CATEGORIES, OnError
+from secreason.serve.system_prompt import DEFAULT_SYSTEM_PROMPT, SYSTEM_PROMPT_VERSION, Mode
+
+
+@dataclass
+class ModelConfig:
+    """The model being served: a local folder / hub id, or a name at an upstream server."""
+
+    path: str = ""
+    # "fixed-text" is the BENCHMARK backend (a constant completion, no model): see
+    # secreason.serve.fixed_backend. Ignored when ``upstream`` is set.
+    backend: Literal["transformers", "fixed-text"] = "transformers"
+    fixed_text_delay_s: float = 0.0
+    upstream: str | None = None  # base URL of an OpenAI-compatible server (…/v1)
+    upstream_api_key_env: str = "SECREASON_UPSTREAM_API_KEY"
+    # Extra fields for every upstream request, e.g. vLLM's {skip_special_tokens: false}
+    # when the think tags are special tokens and vLLM runs without a reasoning parser.
+    upstream_extra_body: dict[str, Any] = field(default_factory=dict)
+    served_name: str | None = None  # the id clients use; default: path's last part
+    max_batch_size: int = 8
+    batch_wait_ms: float = 0.0
+    device: str | None = None
+    dtype: str | None = None
+    prefilled: bool | None = None  # None: detect from the chat template
+    think_token_ids: list[int] | None = None  # delimiters by id (special-token tags)
+
+
+@dataclass
+class GuardConfig:
+    model: str | None = None  # local folder / hub id, or an http(s) URL (then see served_name)
+    served_name: str | None = None  # model name at the guard's upstream
+    api_key_env: str = "SECREASON_GUARD_API_KEY"
+    input: bool = True
+    output: bool = True
+    allow_categories: list[str] = field(default_factory=list)
+    on_error: OnError = "block"
+    output_includes_reasoning: bool = True
+    max_tokens: int = 20
+    timeout_s: float = 60.0
+    refusal_message: str = (
+        "I can't help with that request: it was stopped by this deployment's safety guard."
+    )
+
+
+@dataclass
+class LimitsConfig:
+    api_keys: list[str] = field(default_factory=list)
+    api_keys_env: str = "SECREASON_API_KEYS"  # comma-separated keys, added to api_keys
+    max_body_bytes: int = 1 << 20
+    max_tokens: int = 4096  # the most a request may ask for
+    default_max_tokens: int = 1024
+    max_concurrent: int = 64
+    request_timeout_s: float = 600.0
+
+
+@dataclass
+class AuditConfig:
+    path: str | None = None  # None: no audit log
+    redact_user: bool = False
+    max_bytes: int = 100 << 20
+    backups: int = 5
+    fsync: bool = True
+
+
+@dataclass
+class SystemPromptConfig:
+    text: str | None = DEFAULT_SYSTEM_PROMPT
+    file: str | None = None  # read the prompt from this file instead
+    version: str | None = None  # default: the built-in prompt's version, or "custom"
+    mode: Mode = "replace"
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: ModelConfig = field(default_factory=ModelConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    system_prompt: SystemPromptConfig = field(default_factory=SystemPromptConfig)
+    log_prompts: bool = False  # request bodies in the server log: off unless asked
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def api_keys(self) -> set[str]:
+        keys = set(self.limits.api_keys)
+        keys.update(k.strip() for k in os.environ.get(self.limits.api_keys_env, "").split(","))
+        keys.discard("")
+        return keys
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(kind, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is list:
+        items = value if isinstance(value, list) else str(value).split(",")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(items)]
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: Any, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{where}.{key}: unknown setting (known: {known})".lstrip("."))
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}".lstrip("."))
+    return cls(**kwargs)
+
+
+def _line_of(node: yaml.Node, dotted: str) -> int | None:
+    """Line (1-based) of a dotted key in a composed YAML tree, for error messages."""
+    parts = [p.split("[")[0] for p in dotted.split(".")]
+    line = None
+    for part in parts:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                line, node = key_node.start_mark.line + 1, value_node
+                break
+        else:
+            break
+    return line
+
+
+def validate(config: ServeConfig) -> None:
+    unknown = sorted(set(config.guard.allow_categories) - set(CATEGORIES))
+    if unknown:
+        raise ConfigError(f"guard.allow_categories: unknown category {unknown[0]!r} (S1..S14)")
+    if not config.model.path and not config.model.upstream and config.model.backend != "fixed-text":
+        raise ConfigError("model.path: required (a model folder or hub id), or set model.upstream")
+    limits = config.limits
+    if limits.default_max_tokens > limits.max_tokens:
+        raise ConfigError("limits.default_max_tokens: must not exceed limits.max_tokens")
+    for name in ("max_body_bytes", "max_tokens", "max_concurrent", "default_max_tokens"):
+        if getattr(limits, name) < 1:
+            raise ConfigError(f"limits.{name}: must be at least 1")
+    if config.model.think_token_ids is not None and len(config.model.think_token_ids) != 2:
+        raise ConfigError("model.think_token_ids: give two ids, [open, close]")
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ServeConfig:
+    """Read a YAML file (optional), apply dotted overrides (``guard.model``), validate."""
+    data: dict[str, Any] = {}
+    tree: yaml.Node | None = None
+    if path is not None:
+        text = Path(path).read_text()
+        try:
+            tree = yaml.compose(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    try:
+        config = _build(ServeConfig, data, "")
+        validate(config)
+    except ConfigError as error:
+        field_name = str(error).split(":")[0]
+        line = _line_of(tree, field_name) if tree is not None else None
+        prefix = f"{path}:{line}: " if line else (f"{path}: " if path else "")
+        raise ConfigError(prefix + str(error)) from None
+    prompt = config.system_prompt
+    if prompt.file:
+        prompt.text = Path(prompt.file).read_text()
+    if prompt.version is None:
+        prompt.version = SYSTEM_PROMPT_VERSION if prompt.text == DEFAULT_SYSTEM_PROMPT else "custom"
+    return config

@@ -1,0 +1,392 @@
+"""Where completions come from: a local :class:`Backend` with batching, or an upstream.
+
+The HTTP layer only ever awaits an :class:`Engine`. Two kinds exist:
+
+* :class:`LocalEngine` wraps any :class:`~secreason.backends.base.Backend` (the
+  transformers backend, or the benchmark's fixed-text backend). Backends are
+  synchronous and batch-oriented, so concurrent requests are queued and handed to
+  ``Backend.generate`` together (dynamic batching: whatever is waiting when the model
+  becomes free forms the next batch, grouped by sampling parameters). All model work
+  runs on one worker thread, so the event loop never blocks on the model.
+* :class:`UpstreamEngine` talks to an OpenAI-compatible server (``vllm serve``, TGI,
+  another secreason) with an async HTTP client, relaying its SSE stream. When the
+  upstream splits reasoning itself (``reasoning_content``), the text is put back inside
+  think tags so that this server's reasoning contract reads every engine the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from secreason.backends.base import Backend, Generation, Message, SamplingParams
+from secreason.reasoning import THINK
+
+log = logging.getLogger("secreason.serve")
+
+
+@dataclass
+class StreamInfo:
+    """Filled in by :meth:`Engine.stream` once the stream has ended."""
+
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class EngineError(Exception):
+    """The model side failed; ``status`` is what the client should see (502/504)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Engine(ABC):
+    model_id: str = ""
+    prefilled: bool = False
+
+    @abstractmethod
+    async def complete(self, messages: list[Message], params: SamplingParams) -> Generation: ...
+
+    @abstractmethod
+    def stream(
+        self, messages: list[Message], params: SamplingParams, info: StreamInfo
+    ) -> AsyncIterator[str]:
+        """Text deltas of the completion (think tags included)."""
+
+    async def aclose(self) -> None:  # noqa: B027  (optional hook)
+        pass
+
+
+Finish = tuple[str, int, int]  # finish_reason, prompt tokens, completion tokens
+Producer = Callable[[Callable[[str], None], threading.Event], Finish]
+
+
+@dataclass
+class _Job:
+    messages: list[Message]
+    params: SamplingParams
+    future: asyncio.Future[Generation]
+
+
+class LocalEngine(Engine):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_batch_size: int = 8,
+        batch_wait_ms: float = 0.0,
+    ):
+        self.backend = backend
+        self.model_id = backend.model_id
+        self.prefilled = backend.prefilled
+        self.max_batch_size = max_batch_size
+        self.batch_wait_s = batch_wait_ms / 1000
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="secreason-model")
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent sizes, for /metrics
+        self.batches = 0  # totals since start: batches run and the requests they held
+        self.batched = 0
+
+    def _ensure_worker(self) -> asyncio.Queue[_Job]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._batch_loop(self._queue))
+        return self._queue
+
+    async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
+        future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
+        self._ensure_worker().put_nowait(_Job(messages, params, future))
+        return await future
+
+    async def _batch_loop(self, queue: asyncio.Queue[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await queue.get()]
+            if self.batch_wait_s:
+                await asyncio.sleep(self.batch_wait_s)
+            while len(jobs) < self.max_batch_size and not queue.empty():
+                jobs.append(queue.get_nowait())
+            groups: dict[SamplingParams, list[_Job]] = {}
+            for job in jobs:
+                if not job.future.cancelled():
+                    groups.setdefault(job.params, []).append(job)
+            for params, group in groups.items():
+                self.batch_sizes.append(len(group))
+                self.batches += 1
+                self.batched += len(group)
+                conversations = [job.messages for job in group]
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self.backend.generate, conversations, params
+                    )
+                    if len(results) != len(group):
+                        raise RuntimeError(f"{len(results)} generations for {len(group)} prompts")
+                except Exception:
+                    log.exception("model failed on a batch of %d", len(group))
+                    for job in group:
+                        if not job.future.done():
+                            job.future.set_exception(EngineError("the model failed", 500))
+                    continue
+                for job, result in zip(group, results, strict=True):
+                    if not job.future.done():
+                        job.future.set_result(result)
+
+    def _producer(self, messages: list[Message], params: SamplingParams) -> Producer | None:
+        """How to stream this backend: through its own ``stream`` (deltas as decoded), or
+        ``None`` when it has none (then one batched generation is sent whole)."""
+        backend = self.backend
+        if type(backend).stream is Backend.stream:
+            return None
+
+        def produce(emit: Callable[[str], None], stop: threading.Event) -> Finish:
+            parts: list[str] = []
+            iterator = backend.stream(messages, params)
+            try:
+                for delta in iterator:
+                    emit(delta)
+                    parts.append(delta)
+                    if stop.is_set():
+                        break
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+            return self._stream_finish(messages, "".join(parts), params, len(parts))
+
+        return produce
+
+    def _stream_finish(
+        self, messages: list[Message], text: str, params: SamplingParams, deltas: int
+    ) -> Finish:
+        """A stream carries no finish reason, so count tokens with the backend's tokenizer
+        (re-tokenizing the text: exact for ordinary text, close for special-token tags)."""
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        render = getattr(self.backend, "render", None)
+        if tokenizer is None:
+            return ("length" if deltas >= params.max_tokens else "stop", 0, deltas)
+        completion = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        prompt = (
+            len(tokenizer(render(messages), add_special_tokens=False)["input_ids"]) if render else 0
+        )
+        return ("length" if completion >= params.max_tokens else "stop", prompt, completion)
+
+    async def stream(
+        self, messages: list[Message], params: SamplingParams, info: StreamInfo
+    ) -> AsyncIterator[str]:
+        producer = self._producer(messages, params)
+        if producer is None:
+            # A backend without streaming still gets batched; it arrives in one piece.
+            generation = await self.complete(messages, params)
+            info.finish_reason = generation.finish_reason
+            info.prompt_tokens = generation.prompt_tokens
+            info.completion_tokens = generation.completion_tokens
+            yield generation.full_text()
+            return
+        loop = asyncio.get_running_loop()
+        pending: list[str] = []  # deltas the event loop has not taken yet
+        lock = threading.Lock()
+        ready = asyncio.Event()
+        outcome: list[Finish | BaseException] = []
+        stop = threading.Event()
+
+        def emit(delta: str) -> None:  # on the model thread
+            with lock:
+                wake = not pending  # one wake-up per batch of deltas, not per delta
+                pending.append(delta)
+            if wake:
+                loop.call_soon_threadsafe(ready.set)
+
+        def produce() -> None:
+            try:
+                outcome.append(producer(emit, stop))
+            except Exception as error:
+                outcome.append(error)
+            loop.call_soon_threadsafe(ready.set)
+
+        future = loop.run_in_executor(self._executor, produce)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                # Deltas that piled up while the client was being served go out as one:
+                # a fast model costs fewer events, a slow one still streams per token.
+                with lock:
+                    taken = "".join(pending)
+                    pending.clear()
+                    finished = bool(outcome)
+                if taken:
+                    yield taken
+                if finished:  # every emit precedes the outcome, so nothing is left
+                    break
+            result = outcome[0]
+            if isinstance(result, BaseException):
+                log.error("model failed while streaming: %r", result)
+                raise EngineError("the model failed", 500)
+            info.finish_reason, info.prompt_tokens, info.completion_tokens = result
+        finally:
+            stop.set()
+            await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.backend.close)
+        self._executor.shutdown(wait=False)
+
+
+class UpstreamEngine(Engine):
+    """A client of OpenAI-compatible servers: the scaling path (e.g. ``vllm serve``).
+
+    ``base_url`` may list several replicas separated by commas; requests go to them in
+    turn (round robin), each replica with its own connection pool.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        prefilled: bool = False,
+        max_connections: int = 256,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_id = model
+        self.prefilled = prefilled
+        self.extra_body = dict(extra_body or {})
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=url.strip().rstrip("/") + "/",
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+                limits=httpx.Limits(max_connections=max_connections),
+            )
+            for url in base_url.split(",")
+            if url.strip()
+        ]
+        self._turn = itertools.cycle(self._clients)
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        return next(self._turn)
+
+    def _body(
+        self, messages: list[Message], params: SamplingParams, stream: bool
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            **self.extra_body,
+            "model": self.model_id,
+            "messages": messages,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stream": stream,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    @staticmethod
+    def _raise_for(response: httpx.Response, text: str) -> None:
+        if response.status_code != 200:
+            try:
+                detail = json.loads(text)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                detail = text[:200]
+            # A client error at the upstream (400, 413, 429) is the client's to see as is.
+            status = response.status_code if 400 <= response.status_code < 500 else 502
+            raise EngineError(f"upstream answered {response.status_code}: {detail}", status)
+
+    async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
+        try:
+            response = await self._client.post(
+                "chat/completions", json=self._body(messages, params, False)
+            )
+        except httpx.TimeoutException:
+            raise EngineError("upstream timed out", 504) from None
+        except httpx.HTTPError as error:
+            raise EngineError(f"upstream unreachable: {type(error).__name__}") from None
+        self._raise_for(response, response.text)
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice["message"]
+            usage = data.get("usage") or {}
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            return Generation(
+                text=message.get("content") or "",
+                reasoning=reasoning or None,
+                finish_reason=choice.get("finish_reason") or "stop",
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+            )
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EngineError("upstream sent a malformed completion") from None
+
+    async def stream(
+        self, messages: list[Message], params: SamplingParams, info: StreamInfo
+    ) -> AsyncIterator[str]:
+        in_reasoning = False
+        try:
+            async with self._client.stream(
+                "POST", "chat/completions", json=self._body(messages, params, True)
+            ) as response:
+                if response.status_code != 200:
+                    self._raise_for(response, (await response.aread()).decode(errors="replace"))
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    chunk = json.loads(payload)
+                    if "error" in chunk:
+                        raise EngineError(f"upstream stream error: {chunk['error']}")
+                    if chunk.get("usage"):
+                        info.prompt_tokens = chunk["usage"].get("prompt_tokens", 0)
+                        info.completion_tokens = chunk["usage"].get("completion_tokens", 0)
+                    for choice in chunk.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        thought = delta.get("reasoning_content") or delta.get("reasoning")
+                        if thought:
+                            if not in_reasoning:
+                                in_reasoning = True
+                                yield THINK.open
+                            yield thought
+                        if delta.get("content"):
+                            if in_reasoning:
+                                in_reasoning = False
+                                yield THINK.close
+                            yield delta["content"]
+                        if choice.get("finish_reason"):
+                            info.finish_reason = choice["finish_reason"]
+        except httpx.TimeoutException:
+            raise EngineError("upstream timed out", 504) from None
+        except httpx.HTTPError as error:
+            raise EngineError(f"upstream unreachable: {type(error).__name__}") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EngineError("upstream sent a malformed stream") from None
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()

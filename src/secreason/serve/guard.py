@@ -1,0 +1,191 @@
+"""Moderation by a model that speaks the Llama-Guard-3 protocol.
+
+The paper's best safety figure (HarmBench 98.25 %) puts Llama-Guard-3-8B in front of
+the reasoning model. The protocol has three parts, and each lives here once so that a
+tiny test guard and the real 8B guard go through the same code:
+
+1. The conversation handed to the guard holds only user and assistant turns, strictly
+   alternating and starting with the user (Llama Guard's chat template raises on
+   anything else). The guard model's OWN chat template turns it into the prompt: we
+   never write the guard's instructions ourselves, the engine applies the template
+   (transformers locally, the upstream server's template remotely).
+2. The verdict is parsed strictly: ``safe``, or ``unsafe`` then a newline then a
+   comma-separated list of categories ``S1``..``S14``. Anything else is *unparseable*.
+3. A category policy turns the verdict into allow/block. Llama Guard's S2 includes
+   hacking, so a defensive-security deployment may allow S2 and still block the rest.
+   Unparseable verdicts and guard errors block by default (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from secreason.backends.base import Generation, Message, SamplingParams
+
+#: Llama Guard 3's hazard taxonomy (MLCommons), by code.
+CATEGORIES: dict[str, str] = {
+    "S1": "Violent Crimes",
+    "S2": "Non-Violent Crimes",
+    "S3": "Sex-Related Crimes",
+    "S4": "Child Sexual Exploitation",
+    "S5": "Defamation",
+    "S6": "Specialized Advice",
+    "S7": "Privacy",
+    "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons",
+    "S10": "Hate",
+    "S11": "Suicide & Self-Harm",
+    "S12": "Sexual Content",
+    "S13": "Elections",
+    "S14": "Code Interpreter Abuse",
+}
+
+VerdictStatus = Literal["safe", "unsafe", "unparseable", "error"]
+OnError = Literal["block", "allow"]
+Side = Literal["input", "output"]
+
+_UNSAFE = re.compile(r"unsafe\n(S\d{1,2}(?:,S\d{1,2})*)")
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """What the guard said. ``raw`` keeps its exact output for the audit trail."""
+
+    status: VerdictStatus
+    categories: tuple[str, ...] = ()
+    raw: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "categories": list(self.categories),
+            "raw": self.raw,
+            "detail": self.detail,
+        }
+
+
+def parse_verdict(text: str) -> GuardVerdict:
+    """Parse a guard's output strictly; only surrounding whitespace is tolerated.
+
+    Llama Guard 3 answers ``safe`` or ``unsafe\\nS1,S2`` (its generation starts with a
+    blank line, hence the strip). Unknown codes, repeated codes, missing categories,
+    extra lines or any other wording are unparseable: a guard that does not speak the
+    protocol must not be read as approving.
+    """
+    body = text.strip()
+    if body == "safe":
+        return GuardVerdict("safe", raw=text)
+    match = _UNSAFE.fullmatch(body)
+    if match is None:
+        return GuardVerdict("unparseable", raw=text, detail="not 'safe' or 'unsafe\\nS<n>[,S<n>]'")
+    codes = tuple(match.group(1).split(","))
+    unknown = [c for c in codes if c not in CATEGORIES]
+    if unknown:
+        return GuardVerdict("unparseable", raw=text, detail=f"unknown category {unknown[0]}")
+    if len(set(codes)) != len(codes):
+        return GuardVerdict("unparseable", raw=text, detail="repeated category")
+    return GuardVerdict("unsafe", codes, raw=text)
+
+
+def guard_conversation(messages: Sequence[Message], reply: str | None = None) -> list[Message]:
+    """The conversation in the shape Llama Guard's template accepts.
+
+    System (and tool) turns are dropped: the guard judges what users and the model say,
+    not the operator's instructions. Consecutive turns of one role are merged, a leading
+    assistant turn is dropped, and ``reply`` (the model's output, for output moderation)
+    is appended as the final assistant turn.
+    """
+    turns: list[Message] = []
+    for message in [*messages, *([{"role": "assistant", "content": reply}] if reply else [])]:
+        role = message["role"]
+        if role not in ("user", "assistant") or (not turns and role == "assistant"):
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{message['content']}"}
+        else:
+            turns.append({"role": role, "content": message["content"]})
+    return turns
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """Which verdicts block. ``allow`` lists categories this deployment accepts."""
+
+    allow: frozenset[str] = frozenset()
+    on_error: OnError = "block"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.allow) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"guard policy: unknown category {unknown[0]!r} (expected S1..S14)")
+
+    def blocks(self, verdict: GuardVerdict) -> bool:
+        if verdict.status == "safe":
+            return False
+        if verdict.status == "unsafe":
+            return any(c not in self.allow for c in verdict.categories)
+        return self.on_error == "block"
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    side: Side
+    verdict: GuardVerdict
+    blocked: bool
+    elapsed_s: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        """A short, client-safe reason for a refusal."""
+        v = self.verdict
+        if v.status == "unsafe":
+            names = ", ".join(f"{c} {CATEGORIES[c]}" for c in v.categories)
+            return f"{self.side} flagged by the safety guard ({names})"
+        return f"{self.side} could not be verified by the safety guard ({v.status})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"blocked": self.blocked, **self.verdict.as_dict()}
+
+
+Complete = Callable[[list[Message], SamplingParams], Awaitable[Generation]]
+
+
+class Guard:
+    """Runs the protocol through any completion engine (local model or upstream)."""
+
+    def __init__(
+        self,
+        complete: Complete,
+        policy: GuardPolicy,
+        *,
+        max_tokens: int = 20,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._complete = complete
+        self.policy = policy
+        self._params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
+        self._timeout_s = timeout_s
+
+    async def check(
+        self, side: Side, messages: Sequence[Message], reply: str | None
+    ) -> GuardDecision:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        conversation = guard_conversation(messages, reply)
+        if not conversation or (side == "output" and not reply):
+            verdict = GuardVerdict("safe", detail="nothing to moderate")
+        else:
+            try:
+                generation = await asyncio.wait_for(
+                    self._complete(conversation, self._params), self._timeout_s
+                )
+                verdict = parse_verdict(generation.text)
+            except Exception as error:  # any guard failure is a verdict, never a crash
+                verdict = GuardVerdict("error", detail=f"{type(error).__name__}: {error}"[:300])
+        blocked = self.policy.blocks(verdict)
+        return GuardDecision(side, verdict, blocked, loop.time() - start)

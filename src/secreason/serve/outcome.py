@@ -1,0 +1,94 @@
+"""What one request produced, and the three views of it the deployment keeps.
+
+The same outcome becomes the client's response extension (what the guard decided), the
+server log line (no prompt text) and the audit record (everything an auditor needs,
+user content optionally redacted). Keeping the three views together means they cannot
+drift apart: the record says exactly what the client was told.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from secreason.serve.audit import redact
+from secreason.serve.guard import GuardDecision
+from secreason.serve.protocol import ChatRequest
+
+
+@dataclass
+class Outcome:
+    reasoning: str | None = None
+    answer: str = ""
+    finish_reason: str = "stop"
+    status: str = ""  # the reasoning contract's split status
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    guard: dict[str, Any] = field(default_factory=dict)  # side -> decision
+    refusal: str | None = None
+    refusal_reason: str | None = None
+    error: str | None = None
+
+    def refuse(self, decision: GuardDecision, message: str) -> None:
+        """Replace the completion by the refusal; the reasoning is never returned with it."""
+        self.reasoning, self.answer, self.finish_reason = None, message, "content_filter"
+        self.refusal, self.refusal_reason = message, decision.reason
+
+    def summary(self) -> str:
+        """The log line's fields: counts and verdicts, never text."""
+        return (
+            f"finish={self.finish_reason} status={self.status or '-'} "
+            f"tokens={self.prompt_tokens}/{self.completion_tokens} "
+            f"refused={self.refusal_reason is not None} error={self.error}"
+        )
+
+    def extension(self, request_id: str, system_prompt_version: str | None) -> dict[str, Any]:
+        """The ``secreason`` field added to a chat completion."""
+        guard = {
+            side: {k: decision[k] for k in ("blocked", "status", "categories")}
+            for side, decision in self.guard.items()
+        }
+        return {
+            "secreason": {
+                "request_id": request_id,
+                "system_prompt_version": system_prompt_version,
+                "split_status": self.status or None,
+                "guard": guard,
+                "refusal_reason": self.refusal_reason,
+            }
+        }
+
+
+def audit_record(
+    outcome: Outcome,
+    chat: ChatRequest,
+    *,
+    request_id: str,
+    model: str,
+    system_prompt_version: str | None,
+    redact_user: bool,
+    latency_ms: float,
+) -> dict[str, Any]:
+    messages = [
+        {**m, "content": redact(m["content"])} if redact_user and m["role"] == "user" else m
+        for m in chat.messages
+    ]
+    return {
+        "request_id": request_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": model,
+        "system_prompt_version": system_prompt_version,
+        "stream": chat.stream,
+        "messages": messages,
+        "params": chat.params.as_dict(),
+        "reasoning": outcome.reasoning,
+        "answer": outcome.answer,
+        "split_status": outcome.status,
+        "finish_reason": outcome.finish_reason,
+        "guard": outcome.guard,
+        "refusal_reason": outcome.refusal_reason,
+        "error": outcome.error,
+        "usage": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
+        "latency_ms": round(latency_ms, 2),
+    }

@@ -1,0 +1,111 @@
+"""Assemble a deployment from its config and run it under uvicorn.
+
+Engines are chosen here and nowhere else: an ``http(s)://`` address means an upstream
+OpenAI-compatible server, anything else a local model folder or hub id loaded through
+the project's transformers backend (imported lazily, so a proxy-only deployment never
+loads torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from secreason.serve.config import GuardConfig, ServeConfig
+from secreason.serve.engine import Engine, LocalEngine, UpstreamEngine
+from secreason.serve.guard import Guard, GuardPolicy
+
+log = logging.getLogger("secreason.serve")
+
+
+def is_url(target: str) -> bool:
+    return target.startswith(("http://", "https://"))
+
+
+def load_local_backend(path: str, **options: Any) -> Any:
+    """The project's transformers backend for a local folder or hub id (torch loads here)."""
+    from secreason.backends.transformers import TransformersBackend
+
+    return TransformersBackend(path, **{k: v for k, v in options.items() if v is not None})
+
+
+def build_model_engine(config: ServeConfig) -> Engine:
+    model = config.model
+    if model.upstream:
+        return UpstreamEngine(
+            model.upstream,
+            model.path or model.served_name or "default",
+            api_key=os.environ.get(model.upstream_api_key_env),
+            timeout_s=config.limits.request_timeout_s,
+            prefilled=bool(model.prefilled),
+            extra_body=model.upstream_extra_body,
+        )
+    if model.backend == "fixed-text":
+        from secreason.serve.fixed_backend import FixedTextBackend
+
+        backend: Any = FixedTextBackend(delay_s=model.fixed_text_delay_s)
+    else:
+        think_ids = tuple(model.think_token_ids) if model.think_token_ids else None
+        backend = load_local_backend(
+            model.path, device=model.device, dtype=model.dtype, think_ids=think_ids
+        )
+    if model.prefilled is not None:
+        backend.prefilled = model.prefilled
+    return LocalEngine(
+        backend, max_batch_size=model.max_batch_size, batch_wait_ms=model.batch_wait_ms
+    )
+
+
+def build_guard(config: GuardConfig) -> tuple[Guard, Engine] | None:
+    if not config.model or not (config.input or config.output):
+        return None
+    engine: Engine
+    if is_url(config.model):
+        engine = UpstreamEngine(
+            config.model,
+            config.served_name or "meta-llama/Llama-Guard-3-8B",
+            api_key=os.environ.get(config.api_key_env),
+            timeout_s=config.timeout_s,
+        )
+    else:
+        engine = LocalEngine(load_local_backend(config.model))
+    policy = GuardPolicy(frozenset(config.allow_categories), config.on_error)
+    guard = Guard(engine.complete, policy, max_tokens=config.max_tokens, timeout_s=config.timeout_s)
+    return guard, engine
+
+
+def run(config: ServeConfig) -> None:
+    """Load the model (and guard), then serve until interrupted."""
+    import uvicorn
+
+    from secreason.serve.app import Deployment, create_app
+
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
+    engine = build_model_engine(config)
+    built = build_guard(config.guard)
+    guard, guard_engine = built if built else (None, None)
+    deployment = Deployment(config, engine, guard, guard_engine)
+    if not config.api_keys():
+        log.warning("no API key configured: the server accepts every client")
+    log.info(
+        "serving %s (%s) on http://%s:%d guard=%s audit=%s system_prompt=%s",
+        deployment.served_name,
+        "upstream " + config.model.upstream if config.model.upstream else config.model.backend,
+        config.host,
+        config.port,
+        config.guard.model or "off",
+        config.audit.path or "off",
+        config.system_prompt.version if config.system_prompt.mode != "off" else "off",
+    )
+    uvicorn.run(
+        create_app(deployment),
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

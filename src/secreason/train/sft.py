@@ -1,0 +1,88 @@
+"""Stage 1: supervised fine-tuning on reasoning traces, with TRL's SFTTrainer.
+
+The data is conversational (a ``messages`` column whose last turn is the assistant's
+``<think>...</think>`` reasoning and answer). Loss is on assistant tokens only (the
+chat template's ``{% generation %}`` markers), sequences are packed (best-fit
+decreasing, padding-free) when the recipe says so, and LoRA is optional. Nothing here
+reimplements training: this module only wires a recipe to TRL and adds resume, the
+done marker and a plain exported model folder.
+
+Run it as ``secreason sft RECIPE.yaml [key=value ...]`` or, on several GPUs,
+``accelerate launch --config_file ... -m secreason.train.sft RECIPE.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from secreason.train.config import RecipeError, SFTRecipe, load_recipe
+from secreason.train.stage import (
+    StageError,
+    export,
+    final_dir,
+    fingerprint,
+    finished,
+    load_rows,
+    lora_config,
+    mark_done,
+    prepare_output,
+    require_columns,
+    train_with_resume,
+)
+
+
+def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
+    """The SFTTrainer for a recipe (model, data, tokenizer, LoRA), not yet trained."""
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    data = load_rows(recipe.dataset_path, recipe.max_train_samples)
+    require_columns(data, ["messages"], recipe.dataset_path)
+    eval_data = load_rows(recipe.eval_dataset_path) if recipe.eval_dataset_path else None
+    tokenizer = AutoTokenizer.from_pretrained(recipe.model_name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return SFTTrainer(
+        model=recipe.model_name_or_path,
+        args=recipe,
+        train_dataset=data,
+        eval_dataset=eval_data,
+        processing_class=tokenizer,
+        peft_config=lora_config(recipe),
+        callbacks=list(callbacks),
+    )
+
+
+def run_sft(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Path:
+    """Train (or resume, or skip when finished) and return the exported model folder."""
+    done = finished(recipe)
+    if done is not None:
+        print(f"[secreason] sft already finished in {final_dir(recipe)}; nothing to do")
+        return final_dir(recipe)
+    start = time.perf_counter()
+    stamp = fingerprint(recipe)
+    resume = prepare_output(recipe)
+    trainer = build_sft_trainer(recipe, callbacks)
+    train_with_resume(trainer, resume)
+    out = export(trainer, recipe)
+    mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m secreason.train.sft RECIPE.yaml [key=value ...]`` (for accelerate)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise SystemExit("usage: python -m secreason.train.sft RECIPE.yaml [key=value ...]")
+    try:
+        run_sft(load_recipe(args[0], SFTRecipe, args[1:]))
+    except (RecipeError, StageError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

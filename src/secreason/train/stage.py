@@ -1,0 +1,186 @@
+"""What SFT and RL share as *stages*: data in, resume, done marker, export.
+
+A stage writes Trainer checkpoints into ``output_dir`` as it goes; a killed run rerun
+with the same command continues from the newest one (optimizer, scheduler, RNG and
+data position included, all from transformers' own checkpoint format). When a stage
+finishes it exports the model to ``output_dir/final`` and writes a marker there; a
+rerun that finds the marker does nothing. The recipe's fingerprint is stored with the
+checkpoints, so resuming a run under a different recipe is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from secreason.train.config import RLRecipe, SFTRecipe, recipe_fields, recipe_to_yaml
+
+DONE_MARKER = "secreason_stage.json"
+RECIPE_FILE = "secreason_recipe.yaml"
+FINAL_DIR = "final"
+
+# Fields that change how a run reports, not what it trains.
+_COSMETIC = {
+    "output_dir",
+    "logging_dir",
+    "logging_steps",
+    "logging_first_step",
+    "report_to",
+    "run_name",
+    "disable_tqdm",
+    "log_completions",
+    "num_completions_to_print",
+    "save_total_limit",
+    "save_steps",
+    "dataloader_num_workers",
+}
+
+
+class StageError(RuntimeError):
+    """A stage cannot run as asked (bad data, a conflicting earlier run)."""
+
+
+def fingerprint(recipe: SFTRecipe | RLRecipe) -> str:
+    values = {
+        name: getattr(recipe, name) for name in recipe_fields(type(recipe)) if name not in _COSMETIC
+    }
+    blob = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def final_dir(recipe: SFTRecipe | RLRecipe) -> Path:
+    return Path(str(recipe.output_dir)) / FINAL_DIR
+
+
+def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
+    """The done marker of this recipe's output, if the stage already finished."""
+    marker = final_dir(recipe) / DONE_MARKER
+    if not marker.is_file():
+        return None
+    info: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
+    if info.get("fingerprint") != fingerprint(recipe):
+        raise StageError(
+            f"{marker}: {recipe.output_dir} holds a finished run of a different recipe "
+            f"(fingerprint {info.get('fingerprint')} != {fingerprint(recipe)}). "
+            "Fix: choose another output_dir, or delete that folder to retrain."
+        )
+    return info
+
+
+def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
+    """Create output_dir, record the recipe, and return the checkpoint to resume from."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(str(recipe.output_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / RECIPE_FILE
+    resume = get_last_checkpoint(str(out))
+    current = fingerprint(recipe)
+    if resume and saved.is_file():
+        earlier = saved.read_text(encoding="utf-8").splitlines()[0].removeprefix("# fingerprint: ")
+        if earlier != current:
+            raise StageError(
+                f"{out}: has checkpoints of a different recipe (fingerprint {earlier} != "
+                f"{current}); resuming would mix them. Fix: use another output_dir or delete it."
+            )
+    saved.write_text(f"# fingerprint: {current}\n" + recipe_to_yaml(recipe), encoding="utf-8")
+    return resume
+
+
+def mark_done(recipe: SFTRecipe | RLRecipe, stamp: str, seconds: float, **extra: Any) -> None:
+    """Write the done marker; ``stamp`` is the fingerprint taken before training began
+    (building a trainer fills in derived fields such as reward weights)."""
+    info = {
+        "stage": recipe.stage,
+        "fingerprint": stamp,
+        "seconds": round(seconds, 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    (final_dir(recipe) / DONE_MARKER).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load_rows(path: str | Path, limit: int | None = None) -> Any:
+    """A training set from a ``save_to_disk`` folder (its ``train`` split) or a JSONL file."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    p = Path(path)
+    if not str(path):
+        raise StageError("dataset_path is empty: set it in the recipe or as dataset_path=...")
+    if p.is_dir():
+        data = load_from_disk(str(p))
+        if isinstance(data, DatasetDict):
+            if "train" not in data:
+                raise StageError(f"{p}: a DatasetDict without a 'train' split ({list(data)})")
+            data = data["train"]
+    elif p.is_file() and p.suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise StageError(f"{p}:{number}: not a JSON object ({err.msg})") from None
+        data = Dataset.from_list(rows)
+    else:
+        raise StageError(f"{p}: no such dataset (a save_to_disk folder or a .jsonl file)")
+    if limit is not None:
+        data = data.select(range(min(limit, len(data))))
+    if len(data) == 0:
+        raise StageError(f"{p}: the dataset is empty")
+    return data
+
+
+def require_columns(data: Any, columns: Iterable[str], path: str) -> None:
+    missing = [c for c in columns if c not in data.column_names]
+    if missing:
+        raise StageError(
+            f"{path}: missing column(s) {missing}; it has {data.column_names}. "
+            "SFT needs 'messages' (chat turns ending with the assistant's reasoning and answer); "
+            "RL needs 'prompt' (chat turns), 'task' and 'reference'."
+        )
+
+
+def lora_config(recipe: SFTRecipe | RLRecipe) -> Any:
+    if not recipe.use_peft:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=recipe.lora_target_modules or "all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def export(trainer: Any, recipe: SFTRecipe | RLRecipe) -> Path:
+    """Save the trained model and tokenizer as a plain model folder (LoRA merged)."""
+    out = final_dir(recipe)
+    model = trainer.model
+    if recipe.use_peft and recipe.merge_lora_on_save and hasattr(model, "merge_and_unload"):
+        if trainer.accelerator.is_main_process:
+            merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
+            merged.save_pretrained(out)
+            trainer.processing_class.save_pretrained(out)
+    else:
+        trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        # save_model writes the tokenizer too, but not the generation config of a PEFT run.
+        base = trainer.accelerator.unwrap_model(model)
+        generation = getattr(base, "generation_config", None)
+        if generation is not None:
+            generation.save_pretrained(out)
+    return out
+
+
+def train_with_resume(trainer: Any, resume: str | None) -> None:
+    if resume:
+        print(f"[secreason] resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
