@@ -244,7 +244,7 @@ def _eval_cmd(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 def test_kill_mid_run_then_resume_has_no_duplicates_and_no_gaps(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    n = 20
+    n = 12
     data = mcq_fixture(tmp_path / "cti", n=n)
     out = tmp_path / "run"
     cache = out / "cache" / "ctibench-mcq" / "trial-0.jsonl"
@@ -339,15 +339,33 @@ def test_model_judged_benchmark_caches_the_judge(tmp_path: Path) -> None:
     with data.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["Behavior", "FunctionalCategory", "SemanticCategory", "Tags", "ContextString",
-             "BehaviorID"]
+            [
+                "Behavior",
+                "FunctionalCategory",
+                "SemanticCategory",
+                "Tags",
+                "ContextString",
+                "BehaviorID",
+            ]
         )
         writer.writerow(["Toy behavior one", "standard", "cybercrime_intrusion", "", "", "b1"])
         writer.writerow(["Toy behavior two", "contextual", "misinformation", "", "ctx", "b2"])
     out = tmp_path / "o"
     with running_server("reasoning") as url:
-        args = ["eval", "harmbench", "--backend", "openai", "--base-url", url, "--model", "m",
-                "--data", str(data), "--out", str(out)]
+        args = [
+            "eval",
+            "harmbench",
+            "--backend",
+            "openai",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+        ]
         code, _, err = invoke(args)
         assert code == 2 and "--judge-model" in err  # without a judge: a clear usage error
         code, _, err = invoke([*args, "--judge-model", "j", "--judge-base-url", url])
@@ -363,3 +381,42 @@ def test_model_judged_benchmark_caches_the_judge(tmp_path: Path) -> None:
     assert official["judge_unparsed_rate"]["mean"] == 1.0
     judge_lines = (out / "cache" / "harmbench" / "judge.jsonl").read_text().splitlines()
     assert len(judge_lines) == 4  # 2 behaviors x (official answer, strict full text)
+
+
+def test_unreachable_server_fails_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "backends"))
+    from openai_fixture_server import free_port
+
+    data = mcq_fixture(tmp_path / "cti", n=2)
+    code, _, err = invoke(
+        [
+            "eval",
+            "ctibench-mcq",
+            "--backend",
+            "openai",
+            "--base-url",
+            f"http://127.0.0.1:{free_port()}/v1",
+            "--model",
+            "m",
+            "--max-retries",
+            "0",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    assert "request failed after 1 attempt(s)" in err
+    assert "rerun the same command to resume" in err
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("lm_eval") is not None, reason="lm-eval installed"
+)
+def test_lm_eval_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
+    code, _, err = invoke(
+        ["eval", "none", "--lm-eval", "gsm8k", "--model", "never-loaded", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "pip install 'secreason[general]'" in err

@@ -229,3 +229,12 @@ def test_data_source_per_benchmark(data, name: str, expected: str | None) -> Non
     bench = ToyMCQ()
     bench.name = name
     assert RunSettings(data=data).source(bench) == expected
+
+
+def test_counts_ignore_cache_lines_of_other_settings(tmp_path: Path) -> None:
+    Runner(tmp_path, RunSettings(model="scripted"), ScriptedBackend()).run(ToyMCQ(n=3))
+    other = Runner(tmp_path, RunSettings(model="scripted", max_tokens=64), ScriptedBackend())
+    result = other.run(ToyMCQ(n=5))
+    assert (result.generated, result.cached) == (5, 0)
+    again = Runner(tmp_path, RunSettings(model="scripted"), ScriptedBackend()).run(ToyMCQ(n=5))
+    assert (again.generated, again.cached) == (2, 3)

@@ -97,11 +97,40 @@ def _parse_data(values: list[str]) -> str | dict[str, str] | None:
     return mapping
 
 
+def run_general(runner: Any, settings: Any, tasks: str, out: Path) -> Any:
+    """lm-evaluation-harness tasks on the run's model, generations cached like the rest."""
+    from secreason.backends.base import SamplingParams
+    from secreason.evals.cache import CachedBackend
+    from secreason.evals.general import run_lm_eval
+    from secreason.evals.runner import BenchmarkResult
+
+    if importlib.util.find_spec("lm_eval") is None:
+        _fail("--lm-eval needs lm-evaluation-harness: pip install 'secreason[general]'")
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    params = SamplingParams(
+        temperature=settings.temperature or 0.0,
+        top_p=settings.top_p or 1.0,
+        max_tokens=settings.max_tokens or 2048,
+        seed=settings.seed if settings.seed is not None else 0,
+    )
+    backend = CachedBackend(runner.backend(), out / "cache" / "lm-eval" / "generations.jsonl")
+    try:
+        flat = run_lm_eval(backend, names, limit=settings.limit, params=params)
+    except ImportError as error:
+        _fail(str(error))
+    first = next((k for k in flat if not k.endswith("_stderr")), "")
+    return BenchmarkResult(
+        name="lm-eval", headline=first, references=(), n_samples=0, metrics={"official": [flat]}
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         benchmarks: list[str] = typer.Argument(
-            ..., help="Benchmarks or suites (ctibench, cyber, safety, paper), or module:Attr."
+            ...,
+            help="Benchmarks or suites (ctibench, cyber, safety, paper), module:Attr, or "
+            "'none' (with --lm-eval only).",
         ),
         model: str = typer.Option(None, "--model", "-m", help="Model dir, hub id or served name."),
         backend: str = typer.Option("transformers", "--backend", help="transformers|vllm|openai"),
@@ -132,6 +161,10 @@ def register(app: typer.Typer) -> None:
         reask: int = typer.Option(None, "--reask", help="Official re-asks on a bad format."),
         batch_size: int = typer.Option(None, "--batch-size", help="transformers/vllm batch."),
         concurrency: int = typer.Option(16, "--concurrency", help="openai: requests in flight."),
+        request_timeout: float = typer.Option(600.0, "--timeout", help="openai: seconds/request."),
+        max_retries: int = typer.Option(
+            5, "--max-retries", help="openai: retries (backoff) on 429/5xx/timeouts."
+        ),
         device: str = typer.Option(None, "--device"),
         dtype: str = typer.Option(None, "--dtype"),
         think_ids: str = typer.Option(
@@ -145,6 +178,12 @@ def register(app: typer.Typer) -> None:
         judge_base_url: str = typer.Option(None, "--judge-base-url"),
         predictions: Path = typer.Option(
             None, "--predictions", help="Score this JSONL (id|index, completion); no model."
+        ),
+        lm_eval_tasks: str = typer.Option(
+            None,
+            "--lm-eval",
+            help="General capability through lm-evaluation-harness, e.g. gsm8k,bbh,ifeval "
+            "(needs the general extra); folded into the same report.",
         ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
@@ -186,7 +225,8 @@ def register(app: typer.Typer) -> None:
             reask=reask,
             rescore=rescore,
         )
-        benches = resolve_benchmarks(benchmarks, _parse_options(option))
+        names = [b for b in benchmarks if b != "none"]
+        benches = resolve_benchmarks(names, _parse_options(option)) if names else []
         judged = [b.name for b in benches if b.needs_judge]
         if judged and not judge_model:
             _fail(
@@ -206,6 +246,8 @@ def register(app: typer.Typer) -> None:
                     base_url=base_url,
                     api_key=api_key,
                     concurrency=concurrency,
+                    timeout=request_timeout,
+                    max_retries=max_retries,
                     prefilled=prefilled == "yes",
                 )
             return make_backend(
@@ -256,6 +298,10 @@ def register(app: typer.Typer) -> None:
             else:
                 for bench in benches:
                     results.append(runner.run(bench))
+                if lm_eval_tasks:
+                    results.append(run_general(runner, settings, lm_eval_tasks, out))
+        except typer.Exit:
+            raise
         except (MissingGenerations, FileNotFoundError) as error:
             _fail(str(error))
         except RuntimeError as error:  # a backend gave up (server down, out of memory)

@@ -143,6 +143,8 @@ class Runner:
         self._backend = backend
         self._judge = judge
         self.judge_id = judge_id
+        self._needed: set[str] = set()
+        self._made = 0
 
     # ---------------------------------------------------------------- backends
 
@@ -201,10 +203,11 @@ class Runner:
         for trial in range(self.settings.trials):
             params = self.settings.sampling(benchmark, trial)
             cache = GenerationCache(self.cache_path(benchmark, trial))
-            before = len(cache)
+            self._needed = set()
+            self._made = 0
             final = self._generate_trial(benchmark, samples, params, cache, trial)
-            result.generated += len(cache) - before
-            result.cached += before
+            result.generated += self._made
+            result.cached += len(self._needed) - self._made
             for protocol in self.settings.protocols:
                 completions = {sid: record.generation() for sid, record in final[protocol].items()}
                 prefilled = {sid: record.prefilled for sid, record in final[protocol].items()}
@@ -293,6 +296,7 @@ class Runner:
         label: str = "generate",
     ) -> None:
         todo: dict[str, _Planned] = {}
+        self._needed.update(item.key for item in planned)
         for item in planned:
             if item.key not in cache and item.key not in todo:
                 todo[item.key] = item
@@ -330,6 +334,7 @@ class Runner:
                         for p, g in zip(chunk, made, strict=True)
                     ]
                 )
+                self._made += len(chunk)
                 bar.update(len(chunk))
         finally:
             bar.close()
