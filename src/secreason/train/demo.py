@@ -58,7 +58,7 @@ class DemoConfig:
             n_per_task=150,
             # Length-grouped batches are mostly one task each; in a short run that makes
             # the tasks take turns, so the quick run samples batches at random.
-            sft_overrides=("max_steps=120", "save_steps=60", "train_sampling_strategy=random"),
+            sft_overrides=("max_steps=200", "save_steps=100", "train_sampling_strategy=random"),
             rl_overrides=("max_steps=6", "save_steps=3", "per_device_train_batch_size=32"),
             eval_items_per_task=8,
             eval_samples=2,
