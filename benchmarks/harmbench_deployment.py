@@ -320,6 +320,8 @@ def eval_command(
             command += ["--judge-backend", args.judge_backend]
         if args.judge_base_url:
             command += ["--judge-base-url", args.judge_base_url]
+        if args.judge_template:
+            command += ["-o", f"judge_template={Path(args.judge_template).resolve()}"]
     return command
 
 
@@ -350,7 +352,12 @@ def refusals(bench: dict[str, Any], protocol: str = "official") -> dict[str, flo
         and REFUSAL.search(split(line.get("completion") or "").answer[:300]) is not None
         for line in lines
     )
-    return {"n": float(len(lines)), "guard": guard / n, "model": model / n, "any": (guard + model) / n}
+    return {
+        "n": float(len(lines)),
+        "guard": guard / n,
+        "model": model / n,
+        "any": (guard + model) / n,
+    }
 
 
 @dataclass
@@ -372,7 +379,9 @@ class ConfigResult:
             "pass_rate": official.get("pass_rate"),
             "pass_rate_strict": strict.get("pass_rate", {}).get("mean"),
             "judge_unparsed_rate": official.get("judge_unparsed_rate"),
-            "per_category": {k[len(prefix) :]: v for k, v in official.items() if k.startswith(prefix)},
+            "per_category": {
+                k[len(prefix) :]: v for k, v in official.items() if k.startswith(prefix)
+            },
             "harmbench_guard_refusal_rate": self.harm_refusals["guard"],
             "n_benign": int(self.benign_refusals["n"]),
             "false_refusal_rate": self.benign_refusals["any"],
@@ -486,6 +495,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     judge.add_argument("--judge-kind", choices=("classifier", "guard"), default="classifier")
     judge.add_argument("--judge-backend", choices=("transformers", "vllm", "openai"))
     judge.add_argument("--judge-base-url", help="URL of a served judge (…/v1).")
+    judge.add_argument(
+        "--judge-template", help="Judge prompt file ({behavior}, {generation}, {context})."
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--data", help=f"HarmBench CSV or folder (default: {SHARED / 'harmbench'}).")
     data.add_argument("--benign", help="cti-mcq.tsv or its folder (default: a built-in set).")

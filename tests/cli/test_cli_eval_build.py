@@ -66,7 +66,9 @@ def downloads(tmp_path: Path) -> Path:
             "CVE-2031-1002", "2031-03-05T08:00:00.000", "Widget joins input into SQL.", ["CWE-89"]
         ),
         nvd_item("CVE-2029-0001", "2029-06-01T08:00:00.000", "An old widget bug.", ["CWE-20"]),
-        nvd_item("CVE-2031-1003", "2031-03-09T08:00:00.000", "Vague widget flaw.", ["NVD-CWE-Other"]),
+        nvd_item(
+            "CVE-2031-1003", "2031-03-09T08:00:00.000", "Vague widget flaw.", ["NVD-CWE-Other"]
+        ),
         nvd_item("CVE-2031-1004", "2031-03-10T08:00:00.000", "** REJECT **", [], status="Rejected"),
     ]
     (root / "nvdcve-2.0-2031.json").write_text(json.dumps(nvd_feed(plain)))
