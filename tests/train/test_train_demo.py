@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from secreason.reasoning import split
+from secreason.train.demo import DemoConfig
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_report_folder_is_complete(demo_dir: Path) -> None:
     report = demo_dir / "report"
     text = (report / "README.md").read_text()
     assert "## Measured outcomes" in text and "paired bootstrap 95% CI" in text
-    for task in ("cwe", "cvss", "ate", "mcq"):
+    for task in DemoConfig.quick().tasks:
         assert f"| {task} | rl |" in text
     for png in ("rl_curves.png", "reasoning_length.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
@@ -91,7 +92,7 @@ def test_exported_model_loads_offline_and_is_the_rl_model(demo_dir: Path) -> Non
 
 @pytest.mark.slow
 def test_rerun_skips_finished_stages(demo_dir: Path) -> None:
-    from secreason.train.demo import DemoConfig, run_demo
+    from secreason.train.demo import run_demo
 
     before = (demo_dir / "rl" / "final" / "secreason_stage.json").read_text()
     run_demo(DemoConfig.quick(), demo_dir)

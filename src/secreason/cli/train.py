@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -64,11 +65,17 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(
             0, help="Torch threads (0: all cores, or 1 when the machine is already busy)."
         ),
+        tasks: str = typer.Option(
+            "", help="Comma-separated demo tasks (default cwe,ate,mcq; cvss also available)."
+        ),
     ) -> None:
         from secreason.train.demo import DemoConfig, run_demo
 
         make = DemoConfig.quick if quick else DemoConfig
-        config = make(seed=seed, format_penalty=not no_format_penalty, threads=threads or None)
+        options: dict[str, Any] = {"threads": threads or None}
+        if tasks:
+            options["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
+        config = make(seed=seed, format_penalty=not no_format_penalty, **options)
         if out is None:
             out = Path("runs/demo" + ("-no-format-penalty" if no_format_penalty else ""))
         report = run_demo(config, out)

@@ -20,29 +20,22 @@ recipe's ``use_vllm`` and ``vllm_mode`` (colocate or server) without code change
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train.config import RecipeError, RLRecipe, load_recipe
+from secreason.train.config import RecipeError, RLRecipe
 from secreason.train.rewards import (
     RewardMetricsCallback,
     RewardSuite,
     check_reward_coverage,
 )
 from secreason.train.stage import (
-    StageError,
-    export,
-    final_dir,
-    fingerprint,
-    finished,
     load_rows,
     lora_config,
-    mark_done,
-    prepare_output,
     require_columns,
-    train_with_resume,
+    run_stage,
+    stage_main,
 )
 
 
@@ -123,29 +116,12 @@ def build_rl_trainer(recipe: RLRecipe, callbacks: Sequence[Any] = ()) -> Any:
 
 def run_rl(recipe: RLRecipe, callbacks: Sequence[Any] = ()) -> Path:
     """Train (or resume, or skip when finished) and return the exported model folder."""
-    done = finished(recipe)
-    if done is not None:
-        print(f"[secreason] rl already finished in {final_dir(recipe)}; nothing to do")
-        return final_dir(recipe)
-    start = time.perf_counter()
-    stamp = fingerprint(recipe)
-    resume = prepare_output(recipe)
-    trainer = build_rl_trainer(recipe, callbacks)
-    train_with_resume(trainer, resume)
-    out = export(trainer, recipe)
-    mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
-    return out
+    return run_stage("rl", recipe, lambda: build_rl_trainer(recipe, callbacks))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m secreason.train.rl RECIPE.yaml [key=value ...]`` (for accelerate)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        raise SystemExit("usage: python -m secreason.train.rl RECIPE.yaml [key=value ...]")
-    try:
-        run_rl(load_recipe(args[0], RLRecipe, args[1:]))
-    except (RecipeError, StageError) as err:
-        raise SystemExit(f"error: {err}") from None
+    stage_main("secreason.train.rl", RLRecipe, run_rl, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -14,24 +14,17 @@ Run it as ``secreason sft RECIPE.yaml [key=value ...]`` or, on several GPUs,
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train.config import RecipeError, SFTRecipe, load_recipe
+from secreason.train.config import SFTRecipe
 from secreason.train.stage import (
-    StageError,
-    export,
-    final_dir,
-    fingerprint,
-    finished,
     load_rows,
     lora_config,
-    mark_done,
-    prepare_output,
     require_columns,
-    train_with_resume,
+    run_stage,
+    stage_main,
 )
 
 
@@ -59,29 +52,12 @@ def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
 
 def run_sft(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Path:
     """Train (or resume, or skip when finished) and return the exported model folder."""
-    done = finished(recipe)
-    if done is not None:
-        print(f"[secreason] sft already finished in {final_dir(recipe)}; nothing to do")
-        return final_dir(recipe)
-    start = time.perf_counter()
-    stamp = fingerprint(recipe)
-    resume = prepare_output(recipe)
-    trainer = build_sft_trainer(recipe, callbacks)
-    train_with_resume(trainer, resume)
-    out = export(trainer, recipe)
-    mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
-    return out
+    return run_stage("sft", recipe, lambda: build_sft_trainer(recipe, callbacks))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m secreason.train.sft RECIPE.yaml [key=value ...]`` (for accelerate)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        raise SystemExit("usage: python -m secreason.train.sft RECIPE.yaml [key=value ...]")
-    try:
-        run_sft(load_recipe(args[0], SFTRecipe, args[1:]))
-    except (RecipeError, StageError) as err:
-        raise SystemExit(f"error: {err}") from None
+    stage_main("secreason.train.sft", SFTRecipe, run_sft, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

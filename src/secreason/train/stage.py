@@ -13,11 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train.config import RLRecipe, SFTRecipe, recipe_fields, recipe_to_yaml
+from secreason.train.config import (
+    RecipeError,
+    RecipeT,
+    RLRecipe,
+    SFTRecipe,
+    load_recipe,
+    recipe_fields,
+    recipe_to_yaml,
+)
 
 DONE_MARKER = "secreason_stage.json"
 RECIPE_FILE = "secreason_recipe.yaml"
@@ -184,3 +192,34 @@ def train_with_resume(trainer: Any, resume: str | None) -> None:
     if resume:
         print(f"[secreason] resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
+
+
+def run_stage(name: str, recipe: SFTRecipe | RLRecipe, build_trainer: Callable[[], Any]) -> Path:
+    """Train (or resume, or skip when finished) and return the exported model folder."""
+    if finished(recipe) is not None:
+        print(f"[secreason] {name} already finished in {final_dir(recipe)}; nothing to do")
+        return final_dir(recipe)
+    start = time.perf_counter()
+    stamp = fingerprint(recipe)
+    resume = prepare_output(recipe)
+    trainer = build_trainer()
+    train_with_resume(trainer, resume)
+    out = export(trainer, recipe)
+    mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
+    return out
+
+
+def stage_main(
+    module: str,
+    recipe_type: type[RecipeT],
+    run: Callable[[RecipeT], Path],
+    argv: Sequence[str],
+) -> None:
+    """``python -m MODULE RECIPE.yaml [key=value ...]``: the entry point accelerate launches."""
+    args = list(argv)
+    if not args:
+        raise SystemExit(f"usage: python -m {module} RECIPE.yaml [key=value ...]")
+    try:
+        run(load_recipe(args[0], recipe_type, args[1:]))
+    except (RecipeError, StageError) as err:
+        raise SystemExit(f"error: {err}") from None
