@@ -42,7 +42,7 @@ from typing import Any
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
-from secreason.tasks.base import Message, Protocol, Sample, Score, Task, get_task
+from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
 from secreason.tasks.mcq import MCQ
 
 SYSTEM_PROMPT = "You are a cybersecurity expert specializing in cyberthreat intelligence."
@@ -189,16 +189,6 @@ class CTIBenchRCM2021(CTIBenchRCM):
 # ----------------------------------------------------------------------- VSP
 
 
-def deviation(score: Score) -> float | None:
-    """|base_pred - base_gold| of a valid CVSS item, None for an invalid one."""
-    if score.status == "invalid":
-        return None
-    for key in ("deviation", "abs_diff", "absolute_deviation"):
-        if key in score.details:
-            return float(score.details[key])
-    return round(10.0 * (1.0 - score.value), 1)
-
-
 class CTIBenchVSP(CTIBenchTask):
     name = "ctibench-vsp"
     file = "cti-vsp.tsv"
@@ -213,16 +203,10 @@ class CTIBenchVSP(CTIBenchTask):
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
     ) -> dict[str, float]:
-        scores = [r.judgement.score for r in results]
-        out = dict(self.task.aggregate(scores))
-        deviations = [d for d in map(deviation, scores) if d is not None]
-        n = len(scores)
-        out["n"] = float(n)
-        out["n_valid"] = float(len(deviations))
-        out["invalid_rate"] = (n - len(deviations)) / n if n else 0.0
-        # Official: MAD over parseable vectors only; strict: per item 1-|d|/10, invalid 0.
-        out["mad"] = sum(deviations) / len(deviations) if deviations else float("nan")
-        out["score"] = sum(1.0 - d / 10.0 for d in deviations) / n if n else 0.0
+        # The cvss task already aggregates both rules: official MAD over parseable
+        # vectors only (``mad``), strict per-item 1-|d|/10 with invalid = 0 (``mean``).
+        out = dict(self.task.aggregate([r.judgement.score for r in results]))
+        out["score"] = out.get("mean", 0.0)
         return out
 
 
