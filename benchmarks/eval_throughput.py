@@ -10,7 +10,9 @@ run, greedy, every completion ``--max-tokens`` long (a random model rarely stops
 * openai: samples/s of ``OpenAIBackend`` at concurrency 16 against concurrency 1,
   against two real local servers: ``secreason serve`` with the tiny model (its engine
   batches concurrent requests) and a fixed-latency echo server that stands for a
-  remote API (``--api-latency`` seconds per request). Target: >= 4x.
+  remote API (``--api-latency`` seconds per request). Target: >= 4x. The batch sizes
+  the server formed in each round (read from its ``/metrics``) are printed beside it:
+  the ratio is only as good as those batches.
 
 Timings alternate between the compared arms and keep each arm's best round, because
 the machine is shared; the share of the harness's time spent outside ``model.generate``
@@ -22,12 +24,14 @@ is printed too, as a view of its overhead that the neighbours' load cannot disto
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +49,12 @@ def conversations(n: int) -> list[list[dict[str, str]]]:
         question = f"Question {i} about {topics[i % 5]}: {words}. Which option fits best?"
         out.append([{"role": "user", "content": question}])
     return out
+
+
+def compact(sizes: list[int]) -> str:
+    """``[1, 16, 16, 15]`` -> ``1 16*2 15``: runs of one size, in order."""
+    runs = [(size, len(list(group))) for size, group in itertools.groupby(sizes)]
+    return " ".join(f"{size}*{count}" if count > 1 else str(size) for size, count in runs)
 
 
 def timed(fn: Callable[[], int]) -> float:
@@ -172,7 +182,71 @@ def start_serve(model_dir: Path, workdir: Path) -> tuple[subprocess.Popen[bytes]
     raise SystemExit("secreason serve did not start in 180 s")
 
 
-def bench_openai(url: str, n: int, max_tokens: int, repeats: int) -> dict:
+@dataclass
+class ServedRound:
+    """One call against ``secreason serve``, as its /metrics saw it."""
+
+    sizes: list[int]  # the batches the engine formed, in order
+    requests: int
+    wall_s: float
+    model_s: float  # time the model spent on those batches
+
+
+class BatchLog:
+    """What ``secreason serve`` did during each timed call (from its /metrics)."""
+
+    def __init__(self, url: str | None) -> None:
+        self.metrics = url.removesuffix("/v1") + "/metrics" if url else None
+        self.calls: dict[str, list[ServedRound]] = {}
+
+    def around(self, name: str, fn: Callable[[], int]) -> Callable[[], int]:
+        if self.metrics is None:
+            return fn
+
+        def logged() -> int:
+            import httpx
+
+            before = httpx.get(self.metrics).json()
+            start = time.perf_counter()
+            count = fn()
+            wall = time.perf_counter() - start
+            after = httpx.get(self.metrics).json()
+            new = after["batches"] - before["batches"]
+            self.calls.setdefault(name, []).append(
+                ServedRound(
+                    sizes=after["batch_sizes"][-new:] if new else [],
+                    requests=count,
+                    wall_s=wall,
+                    model_s=after["model_busy_s"] - before["model_busy_s"],
+                )
+            )
+            return count
+
+        return logged
+
+    def report(self) -> None:
+        print("serve per round: batch sizes formed (size*times), model busy / wall time")
+        for arm, rounds in self.calls.items():
+            for r in rounds:
+                print(
+                    f"  {arm:<15} {compact(r.sizes):<24} {r.model_s / r.wall_s:5.0%}  "
+                    f"({r.requests / r.model_s:6.1f} samples per model-second)"
+                )
+        if {"concurrency 1", "concurrency 16"} <= self.calls.keys():
+
+            def best(arm: str) -> float:
+                return max(r.requests / r.model_s for r in self.calls[arm])
+
+            ceiling = best("concurrency 16") / best("concurrency 1")
+            print(
+                f"  model-time ratio, concurrency 16 / 1: {ceiling:.1f}x (the ratio's ceiling "
+                "if the model never waited on HTTP)"
+            )
+
+
+def bench_openai(
+    url: str, n: int, max_tokens: int, repeats: int, batches: BatchLog | None = None
+) -> dict:
     from secreason.backends.base import SamplingParams
     from secreason.backends.openai import OpenAIBackend
 
@@ -181,10 +255,15 @@ def bench_openai(url: str, n: int, max_tokens: int, repeats: int) -> dict:
     serial = OpenAIBackend(url, "tiny", concurrency=1)
     parallel = OpenAIBackend(url, "tiny", concurrency=16)
     parallel.generate(convs[:16], params)  # warm-up
+    log = batches or BatchLog(None)
     rates = best_rates(
         {
-            "concurrency 1": lambda: len(serial.generate(convs, params)),
-            "concurrency 16": lambda: len(parallel.generate(convs, params)),
+            "concurrency 1": log.around(
+                "concurrency 1", lambda: len(serial.generate(convs, params))
+            ),
+            "concurrency 16": log.around(
+                "concurrency 16", lambda: len(parallel.generate(convs, params))
+            ),
         },
         repeats,
     )
@@ -196,7 +275,7 @@ def bench_openai(url: str, n: int, max_tokens: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=48)
-    parser.add_argument("--serve-prompts", type=int, default=32)
+    parser.add_argument("--serve-prompts", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--api-latency", type=float, default=0.05)
@@ -207,6 +286,7 @@ def main() -> None:
 
     from secreason.train.tiny import build_tiny_model
 
+    load_before = os.getloadavg()[0]
     rows: list[tuple[str, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "tiny", seed=0)
@@ -214,11 +294,13 @@ def main() -> None:
         rows += [("transformers", k, v) for k, v in tf.items() if k != "overhead_share"]
 
         served: dict[str, float] = {}
+        batches: BatchLog | None = None
         if not args.skip_serve:
             process, url = start_serve(model_dir, Path(tmp))
+            batches = BatchLog(url)
             try:
                 served = bench_openai(
-                    url, args.serve_prompts, args.max_tokens, min(2, args.repeats)
+                    url, args.serve_prompts, args.max_tokens, min(3, args.repeats), batches
                 )
             finally:
                 process.terminate()
@@ -233,9 +315,10 @@ def main() -> None:
         ]
 
     print(
-        f"\neval throughput, tiny model, {args.prompts} prompts, {args.max_tokens} new tokens, "
-        f"greedy, best of {args.repeats}; {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f}\n"
+        f"\neval throughput, tiny model, {args.prompts} prompts ({args.serve_prompts} against "
+        f"serve), {args.max_tokens} new tokens, greedy, best of {args.repeats} "
+        f"({min(3, args.repeats)} against serve); {os.cpu_count()} CPUs, load average "
+        f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end\n"
     )
     print(f"{'engine':<36} {'arm':<16} {'samples/s':>10}")
     print("-" * 64)
@@ -252,6 +335,8 @@ def main() -> None:
     if served:
         gain = served["concurrency 16"] / served["concurrency 1"]
         print(f"openai concurrency 16 / 1 (serve):        {gain:6.1f}x   target >= 4x")
+    if batches is not None:
+        batches.report()
     gain = echo["concurrency 16"] / echo["concurrency 1"]
     print(f"openai concurrency 16 / 1 (echo API):     {gain:6.1f}x   target >= 4x")
 

@@ -9,9 +9,14 @@ driven through a stand-in of lm-eval's two-method ``LM`` base class.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import re
+import socket
 import sys
+import threading
+import time
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -167,3 +172,322 @@ def test_lm_eval_adapter_on_a_tiny_model(
     raw = backend.generate([general.decode_chat(context)], SamplingParams(max_tokens=8))[0]
     expected = general.continuation(raw.full_text(), ["\n\n"], prefilled=backend.prefilled)
     assert outputs[0] == expected  # greedy: the adapter returns the stripped continuation
+
+
+# --- the real harnesses, offline (skip without the ``general`` extra) ----------------
+
+needs_lm_eval = pytest.mark.skipif(
+    importlib.util.find_spec("lm_eval") is None,
+    reason="lm-evaluation-harness is not installed (pip install 'secreason[general]')",
+)
+needs_alpaca_eval = pytest.mark.skipif(
+    importlib.util.find_spec("alpaca_eval") is None,
+    reason="alpaca-eval is not installed (pip install 'secreason[general]')",
+)
+
+#: our own toy arithmetic, gold answers beside
+SUMS = [("2 + 3", "5"), ("4 + 4", "8"), ("9 - 2", "7"), ("6 / 3", "2")]
+
+
+def write_task(folder: Path, name: str, until: str, max_gen_toks: int = 64) -> Path:
+    """A generative lm-eval task over a local JSONL file: no hub, no download."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in SUMS))
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
+        "output_type: generate_until\n"
+        "test_split: test\n"
+        'doc_to_text: "Compute {{question}}. Reply with the number only."\n'
+        'doc_to_target: "{{answer}}"\n'
+        "generation_kwargs:\n"
+        f"  until: [{json.dumps(until)}]\n"
+        "  do_sample: false\n"
+        f"  max_gen_toks: {max_gen_toks}\n"
+        "metric_list:\n"
+        "  - metric: exact_match\n"
+        "    aggregation: mean\n"
+        "    higher_is_better: true\n"
+        "metadata:\n  version: 1.0\n"
+    )
+    return folder
+
+
+class ScriptedBackend(Backend):
+    """Completes each toy question by a rule of the test (gold answer given)."""
+
+    model_id = "scripted"
+
+    def __init__(self, rule: Any) -> None:
+        self.rule = rule
+        self.calls: list[tuple[int, SamplingParams]] = []
+
+    def generate(
+        self, conversations: Sequence[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
+        self.calls.append((len(conversations), params))
+        gold = dict(SUMS)
+        out = []
+        for conversation in conversations:
+            question = conversation[-1]["content"].split("Compute ")[1].split(".")[0]
+            out.append(Generation(self.rule(gold[question])))
+        return out
+
+
+def wrong(gold: str) -> str:
+    return str(int(gold) + 1)
+
+
+@needs_lm_eval
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (lambda g: f"<think>It is {g}.</think>{wrong(g)}", 0.0),
+        (lambda g: f"<think>It is {wrong(g)}.</think>{g}", 1.0),
+        (lambda g: f"<think>{g}</think>\n\n{g}\n\nCompute more: {wrong(g)}", 1.0),
+        (lambda g: f"<think>sure, {g}", 0.0),
+        (lambda g: g if g in ("5", "8") else f"<think>{g}</think>{wrong(g)}", 0.5),
+    ],
+    ids=["right-in-reasoning-only", "right-in-answer", "stop-string-cut", "unclosed", "half"],
+)
+def test_lm_eval_scores_the_answer_region(tmp_path: Path, rule: Any, expected: float) -> None:
+    tasks = write_task(tmp_path / "tasks", "toy_sums", "\n\n")
+    flat = general.run_lm_eval(ScriptedBackend(rule), ["toy_sums"], include_path=str(tasks))
+    assert flat == {"toy_sums/exact_match,none": pytest.approx(expected)}
+
+
+@needs_lm_eval
+def test_lm_eval_batches_each_task_with_its_own_stops(tmp_path: Path) -> None:
+    # "5. More" is right for a task stopping at "." and wrong for one stopping at "\n\n":
+    # one lm-eval call hands both tasks' requests over together.
+    tasks = tmp_path / "tasks"
+    write_task(tasks, "toy_blank", "\n\n", max_gen_toks=32)
+    write_task(tasks, "toy_dot", ".", max_gen_toks=48)
+    backend = ScriptedBackend(lambda g: f"<think>x</think>{g}. More\n\nfin")
+    flat = general.run_lm_eval(
+        backend, ["toy_blank", "toy_dot"], include_path=str(tasks), batch_size=3
+    )
+    assert flat == {"toy_blank/exact_match,none": 0.0, "toy_dot/exact_match,none": 1.0}
+    assert sorted(n for n, _ in backend.calls) == [2, 3, 3]  # alike decoding: one group
+    assert {p.max_tokens for _, p in backend.calls} == {4096}  # reasoning room kept
+
+
+class RecordingBackend(Backend):
+    """A real backend whose generations the test keeps, to recompute the score."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.prefilled = inner.prefilled
+        self.seen: list[tuple[str, str]] = []
+
+    def generate(
+        self, conversations: Sequence[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
+        made = self.inner.generate(conversations, params)
+        for conversation, generation in zip(conversations, made, strict=True):
+            self.seen.append((conversation[-1]["content"], generation.full_text()))
+        return made
+
+
+@needs_lm_eval
+@pytest.mark.slow
+def test_lm_eval_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from secreason.backends.transformers import TransformersBackend
+
+    tasks = write_task(tmp_path / "tasks", "toy_sums", "\n\n", max_gen_toks=8)
+    backend = RecordingBackend(TransformersBackend(str(tiny_model_dir), batch_size=4))
+    flat = general.run_lm_eval(
+        backend,
+        ["toy_sums"],
+        include_path=str(tasks),
+        params=SamplingParams(max_tokens=8),
+        system_instruction="Be brief.",
+    )
+    assert list(flat) == ["toy_sums/exact_match,none"]
+    assert len(backend.seen) == len(SUMS)
+    gold = dict(SUMS)
+    by_hand = [
+        general.continuation(text, ["\n\n"], prefilled=backend.prefilled)
+        == gold[prompt.split("Compute ")[1].split(".")[0]]
+        for prompt, text in backend.seen
+    ]
+    assert flat["toy_sums/exact_match,none"] == pytest.approx(sum(by_hand) / len(by_hand))
+
+
+@needs_lm_eval
+@pytest.mark.slow
+def test_eval_command_folds_lm_eval_into_the_report(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from secreason.cli import app
+
+    tasks = write_task(tmp_path / "tasks", "toy_sums", "\n\n", max_gen_toks=8)
+    out = tmp_path / "run"
+    args = ["eval", "none", "--model", str(tiny_model_dir), "--lm-eval", "toy_sums"]
+    args += ["--lm-eval-include", str(tasks), "--max-tokens", "8", "--limit", "3"]
+    args += ["--trials", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    bench = next(b for b in report["benchmarks"] if b["name"] == "lm-eval")
+    assert bench["headline"] == "toy_sums/exact_match,none" and bench["trials"] == 2
+    cached = (out / "cache" / "lm-eval" / "generations.jsonl").read_text().splitlines()
+    assert len(cached) == 2 * 3  # --limit rows, once per trial seed
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert len((out / "cache" / "lm-eval" / "generations.jsonl").read_text().splitlines()) == 6
+
+    bad = CliRunner().invoke(app, [*args[:5], "no_such_toy", *args[6:]])
+    assert bad.exit_code != 0 and "no_such_toy" in bad.output
+
+
+def judge_verdict(prompt: str) -> str:
+    """The toy judge: an output holding GOOD wins, else the one holding REFERENCE."""
+    outputs = dict(
+        re.findall(r'"model_identifier": "(m|M)",\s*"output": """(.*?)"""', prompt, re.S)
+    )
+    for word in ("GOOD", "REFERENCE"):
+        for letter in ("m", "M"):
+            if word in outputs.get(letter, ""):
+                return letter
+    return "m"
+
+
+class JudgeServer:
+    """An OpenAI-compatible judge on loopback (uvicorn in a thread), with log-probs."""
+
+    def __init__(self) -> None:
+        import fastapi
+        import uvicorn
+
+        self.requests: list[dict[str, Any]] = []
+        app = fastapi.FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(body: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(body)
+            letter = judge_verdict("\n".join(m["content"] for m in body["messages"]))
+            other = "M" if letter == "m" else "m"
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": letter},
+                "finish_reason": "length",
+                "logprobs": None,
+            }
+            if body.get("logprobs"):
+                top = [{"token": letter, "logprob": 0.0}, {"token": other, "logprob": -40.0}]
+                choice["logprobs"] = {
+                    "content": [{"token": letter, "logprob": 0.0, "top_logprobs": top}]
+                }
+            return {
+                "id": f"judge-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [choice],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+            }
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> JudgeServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "judge server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def alpaca_rows(n: int, wins: set[int], hidden: set[int]) -> tuple[list[dict], list[dict]]:
+    """Model outputs (GOOD where it should win, GOOD inside reasoning only where the
+    judge must not see it) and reference outputs of varied lengths."""
+    instructions = [f"Toy instruction {i}: explain control number {i}." for i in range(n)]
+    completions = []
+    for i in range(n):
+        body = "detail " * (1 + (i * 7) % 11)
+        if i in wins:
+            completions.append(f"<think>plan</think>GOOD answer {body}")
+        elif i in hidden:
+            completions.append(f"<think>GOOD idea</think>plain answer {body}")
+        else:
+            completions.append(f"<think>plan</think>plain answer {body}")
+    outputs = general.alpaca_outputs(instructions, completions, "toy-model")
+    references = [
+        {
+            "instruction": text,
+            "output": "REFERENCE " + "word " * (1 + (i * 5) % 9),
+            "generator": "toy-reference",
+        }
+        for i, text in enumerate(instructions)
+    ]
+    return outputs, references
+
+
+@needs_alpaca_eval
+@pytest.mark.parametrize("weighted", [True, False], ids=["logprob-official", "text-verdict"])
+def test_alpaca_eval_follows_the_judge(tmp_path: Path, weighted: bool) -> None:
+    n, wins, hidden = 20, {0, 2, 3, 5, 8, 9, 11, 13, 16, 17, 19}, {1, 4, 6}
+    outputs, references = alpaca_rows(n, wins, hidden)
+    with JudgeServer() as judge:
+        config = general.judge_annotator_config(
+            tmp_path / "toy_judge", "toy-judge-instruct", judge.base_url, weighted=weighted
+        )
+        scores = general.run_alpaca_eval(
+            outputs,
+            reference_outputs=references,
+            annotators_config=config,
+            output_path=tmp_path / "results",
+            length_controlled=False,
+        )
+        assert len(judge.requests) == n
+        assert all(r["model"] == "toy-judge-instruct" for r in judge.requests)
+        assert all(bool(r.get("logprobs")) is weighted for r in judge.requests)
+        assert not any("GOOD idea" in str(r["messages"]) for r in judge.requests)
+    assert scores["win_rate"] == pytest.approx(100 * len(wins) / n, abs=1e-6)
+    assert scores["n_total"] == n and scores["n_wins"] == len(wins)
+    assert "length_controlled_winrate" not in scores  # needs the hub's df_gamed.csv
+    assert (tmp_path / "results" / "annotations.json").is_file()
+
+
+@needs_alpaca_eval
+def test_alpaca_eval_official_length_control_offline(tmp_path: Path) -> None:
+    # The length control fits against annotations fetched from the hub: offline it must
+    # say so; the judge's annotations are cached, so the next run asks the judge nothing.
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        pytest.skip("the hub is enabled: the offline path cannot be exercised")
+    outputs, references = alpaca_rows(10, {1, 2, 7}, set())
+    with JudgeServer() as judge:
+        config = general.judge_annotator_config(tmp_path / "judge", "toy", judge.base_url)
+        run = functools.partial(
+            general.run_alpaca_eval,
+            outputs,
+            reference_outputs=references,
+            annotators_config=config,
+        )
+        with pytest.raises(RuntimeError, match="df_gamed.csv.*length_controlled=False"):
+            run()
+        asked = len(judge.requests)
+        scores = run(length_controlled=False)
+        assert len(judge.requests) == asked == 10
+    assert scores["win_rate"] == pytest.approx(30.0, abs=1e-6)
+    with pytest.raises(ValueError, match="generator"):
+        general.run_alpaca_eval([{**outputs[0], "generator": ""}])

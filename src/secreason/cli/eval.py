@@ -97,8 +97,19 @@ def _parse_data(values: list[str]) -> str | dict[str, str] | None:
     return mapping
 
 
-def run_general(runner: Any, settings: Any, tasks: str, out: Path) -> Any:
-    """lm-evaluation-harness tasks on the run's model, generations cached like the rest."""
+def run_general(
+    runner: Any,
+    settings: Any,
+    tasks: str,
+    out: Path,
+    include_path: Path | None = None,
+    batch_size: int | None = None,
+) -> Any:
+    """lm-evaluation-harness tasks on the run's model, generations cached like the rest.
+
+    Each trial is one lm-eval run with seed S+t, so ``--trials`` gives mean +- std here
+    too; a rerun reads every generation back from the cache.
+    """
     from secreason.backends.base import SamplingParams
     from secreason.evals.cache import CachedBackend
     from secreason.evals.general import run_lm_eval
@@ -106,21 +117,38 @@ def run_general(runner: Any, settings: Any, tasks: str, out: Path) -> Any:
 
     if importlib.util.find_spec("lm_eval") is None:
         _fail("--lm-eval needs lm-evaluation-harness: pip install 'secreason[general]'")
+    if include_path is not None and not include_path.is_dir():
+        _fail(f"--lm-eval-include {include_path}: not a folder of lm-eval task YAML files")
     names = [t.strip() for t in tasks.split(",") if t.strip()]
-    params = SamplingParams(
-        temperature=settings.temperature or 0.0,
-        top_p=settings.top_p or 1.0,
-        max_tokens=settings.max_tokens or 2048,
-        seed=settings.seed if settings.seed is not None else 0,
-    )
     backend = CachedBackend(runner.backend(), out / "cache" / "lm-eval" / "generations.jsonl")
-    try:
-        flat = run_lm_eval(backend, names, limit=settings.limit, params=params)
-    except ImportError as error:
-        _fail(str(error))
-    first = next((k for k in flat if not k.endswith("_stderr")), "")
+    trials: list[dict[str, float]] = []
+    for trial in range(settings.trials):
+        params = SamplingParams(
+            temperature=settings.temperature or 0.0,
+            top_p=settings.top_p or 1.0,
+            max_tokens=settings.max_tokens or 2048,
+            seed=(settings.seed if settings.seed is not None else 0) + trial,
+        )
+        try:
+            flat = run_lm_eval(
+                backend,
+                names,
+                limit=settings.limit,
+                params=params,
+                include_path=str(include_path) if include_path else None,
+                batch_size=batch_size or 16,
+            )
+        except ImportError as error:
+            _fail(str(error))
+        except KeyError as error:  # lm-eval names the task it does not know
+            _fail(f"--lm-eval {tasks}: {error.args[0]} (custom tasks: --lm-eval-include DIR)")
+        trials.append(flat)
     return BenchmarkResult(
-        name="lm-eval", headline=first, references=(), n_samples=0, metrics={"official": [flat]}
+        name="lm-eval",
+        headline=next(iter(trials[0]), ""),
+        references=(),
+        n_samples=0,
+        metrics={"official": trials},
     )
 
 
@@ -184,6 +212,11 @@ def register(app: typer.Typer) -> None:
             "--lm-eval",
             help="General capability through lm-evaluation-harness, e.g. gsm8k,bbh,ifeval "
             "(needs the general extra); folded into the same report.",
+        ),
+        lm_eval_include: Path = typer.Option(
+            None,
+            "--lm-eval-include",
+            help="Folder of extra lm-eval task YAML files (local data, e.g. HotpotQA).",
         ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
@@ -299,7 +332,11 @@ def register(app: typer.Typer) -> None:
                 for bench in benches:
                     results.append(runner.run(bench))
                 if lm_eval_tasks:
-                    results.append(run_general(runner, settings, lm_eval_tasks, out))
+                    results.append(
+                        run_general(
+                            runner, settings, lm_eval_tasks, out, lm_eval_include, batch_size
+                        )
+                    )
         except typer.Exit:
             raise
         except (MissingGenerations, FileNotFoundError) as error:

@@ -369,6 +369,7 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
             "batch_sizes": list(getattr(engine, "batch_sizes", [])),
             "batches": getattr(engine, "batches", 0),
             "batched_requests": getattr(engine, "batched", 0),
+            "model_busy_s": round(getattr(engine, "busy_s", 0.0), 6),
         }
         return JSONResponse({**deployment.stats.snapshot(), **batching})
 

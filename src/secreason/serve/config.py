@@ -36,8 +36,14 @@ class ModelConfig:
     # when the think tags are special tokens and vLLM runs without a reasoning parser.
     upstream_extra_body: dict[str, Any] = field(default_factory=dict)
     served_name: str | None = None  # the id clients use; default: path's last part
-    max_batch_size: int = 8
+    # Requests batched together by the local engine (16: the transformers backend's own
+    # batch, and an eval client's default concurrency).
+    max_batch_size: int = 16
     batch_wait_ms: float = 0.0
+    # After a batch, wait up to this fraction of its model time for the clients it just
+    # answered to send their next requests, so closed-loop load keeps forming full
+    # batches (see serve.engine.LocalEngine); 0 turns it off.
+    batch_refill_wait: float = 0.2
     device: str | None = None
     dtype: str | None = None
     prefilled: bool | None = None  # None: detect from the chat template
@@ -193,6 +199,11 @@ def validate(config: ServeConfig) -> None:
     for name in ("max_body_bytes", "max_tokens", "max_concurrent", "default_max_tokens"):
         if getattr(limits, name) < 1:
             raise ConfigError(f"limits.{name}: must be at least 1")
+    if config.model.max_batch_size < 1:
+        raise ConfigError("model.max_batch_size: must be at least 1")
+    if config.model.batch_wait_ms < 0 or config.model.batch_refill_wait < 0:
+        field_name = "batch_wait_ms" if config.model.batch_wait_ms < 0 else "batch_refill_wait"
+        raise ConfigError(f"model.{field_name}: must not be negative")
     if config.model.think_token_ids is not None and len(config.model.think_token_ids) != 2:
         raise ConfigError("model.think_token_ids: give two ids, [open, close]")
 

@@ -5,9 +5,10 @@ The HTTP layer only ever awaits an :class:`Engine`. Two kinds exist:
 * :class:`LocalEngine` wraps any :class:`~secreason.backends.base.Backend` (the
   transformers backend, or the benchmark's fixed-text backend). Backends are
   synchronous and batch-oriented, so concurrent requests are queued and handed to
-  ``Backend.generate`` together (dynamic batching: whatever is waiting when the model
-  becomes free forms the next batch, grouped by sampling parameters). All model work
-  runs on one worker thread, so the event loop never blocks on the model.
+  ``Backend.generate`` together (dynamic batching: what waits while the model is busy
+  forms the next batch, grouped by sampling parameters). All model work runs on one
+  worker thread, so the event loop never blocks on the model. See :class:`LocalEngine`
+  for the rules that keep those batches full (settle, refill, one batch across seeds).
 * :class:`UpstreamEngine` talks to an OpenAI-compatible server (``vllm serve``, TGI,
   another secreason) with an async HTTP client, relaying its SSE stream. When the
   upstream splits reasoning itself (``reasoning_content``), the text is put back inside
@@ -17,15 +18,16 @@ The HTTP layer only ever awaits an :class:`Engine`. Two kinds exist:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -74,6 +76,11 @@ Finish = tuple[str, int, int]  # finish_reason, prompt tokens, completion tokens
 Producer = Callable[[Callable[[str], None], threading.Event], Finish]
 
 
+# Event-loop steps without a new request before a batch is committed (see _settle): more
+# than the few awaits a request takes from the socket to the queue.
+SETTLE_STEPS = 8
+
+
 @dataclass
 class _Job:
     messages: list[Message]
@@ -81,25 +88,74 @@ class _Job:
     future: asyncio.Future[Generation]
 
 
+def batch_key(params: SamplingParams) -> SamplingParams:
+    """What requests must share to run as one batch: every sampling parameter but the seed.
+
+    Greedy decoding never draws from the random stream, so its seed changes nothing.
+    With sampling, the rows of one ``generate`` call draw from one shared stream, so a
+    row's sample depends on its companions even when every seed agrees: splitting
+    batches by seed would cost throughput without making a row reproducible. What a
+    seed does mean is in :func:`batch_seed`.
+    """
+    return replace(params, seed=None)
+
+
+def batch_seed(seeds: Sequence[int | None], sampling: bool) -> int | None:
+    """The seed a batch runs with, from its requests' seeds in arrival order.
+
+    Greedy: none (nothing is drawn). Sampling: the shared seed when all agree, so a
+    request served alone (or with same-seed companions, as an eval trial sends them)
+    replays exactly what local generation with that seed gives; mixed seeds derive one
+    seed from all of them, so the same batch replays the same samples. Under concurrent
+    load a seed is thus best effort, as OpenAI documents for its own ``seed``.
+    """
+    if not sampling or all(seed is None for seed in seeds):
+        return None
+    if len(set(seeds)) == 1:
+        return seeds[0]
+    digest = hashlib.blake2b(repr(tuple(seeds)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (1 << 31)
+
+
 class LocalEngine(Engine):
+    """Dynamic batching in front of a synchronous backend.
+
+    Requests that arrive while the model is busy wait in a queue and form the next
+    batch (up to ``max_batch_size``, grouped by :func:`batch_key`). Taking only what
+    waits at the instant the model frees up starves closed-loop clients (an eval at
+    concurrency N sends its next request when an answer comes back): a batch of 15
+    finishes while one request waits, that one runs alone, and the 15 clients that were
+    just answered queue behind it, so batches alternate 15, 1, 15, 1. Hence the refill
+    rule: after a batch of B requests, while fewer than B + (those already waiting) are
+    queued, the loop waits for the answered clients to come back, at most
+    ``refill_wait`` times the last batch's model time counted from when it ended. A
+    lone client costs nothing (B = 1 and it is the one that returns), an idle server
+    waits for nothing, and the added latency is bounded by a fraction of a batch.
+    Before any batch starts, the event loop is also allowed to settle (:meth:`_settle`),
+    so that a burst of requests that arrived together is not split into 1 + the rest.
+    """
+
     def __init__(
         self,
         backend: Backend,
         *,
-        max_batch_size: int = 8,
+        max_batch_size: int = 16,
         batch_wait_ms: float = 0.0,
+        refill_wait: float = 0.2,
     ):
         self.backend = backend
         self.model_id = backend.model_id
         self.prefilled = backend.prefilled
-        self.max_batch_size = max_batch_size
+        self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_ms / 1000
+        self.refill_wait = max(0.0, refill_wait)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="secreason-model")
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent sizes, for /metrics
         self.batches = 0  # totals since start: batches run and the requests they held
         self.batched = 0
+        self.busy_s = 0.0  # model time spent on batches (utilisation = busy_s / wall time)
 
     def _ensure_worker(self) -> asyncio.Queue[_Job]:
         if self._queue is None or self._worker is None or self._worker.done():
@@ -112,38 +168,83 @@ class LocalEngine(Engine):
         self._ensure_worker().put_nowait(_Job(messages, params, future))
         return await future
 
+    async def _collect(
+        self, queue: asyncio.Queue[_Job], expected: int, deadline: float
+    ) -> list[_Job]:
+        """The next batch: the first request (waited for without limit), everything else
+        queued, and, until ``deadline``, requests still expected from answered clients."""
+        loop = asyncio.get_running_loop()
+        jobs = [await queue.get()]
+        if self.batch_wait_s:
+            await asyncio.sleep(self.batch_wait_s)
+        await self._settle(queue, len(jobs))
+        target = min(self.max_batch_size, expected)
+        while len(jobs) < self.max_batch_size:
+            if not queue.empty():
+                jobs.append(queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if len(jobs) >= target or remaining <= 0:
+                break
+            try:
+                jobs.append(await asyncio.wait_for(queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return jobs
+
+    async def _settle(self, queue: asyncio.Queue[_Job], taken: int) -> None:
+        """Let the event loop finish what it already holds before the model is committed.
+
+        Requests that reached the socket together (a client's burst of N) are parsed one
+        event-loop step at a time, so the first one alone would otherwise start a batch
+        while the rest are a few steps behind. Yielding until the queue stops growing for
+        :data:`SETTLE_STEPS` steps costs microseconds when nothing else is pending (a
+        lone client), and never waits on a clock.
+        """
+        quiet = 0
+        while quiet < SETTLE_STEPS and taken + queue.qsize() < self.max_batch_size:
+            before = queue.qsize()
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if queue.qsize() == before else 0
+
     async def _batch_loop(self, queue: asyncio.Queue[_Job]) -> None:
         loop = asyncio.get_running_loop()
+        answered, deadline = 0, 0.0  # the last batch's requests; when to stop refilling
         while True:
-            jobs = [await queue.get()]
-            if self.batch_wait_s:
-                await asyncio.sleep(self.batch_wait_s)
-            while len(jobs) < self.max_batch_size and not queue.empty():
-                jobs.append(queue.get_nowait())
+            jobs = await self._collect(queue, queue.qsize() + answered, deadline)
+            started = loop.time()
             groups: dict[SamplingParams, list[_Job]] = {}
             for job in jobs:
                 if not job.future.cancelled():
-                    groups.setdefault(job.params, []).append(job)
-            for params, group in groups.items():
-                self.batch_sizes.append(len(group))
-                self.batches += 1
-                self.batched += len(group)
-                conversations = [job.messages for job in group]
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.backend.generate, conversations, params
-                    )
-                    if len(results) != len(group):
-                        raise RuntimeError(f"{len(results)} generations for {len(group)} prompts")
-                except Exception:
-                    log.exception("model failed on a batch of %d", len(group))
-                    for job in group:
-                        if not job.future.done():
-                            job.future.set_exception(EngineError("the model failed", 500))
-                    continue
-                for job, result in zip(group, results, strict=True):
-                    if not job.future.done():
-                        job.future.set_result(result)
+                    groups.setdefault(batch_key(job.params), []).append(job)
+            for key, group in groups.items():
+                await self._run_batch(key, group)
+            ended = loop.time()
+            self.busy_s += ended - started
+            answered, deadline = len(jobs), ended + self.refill_wait * (ended - started)
+
+    async def _run_batch(self, key: SamplingParams, group: list[_Job]) -> None:
+        seed = batch_seed([job.params.seed for job in group], key.temperature > 0)
+        params = replace(key, seed=seed)
+        self.batch_sizes.append(len(group))
+        self.batches += 1
+        self.batched += len(group)
+        conversations = [job.messages for job in group]
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.backend.generate, conversations, params
+            )
+            if len(results) != len(group):
+                raise RuntimeError(f"{len(results)} generations for {len(group)} prompts")
+        except Exception:
+            log.exception("model failed on a batch of %d", len(group))
+            for job in group:
+                if not job.future.done():
+                    job.future.set_exception(EngineError("the model failed", 500))
+            return
+        for job, result in zip(group, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)
 
     def _producer(self, messages: list[Message], params: SamplingParams) -> Producer | None:
         """How to stream this backend: through its own ``stream`` (deltas as decoded), or

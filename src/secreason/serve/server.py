@@ -53,7 +53,10 @@ def build_model_engine(config: ServeConfig) -> Engine:
     if model.prefilled is not None:
         backend.prefilled = model.prefilled
     return LocalEngine(
-        backend, max_batch_size=model.max_batch_size, batch_wait_ms=model.batch_wait_ms
+        backend,
+        max_batch_size=model.max_batch_size,
+        batch_wait_ms=model.batch_wait_ms,
+        refill_wait=model.batch_refill_wait,
     )
 
 
