@@ -97,3 +97,20 @@ def test_rerun_skips_finished_stages(demo_dir: Path) -> None:
     before = (demo_dir / "rl" / "final" / "secreason_stage.json").read_text()
     run_demo(DemoConfig.quick(), demo_dir)
     assert (demo_dir / "rl" / "final" / "secreason_stage.json").read_text() == before
+
+
+def test_threads_drop_to_one_while_every_core_is_busy() -> None:
+    from secreason.train.demo import busy_cores, pick_threads
+
+    cores = os.cpu_count() or 1
+    assert pick_threads(3) == 3  # an explicit request wins
+    spin = "import time\nend = time.time() + 20\nwhile time.time() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(cores)]
+    try:
+        busy = busy_cores(window=1.0)
+        assert busy is not None and cores / 2 <= busy <= cores + 0.01
+        assert pick_threads(None) == 1
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

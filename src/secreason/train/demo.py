@@ -70,6 +70,33 @@ class DemoConfig:
         return replace(base, **kw)
 
 
+def busy_cores(window: float = 0.5) -> float | None:
+    """Cores busy right now, from two reads of ``/proc/stat`` (None off Linux).
+
+    The load average would do, but it remembers the last minute: right after one demo
+    ends (a benchmark running seeds back to back) it still counts that demo's threads.
+    """
+    import os
+    import time
+
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values), idle
+
+    try:
+        total0, idle0 = ticks()
+        time.sleep(window)
+        total1, idle1 = ticks()
+    except (OSError, ValueError):
+        return None
+    elapsed = total1 - total0
+    if elapsed <= 0:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / elapsed)
+
+
 def pick_threads(requested: int | None) -> int:
     """Torch threads for the demo: all cores on an idle machine, one on a busy one.
 
@@ -81,11 +108,13 @@ def pick_threads(requested: int | None) -> int:
     cores = os.cpu_count() or 1
     if requested:
         return requested
-    try:
-        busy = os.getloadavg()[0] >= cores / 2
-    except OSError:
-        busy = False
-    return 1 if busy else cores
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            busy = 0.0
+    return 1 if busy >= cores / 2 else cores
 
 
 def _stage(name: str, times: dict[str, float], start: float) -> None:
