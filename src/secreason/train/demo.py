@@ -21,6 +21,7 @@ and RL resume from checkpoints and skip when finished, evaluations are cached.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -76,8 +77,6 @@ def busy_cores(window: float = 0.5) -> float | None:
     The load average would do, but it remembers the last minute: right after one demo
     ends (a benchmark running seeds back to back) it still counts that demo's threads.
     """
-    import os
-    import time
 
     def ticks() -> tuple[int, int]:
         with open("/proc/stat", encoding="ascii") as fh:
@@ -103,7 +102,6 @@ def pick_threads(requested: int | None) -> int:
     On a shared machine, several processes each spinning two OpenMP threads on two cores
     made a training step 8x slower than one thread did (measured: 6.4 s vs 0.8 s).
     """
-    import os
 
     cores = os.cpu_count() or 1
     if requested:
