@@ -7,7 +7,9 @@ configuration after the other:
 * ``padded``: no packing; each batch is padded to its longest row.
 * ``bfd``: TRL's best-fit-decreasing packing, which is padding-free (all rows of a batch
   flattened into one with restarting position ids). Made for varlen flash attention on
-  GPU; on CPU the attention runs over the whole flattened row with a block mask.
+  GPU; with plain SDPA the attention runs over the whole flattened row with a block mask.
+* ``bfd_varlen``: the same packing with ``sdpa_varlen`` (``secreason.train.packed_attention``),
+  which runs causal SDPA on each packed sequence separately: what the CPU recipe uses.
 * ``wrapped``: rows cut into fixed ``max_length`` blocks (no padding at all; attention
   can cross document boundaries inside a block).
 * ``grouped``: no packing, but batches drawn from rows of similar length
@@ -54,7 +56,7 @@ def measure(
                 self.start = time.perf_counter()
 
     clock = Clock()
-    packing = mode in ("bfd", "wrapped")
+    packing = mode in ("bfd", "bfd_varlen", "wrapped")
     values: dict[str, Any] = {
         "model_name_or_path": str(model_dir),
         "dataset_path": str(data),
@@ -75,7 +77,9 @@ def measure(
         "dataloader_num_workers": 0,
     }
     if packing:
-        values["packing_strategy"] = mode
+        values["packing_strategy"] = "bfd" if mode == "bfd_varlen" else mode
+    if mode == "bfd_varlen":
+        values["model_init_kwargs"] = {"attn_implementation": "sdpa_varlen"}
     if mode == "grouped":
         values["train_sampling_strategy"] = "group_by_length"
     recipe = build_recipe(SFTRecipe, values, source=f"benchmark:{mode}")
@@ -131,6 +135,9 @@ def main() -> None:
     results = {
         "padded": measure(model_dir, data, "padded", args.steps, args.warmup, batch, max_length),
         "bfd": measure(model_dir, data, "bfd", args.steps, args.warmup, packed_batch, max_length),
+        "bfd_varlen": measure(
+            model_dir, data, "bfd_varlen", args.steps, args.warmup, packed_batch, max_length
+        ),
         "wrapped": measure(
             model_dir, data, "wrapped", args.steps, args.warmup, packed_batch, max_length
         ),
@@ -141,12 +148,12 @@ def main() -> None:
     print("| mode | rows/step | real tokens | seconds | tokens/s | vs padded |")
     print("|---|---|---|---|---|---|")
     for mode, r in results.items():
-        rows_per_step = packed_batch if mode in ("bfd", "wrapped") else batch
+        rows_per_step = packed_batch if mode in ("bfd", "bfd_varlen", "wrapped") else batch
         print(
             f"| {mode} | {rows_per_step} | {r['tokens']:.0f} | {r['seconds']:.2f} | "
             f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base:.2f}x |"
         )
-    best = max(("bfd", "wrapped"), key=lambda m: results[m]["tokens_per_s"])
+    best = max(("bfd", "bfd_varlen", "wrapped"), key=lambda m: results[m]["tokens_per_s"])
     ratio = results[best]["tokens_per_s"] / base
     print(
         f"\nbest packing: {best}, {ratio:.2f}x padded (target >= 1.5x): "

@@ -3,7 +3,9 @@
 The data is conversational (a ``messages`` column whose last turn is the assistant's
 ``<think>...</think>`` reasoning and answer). Loss is on assistant tokens only (the
 chat template's ``{% generation %}`` markers), sequences are packed (best-fit
-decreasing, padding-free) when the recipe says so, and LoRA is optional. Nothing here
+decreasing, padding-free) when the recipe says so, and LoRA is optional. Packing needs
+attention that respects sequence boundaries: flash attention on GPU, ``sdpa_varlen``
+(``packed_attention.py``) on CPU. Nothing here
 reimplements training: this module only wires a recipe to TRL and adds resume, the
 done marker and a plain exported model folder.
 
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from secreason.train import packed_attention
 from secreason.train.config import SFTRecipe
 from secreason.train.stage import (
     load_rows,
@@ -33,6 +36,7 @@ def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
+    packed_attention.register()  # a recipe may name ``sdpa_varlen`` (packing on CPU)
     data = load_rows(recipe.dataset_path, recipe.max_train_samples)
     require_columns(data, ["messages"], recipe.dataset_path)
     eval_data = load_rows(recipe.eval_dataset_path) if recipe.eval_dataset_path else None
