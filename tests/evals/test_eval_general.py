@@ -1,22 +1,17 @@
-"""General-capability glue, offline: what lm-eval and alpaca-eval would be handed.
+"""General-capability glue, offline: what lm-eval would be handed.
 
-lm-evaluation-harness and alpaca-eval are optional extras and are not installed in the
-test environment; their task data and judges need the network anyway. What can run
+lm-evaluation-harness is an optional extra (installed with the dev extra); its task
+data needs the network, so the tests bring their own tasks. What can run
 offline runs here: the reasoning strip and stop-string cut, the chat round trip, the
-result flattening, the AlpacaEval records, math-verify, and the lm-eval adapter class
+result flattening, math-verify, and the lm-eval adapter class
 driven through a stand-in of lm-eval's two-method ``LM`` base class.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
-import re
-import socket
 import sys
-import threading
-import time
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,16 +76,6 @@ def test_flatten_results_skips_stderr_and_aliases() -> None:
         "gsm8k_cot_zeroshot/exact_match,strict-match": 0.5,
         "ifeval/inst_level_loose_acc,none": 0.8,
     }
-
-
-def test_alpaca_outputs_hold_answers_only() -> None:
-    records = general.alpaca_outputs(
-        ["Say hi", "Say bye"], ["<think>greet</think>Hi!", "<think>cut"], "tiny"
-    )
-    assert records == [
-        {"instruction": "Say hi", "output": "Hi!", "generator": "tiny"},
-        {"instruction": "Say bye", "output": "", "generator": "tiny"},
-    ]
 
 
 @pytest.mark.parametrize(
@@ -180,11 +165,6 @@ needs_lm_eval = pytest.mark.skipif(
     importlib.util.find_spec("lm_eval") is None,
     reason="lm-evaluation-harness is not installed (pip install 'secreason[general]')",
 )
-needs_alpaca_eval = pytest.mark.skipif(
-    importlib.util.find_spec("alpaca_eval") is None,
-    reason="alpaca-eval is not installed (pip install 'secreason[general]')",
-)
-
 #: our own toy arithmetic, gold answers beside
 SUMS = [("2 + 3", "5"), ("4 + 4", "8"), ("9 - 2", "7"), ("6 / 3", "2")]
 
@@ -342,152 +322,3 @@ def test_eval_command_folds_lm_eval_into_the_report(tmp_path: Path, tiny_model_d
 
     bad = CliRunner().invoke(app, [*args[:5], "no_such_toy", *args[6:]])
     assert bad.exit_code != 0 and "no_such_toy" in bad.output
-
-
-def judge_verdict(prompt: str) -> str:
-    """The toy judge: an output holding GOOD wins, else the one holding REFERENCE."""
-    outputs = dict(
-        re.findall(r'"model_identifier": "(m|M)",\s*"output": """(.*?)"""', prompt, re.S)
-    )
-    for word in ("GOOD", "REFERENCE"):
-        for letter in ("m", "M"):
-            if word in outputs.get(letter, ""):
-                return letter
-    return "m"
-
-
-class JudgeServer:
-    """An OpenAI-compatible judge on loopback (uvicorn in a thread), with log-probs."""
-
-    def __init__(self) -> None:
-        import fastapi
-        import uvicorn
-
-        self.requests: list[dict[str, Any]] = []
-        app = fastapi.FastAPI()
-
-        @app.post("/v1/chat/completions")
-        async def chat(body: dict[str, Any]) -> dict[str, Any]:
-            self.requests.append(body)
-            letter = judge_verdict("\n".join(m["content"] for m in body["messages"]))
-            other = "M" if letter == "m" else "m"
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": letter},
-                "finish_reason": "length",
-                "logprobs": None,
-            }
-            if body.get("logprobs"):
-                top = [{"token": letter, "logprob": 0.0}, {"token": other, "logprob": -40.0}]
-                choice["logprobs"] = {
-                    "content": [{"token": letter, "logprob": 0.0, "top_logprobs": top}]
-                }
-            return {
-                "id": f"judge-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [choice],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
-            }
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> JudgeServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "judge server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def alpaca_rows(n: int, wins: set[int], hidden: set[int]) -> tuple[list[dict], list[dict]]:
-    """Model outputs (GOOD where it should win, GOOD inside reasoning only where the
-    judge must not see it) and reference outputs of varied lengths."""
-    instructions = [f"Toy instruction {i}: explain control number {i}." for i in range(n)]
-    completions = []
-    for i in range(n):
-        body = "detail " * (1 + (i * 7) % 11)
-        if i in wins:
-            completions.append(f"<think>plan</think>GOOD answer {body}")
-        elif i in hidden:
-            completions.append(f"<think>GOOD idea</think>plain answer {body}")
-        else:
-            completions.append(f"<think>plan</think>plain answer {body}")
-    outputs = general.alpaca_outputs(instructions, completions, "toy-model")
-    references = [
-        {
-            "instruction": text,
-            "output": "REFERENCE " + "word " * (1 + (i * 5) % 9),
-            "generator": "toy-reference",
-        }
-        for i, text in enumerate(instructions)
-    ]
-    return outputs, references
-
-
-@needs_alpaca_eval
-@pytest.mark.parametrize("weighted", [True, False], ids=["logprob-official", "text-verdict"])
-def test_alpaca_eval_follows_the_judge(tmp_path: Path, weighted: bool) -> None:
-    n, wins, hidden = 20, {0, 2, 3, 5, 8, 9, 11, 13, 16, 17, 19}, {1, 4, 6}
-    outputs, references = alpaca_rows(n, wins, hidden)
-    with JudgeServer() as judge:
-        config = general.judge_annotator_config(
-            tmp_path / "toy_judge", "toy-judge-instruct", judge.base_url, weighted=weighted
-        )
-        scores = general.run_alpaca_eval(
-            outputs,
-            reference_outputs=references,
-            annotators_config=config,
-            output_path=tmp_path / "results",
-            length_controlled=False,
-        )
-        assert len(judge.requests) == n
-        assert all(r["model"] == "toy-judge-instruct" for r in judge.requests)
-        assert all(bool(r.get("logprobs")) is weighted for r in judge.requests)
-        assert not any("GOOD idea" in str(r["messages"]) for r in judge.requests)
-    assert scores["win_rate"] == pytest.approx(100 * len(wins) / n, abs=1e-6)
-    assert scores["n_total"] == n and scores["n_wins"] == len(wins)
-    assert "length_controlled_winrate" not in scores  # needs the hub's df_gamed.csv
-    assert (tmp_path / "results" / "annotations.json").is_file()
-
-
-@needs_alpaca_eval
-def test_alpaca_eval_official_length_control_offline(tmp_path: Path) -> None:
-    # The length control fits against annotations fetched from the hub: offline it must
-    # say so; the judge's annotations are cached, so the next run asks the judge nothing.
-    from huggingface_hub import constants
-
-    if not constants.HF_HUB_OFFLINE:
-        pytest.skip("the hub is enabled: the offline path cannot be exercised")
-    outputs, references = alpaca_rows(10, {1, 2, 7}, set())
-    with JudgeServer() as judge:
-        config = general.judge_annotator_config(tmp_path / "judge", "toy", judge.base_url)
-        run = functools.partial(
-            general.run_alpaca_eval,
-            outputs,
-            reference_outputs=references,
-            annotators_config=config,
-        )
-        with pytest.raises(RuntimeError, match="df_gamed.csv.*length_controlled=False"):
-            run()
-        asked = len(judge.requests)
-        scores = run(length_controlled=False)
-        assert len(judge.requests) == asked == 10
-    assert scores["win_rate"] == pytest.approx(30.0, abs=1e-6)
-    with pytest.raises(ValueError, match="generator"):
-        general.run_alpaca_eval([{**outputs[0], "generator": ""}])

@@ -97,68 +97,13 @@ def _parse_data(values: list[str]) -> str | dict[str, str] | None:
     return mapping
 
 
-def run_general(
-    runner: Any,
-    settings: Any,
-    tasks: str,
-    out: Path,
-    include_path: Path | None = None,
-    batch_size: int | None = None,
-) -> Any:
-    """lm-evaluation-harness tasks on the run's model, generations cached like the rest.
-
-    Each trial is one lm-eval run with seed S+t, so ``--trials`` gives mean +- std here
-    too; a rerun reads every generation back from the cache.
-    """
-    from secreason.backends.base import SamplingParams
-    from secreason.evals.cache import CachedBackend
-    from secreason.evals.general import run_lm_eval
-    from secreason.evals.runner import BenchmarkResult
-
-    if importlib.util.find_spec("lm_eval") is None:
-        _fail("--lm-eval needs lm-evaluation-harness: pip install 'secreason[general]'")
-    if include_path is not None and not include_path.is_dir():
-        _fail(f"--lm-eval-include {include_path}: not a folder of lm-eval task YAML files")
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
-    backend = CachedBackend(runner.backend(), out / "cache" / "lm-eval" / "generations.jsonl")
-    trials: list[dict[str, float]] = []
-    for trial in range(settings.trials):
-        params = SamplingParams(
-            temperature=settings.temperature or 0.0,
-            top_p=settings.top_p or 1.0,
-            max_tokens=settings.max_tokens or 2048,
-            seed=(settings.seed if settings.seed is not None else 0) + trial,
-        )
-        try:
-            flat = run_lm_eval(
-                backend,
-                names,
-                limit=settings.limit,
-                params=params,
-                include_path=str(include_path) if include_path else None,
-                batch_size=batch_size or 16,
-            )
-        except ImportError as error:
-            _fail(str(error))
-        except KeyError as error:  # lm-eval names the task it does not know
-            _fail(f"--lm-eval {tasks}: {error.args[0]} (custom tasks: --lm-eval-include DIR)")
-        trials.append(flat)
-    return BenchmarkResult(
-        name="lm-eval",
-        headline=next(iter(trials[0]), ""),
-        references=(),
-        n_samples=0,
-        metrics={"official": trials},
-    )
-
-
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         benchmarks: list[str] = typer.Argument(
             ...,
             help="Benchmarks or suites (ctibench, cyber, safety, paper), module:Attr, or "
-            "'none' (with --lm-eval only).",
+            "'none' (with --lm-eval or --alpaca-eval only).",
         ),
         model: str = typer.Option(None, "--model", "-m", help="Model dir, hub id or served name."),
         backend: str = typer.Option("transformers", "--backend", help="transformers|vllm|openai"),
@@ -218,10 +163,37 @@ def register(app: typer.Typer) -> None:
             "--lm-eval-include",
             help="Folder of extra lm-eval task YAML files (local data, e.g. HotpotQA).",
         ),
+        alpaca_eval: Path = typer.Option(
+            None,
+            "--alpaca-eval",
+            help="AlpacaEval 2.0 on these instructions (JSON/JSONL with 'instruction'); "
+            "needs the general extra and --alpaca-judge.",
+        ),
+        alpaca_reference: Path = typer.Option(
+            None,
+            "--alpaca-reference",
+            help="Reference outputs, same instructions in order (default: alpaca-eval's "
+            "GPT-4-turbo outputs, from the hub).",
+        ),
+        alpaca_judge: str = typer.Option(None, "--alpaca-judge", help="AlpacaEval judge model."),
+        alpaca_judge_base_url: str = typer.Option(
+            None, "--alpaca-judge-base-url", help="The judge's OpenAI-compatible server."
+        ),
+        alpaca_verdict: str = typer.Option(
+            "logprobs",
+            "--alpaca-verdict",
+            help="logprobs (AlpacaEval 2.0's rule) or text (judges without log-probs).",
+        ),
+        alpaca_length_controlled: bool = typer.Option(
+            True,
+            "--alpaca-lc/--alpaca-raw",
+            help="Length-controlled win rate (needs the hub's df_gamed.csv once) or raw.",
+        ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
     ) -> None:
         """Evaluate a model on benchmarks (resumable), or score a predictions file."""
+        from secreason.cli._eval_general import alpaca_inputs, run_alpaca, run_general
         from secreason.evals.runner import MissingGenerations, Runner, RunSettings
 
         if protocol not in ("official", "strict", "both"):
@@ -257,6 +229,18 @@ def register(app: typer.Typer) -> None:
             prefilled=prefilled,  # type: ignore[arg-type]
             reask=reask,
             rescore=rescore,
+        )
+        alpaca = (
+            alpaca_inputs(
+                alpaca_eval,
+                alpaca_reference,
+                judge_model=alpaca_judge,
+                judge_base_url=alpaca_judge_base_url,
+                verdict=alpaca_verdict,
+                limit=limit,
+            )
+            if alpaca_eval is not None
+            else None
         )
         names = [b for b in benchmarks if b != "none"]
         benches = resolve_benchmarks(names, _parse_options(option)) if names else []
@@ -335,6 +319,20 @@ def register(app: typer.Typer) -> None:
                     results.append(
                         run_general(
                             runner, settings, lm_eval_tasks, out, lm_eval_include, batch_size
+                        )
+                    )
+                if alpaca is not None:
+                    results.append(
+                        run_alpaca(
+                            runner,
+                            settings,
+                            *alpaca,
+                            out,
+                            judge_model=alpaca_judge,
+                            judge_base_url=alpaca_judge_base_url,
+                            api_key=api_key,
+                            verdict=alpaca_verdict,
+                            length_controlled=alpaca_length_controlled,
                         )
                     )
         except typer.Exit:

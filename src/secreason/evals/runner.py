@@ -270,7 +270,7 @@ class Runner:
                         planned.sample,
                         record.generation().full_text(),
                         protocol,
-                        prefilled=self._prefilled(record.prefilled),
+                        prefilled=self.prefilled_for(record.prefilled),
                     )
                     if messages is not None:
                         key = self._key(messages, params, attempt)
@@ -339,7 +339,8 @@ class Runner:
         finally:
             bar.close()
 
-    def _prefilled(self, recorded: bool) -> bool:
+    def prefilled_for(self, recorded: bool) -> bool:
+        """Whether a cached completion started inside ``<think>`` (``--prefilled``)."""
         mode = self.settings.prefilled
         return recorded if mode == "auto" else mode == "yes"
 
@@ -362,7 +363,7 @@ class Runner:
         texts = {
             s.id: completions[s.id].full_text() if s.id in completions else "" for s in samples
         }
-        flags = {s.id: self._prefilled(prefilled.get(s.id, False)) for s in samples}
+        flags = {s.id: self.prefilled_for(prefilled.get(s.id, False)) for s in samples}
         judgements = self._judge_all(benchmark, samples, texts, flags, protocol, judge)
         results = [
             ItemResult(s.id, protocol, j, {"trial": trial})
