@@ -320,5 +320,14 @@ def test_eval_command_folds_lm_eval_into_the_report(tmp_path: Path, tiny_model_d
     assert again.exit_code == 0, again.output
     assert len((out / "cache" / "lm-eval" / "generations.jsonl").read_text().splitlines()) == 6
 
+    # --rescore: lm-eval scores again from the cache, no model loaded...
+    rescored = CliRunner().invoke(app, [*args, "--rescore"])
+    assert rescored.exit_code == 0, rescored.output
+    report_again = json.loads((out / "report.json").read_text())
+    assert report_again["benchmarks"] == report["benchmarks"]
+    # ...and says so when the cache lacks what it needs (another seed).
+    missing = CliRunner().invoke(app, [*args, "--rescore", "--seed", "7"])
+    assert missing.exit_code == 2 and "missing from the cache" in missing.output
+
     bad = CliRunner().invoke(app, [*args[:5], "no_such_toy", *args[6:]])
     assert bad.exit_code != 0 and "no_such_toy" in bad.output

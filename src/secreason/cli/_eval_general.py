@@ -57,7 +57,11 @@ def run_general(
     if include_path is not None and not include_path.is_dir():
         _fail(f"--lm-eval-include {include_path}: not a folder of lm-eval task YAML files")
     names = [t.strip() for t in tasks.split(",") if t.strip()]
-    backend = CachedBackend(runner.backend(), out / "cache" / "lm-eval" / "generations.jsonl")
+    backend = CachedBackend(
+        runner.backend,  # loaded only if a generation is missing (not with --rescore)
+        out / "cache" / "lm-eval" / "generations.jsonl",
+        model_id=settings.model,
+    )
     trials: list[dict[str, float]] = []
     for trial in range(settings.trials):
         params = _trial_params(settings, trial)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,14 +190,42 @@ class GenerationCache:
 
 
 class CachedBackend(Backend):
-    """Any backend behind a cache: used for model judges, so rescoring is free too."""
+    """Any backend behind a cache: used for model judges and the general harnesses, so
+    rescoring is free too.
 
-    def __init__(self, backend: Backend, path: str | Path, *, revision: str | None = None):
-        self.backend = backend
+    ``backend`` may be a factory (with ``model_id``): it is then called only when a
+    generation is missing, so a fully cached rerun never loads a model.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | Callable[[], Backend],
+        path: str | Path,
+        *,
+        revision: str | None = None,
+        model_id: str | None = None,
+    ):
+        if model_id is None:
+            if not isinstance(backend, Backend):
+                raise ValueError("CachedBackend: a backend factory needs its model_id")
+            model_id = backend.model_id
+        self._backend = backend
         self.cache = GenerationCache(path)
-        self.model_id = backend.model_id
-        self.prefilled = backend.prefilled
+        self.model_id = model_id
         self.revision = revision
+        # The backend's; until a factory is called, what the cached records say.
+        self.prefilled = (
+            backend.prefilled
+            if isinstance(backend, Backend)
+            else any(record.prefilled for record in self.cache)
+        )
+
+    @property
+    def backend(self) -> Backend:
+        if not isinstance(self._backend, Backend):
+            self._backend = self._backend()
+            self.prefilled = self._backend.prefilled
+        return self._backend
 
     def generate(
         self, conversations: Sequence[list[Message]], params: SamplingParams
@@ -220,4 +248,5 @@ class CachedBackend(Backend):
         return out
 
     def close(self) -> None:
-        self.backend.close()
+        if isinstance(self._backend, Backend):
+            self._backend.close()
