@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import typer
 from tqdm.auto import tqdm
+
+from secreason.cli._errors import fail as _fail
 
 #: Generations written to the cache at a time: what a kill can lose at most.
 ALPACA_CHUNK = 64
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _trial_params(settings: Any, trial: int) -> Any:

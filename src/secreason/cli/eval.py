@@ -12,14 +12,11 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+from secreason.cli._errors import fail as _fail
 
 
 def load_plugin(spec: str) -> Any:

@@ -10,20 +10,17 @@ import dataclasses
 import json
 import sys
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
+
+from secreason.cli._errors import fail as _fail
 
 kb_app = typer.Typer(no_args_is_help=True, help="Offline knowledge bases: CWE, ATT&CK, CVSS.")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(kb_app, name="kb")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _emit_json(payload: dict[str, Any]) -> None:
