@@ -193,6 +193,53 @@ def test_settling_stops_at_the_batch_cap() -> None:
     assert list(engine.batch_sizes) == [5, 5, 2]
 
 
+def _http_burst(engine: LocalEngine, clients: int, parse_s: float) -> None:
+    """Requests read and parsed one after another (each ``parse_s`` of the event loop's
+    time, inside ``arriving()``), as the HTTP layer handles a client's burst."""
+
+    async def client(index: int) -> None:
+        await asyncio.sleep(index * 0.001)  # the bytes reach the socket in turn
+        with engine.arriving():
+            await asyncio.sleep(parse_s)
+        await engine.complete(USER, SamplingParams())
+
+    async def run() -> None:
+        await asyncio.gather(*(client(i) for i in range(clients)))
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("wait_ms", "one_batch"), [(200, True), (0, False)])
+def test_requests_still_being_read_join_the_batch(wait_ms: float, one_batch: bool) -> None:
+    engine = LocalEngine(
+        FixedTextBackend(delay_s=0.05), max_batch_size=16, refill_wait=0, arrival_wait_ms=wait_ms
+    )
+    _http_burst(engine, clients=16, parse_s=0.004)
+    sizes = list(engine.batch_sizes)
+    assert sum(sizes) == 16
+    assert (sizes == [16]) is one_batch, sizes
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["slow-to-arrive", "refused"])
+def test_arrival_wait_is_bounded_and_survives_refusals(refused: bool) -> None:
+    """A request stuck before the queue (a slow input guard) holds the batch back only
+    up to ``arrival_wait_ms``; one that leaves refused releases it at once."""
+    backend = _Recording(delay_s=0.05)
+    engine = LocalEngine(backend, refill_wait=0, arrival_wait_ms=50)
+
+    async def other() -> None:
+        with engine.arriving():
+            await asyncio.sleep(0.02 if refused else 0.5)
+        if not refused:
+            await engine.complete(USER, SamplingParams())
+
+    async def run() -> None:
+        await asyncio.gather(engine.complete(USER, SamplingParams()), other())
+
+    asyncio.run(run())
+    assert [size for size, _ in backend.calls] == ([1] if refused else [1, 1])
+
+
 def test_refill_window_starts_when_the_batch_ends() -> None:
     """Refill waits only for clients that return right after a batch. A request that
     arrives after that window starts at once, alone, even if another follows it soon

@@ -161,19 +161,20 @@ class Deployment:
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
         limits = self.config.limits
-        try:
-            raw = await read_body(request, limits.max_body_bytes)
-            chat = parse_chat_request(
-                raw,
-                max_tokens_limit=limits.max_tokens,
-                default_max_tokens=limits.default_max_tokens,
-            )
-        except RequestError as error:
-            return _error(error.status, error.message, error.param)
-        prompt = self.config.system_prompt
-        messages = apply_system_prompt(chat.messages, prompt.text, prompt.mode)
-        outcome = Outcome()
-        refused = await self._moderate(request, "input", messages, outcome, None)
+        with self.engine.arriving():  # a batching engine waits for this request
+            try:
+                raw = await read_body(request, limits.max_body_bytes)
+                chat = parse_chat_request(
+                    raw,
+                    max_tokens_limit=limits.max_tokens,
+                    default_max_tokens=limits.default_max_tokens,
+                )
+            except RequestError as error:
+                return _error(error.status, error.message, error.param)
+            prompt = self.config.system_prompt
+            messages = apply_system_prompt(chat.messages, prompt.text, prompt.mode)
+            outcome = Outcome()
+            refused = await self._moderate(request, "input", messages, outcome, None)
         if chat.stream:
             return StreamingResponse(
                 self._stream(request, chat, messages, outcome, refused, started),

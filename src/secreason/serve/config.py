@@ -44,6 +44,10 @@ class ModelConfig:
     # answered to send their next requests, so closed-loop load keeps forming full
     # batches (see serve.engine.LocalEngine); 0 turns it off.
     batch_refill_wait: float = 0.2
+    # Before a batch starts, wait up to this long for requests the server is still
+    # reading or screening (a client's burst reaches the queue over milliseconds); a
+    # lone request never waits. 0 turns it off.
+    batch_arrival_wait_ms: float = 50.0
     device: str | None = None
     dtype: str | None = None
     prefilled: bool | None = None  # None: detect from the chat template
@@ -201,9 +205,9 @@ def validate(config: ServeConfig) -> None:
             raise ConfigError(f"limits.{name}: must be at least 1")
     if config.model.max_batch_size < 1:
         raise ConfigError("model.max_batch_size: must be at least 1")
-    if config.model.batch_wait_ms < 0 or config.model.batch_refill_wait < 0:
-        field_name = "batch_wait_ms" if config.model.batch_wait_ms < 0 else "batch_refill_wait"
-        raise ConfigError(f"model.{field_name}: must not be negative")
+    for name in ("batch_wait_ms", "batch_refill_wait", "batch_arrival_wait_ms"):
+        if getattr(config.model, name) < 0:
+            raise ConfigError(f"model.{name}: must not be negative")
     if config.model.think_token_ids is not None and len(config.model.think_token_ids) != 2:
         raise ConfigError("model.think_token_ids: give two ids, [open, close]")
 

@@ -18,6 +18,7 @@ The HTTP layer only ever awaits an :class:`Engine`. Two kinds exist:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -25,7 +26,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -67,6 +68,11 @@ class Engine(ABC):
         self, messages: list[Message], params: SamplingParams, info: StreamInfo
     ) -> AsyncIterator[str]:
         """Text deltas of the completion (think tags included)."""
+
+    def arriving(self) -> contextlib.AbstractContextManager[None]:
+        """Held by the HTTP layer while a request is read, parsed and screened, before
+        it reaches the engine: a batching engine waits for such requests."""
+        return contextlib.nullcontext()
 
     async def aclose(self) -> None:  # noqa: B027  (optional hook)
         pass
@@ -132,7 +138,8 @@ class LocalEngine(Engine):
     lone client costs nothing (B = 1 and it is the one that returns), an idle server
     waits for nothing, and the added latency is bounded by a fraction of a batch.
     Before any batch starts, the event loop is also allowed to settle (:meth:`_settle`),
-    so that a burst of requests that arrived together is not split into 1 + the rest.
+    so that a burst of requests that arrived together is not split into 1 + the rest,
+    and requests the HTTP layer is still reading are waited for (:meth:`_await_arrivals`).
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class LocalEngine(Engine):
         max_batch_size: int = 16,
         batch_wait_ms: float = 0.0,
         refill_wait: float = 0.2,
+        arrival_wait_ms: float = 50.0,
     ):
         self.backend = backend
         self.model_id = backend.model_id
@@ -149,6 +157,8 @@ class LocalEngine(Engine):
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_ms / 1000
         self.refill_wait = max(0.0, refill_wait)
+        self.arrival_wait_s = max(0.0, arrival_wait_ms) / 1000
+        self._arriving = 0  # requests the HTTP layer holds that are not queued yet
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="secreason-model")
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -162,6 +172,14 @@ class LocalEngine(Engine):
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._batch_loop(self._queue))
         return self._queue
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
@@ -190,7 +208,35 @@ class LocalEngine(Engine):
                 jobs.append(await asyncio.wait_for(queue.get(), remaining))
             except asyncio.TimeoutError:
                 break
+        await self._await_arrivals(queue, jobs)
         return jobs
+
+    async def _await_arrivals(self, queue: asyncio.Queue[_Job], jobs: list[_Job]) -> None:
+        """Add to ``jobs`` the requests the server has already accepted but not yet queued.
+
+        A client's burst reaches the queue over milliseconds (each request is read,
+        parsed and screened in turn), longer than :meth:`_settle` covers, so without
+        this the first batch of a burst would start with whatever was parsed first. A
+        lone client costs nothing: its request has left :meth:`arriving` when it is
+        queued. Bounded by ``arrival_wait_ms`` (a slow input guard is not waited for).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.arrival_wait_s
+        while len(jobs) < self.max_batch_size:
+            if not queue.empty():
+                jobs.append(queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if not self._arriving or remaining <= 0:
+                # One more settle: a request that just left arriving() is a step or
+                # two from the queue.
+                await self._settle(queue, len(jobs))
+                if queue.empty():
+                    return
+                continue
+            # Poll: a request may also leave arriving() refused, never to be queued.
+            with contextlib.suppress(asyncio.TimeoutError):
+                jobs.append(await asyncio.wait_for(queue.get(), min(remaining, 0.002)))
 
     async def _settle(self, queue: asyncio.Queue[_Job], taken: int) -> None:
         """Let the event loop finish what it already holds before the model is committed.

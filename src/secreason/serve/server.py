@@ -57,6 +57,7 @@ def build_model_engine(config: ServeConfig) -> Engine:
         max_batch_size=model.max_batch_size,
         batch_wait_ms=model.batch_wait_ms,
         refill_wait=model.batch_refill_wait,
+        arrival_wait_ms=model.batch_arrival_wait_ms,
     )
 
 
