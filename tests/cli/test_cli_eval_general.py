@@ -87,7 +87,7 @@ def test_alpaca_eval_from_the_eval_command(tmp_path: Path) -> None:
     ("change", "message"),
     [
         ("no-judge", "--alpaca-judge MODEL"),
-        ("bad-line", "instructions.jsonl:2: 'instruction' is missing or empty"),
+        ("bad-line", "instructions.jsonl: record 2: 'instruction' is missing or empty"),
         ("reference-order", "same instructions in the same order"),
         ("missing-file", "no such AlpacaEval instructions file"),
         ("bad-verdict", "--alpaca-verdict 'maybe'"),

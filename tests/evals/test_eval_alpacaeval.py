@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -107,3 +108,33 @@ def test_alpaca_eval_official_length_control_offline(tmp_path: Path) -> None:
     assert scores["win_rate"] == pytest.approx(30.0, abs=1e-6)
     with pytest.raises(ValueError, match="generator"):
         alpacaeval.run_alpaca_eval([{**outputs[0], "generator": ""}])
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("ok.json", '[{"instruction": "a", "output": "x"}, {"instruction": "b"}]', None),
+        ("ok.jsonl", '{"instruction": "a"}\n\n{"instruction": "b", "dataset": "d"}\n', None),
+        (
+            "broken.jsonl",
+            '{"instruction": "a"}\n{"instruction": \n',
+            "broken.jsonl:2: not valid JSON",
+        ),
+        ("object.json", '{"instruction": "a"}', "expected a JSON list of rows"),
+        ("scalar.json", '["just text"]', "record 1: 'instruction' is missing"),
+        ("blank.jsonl", '{"instruction": "a"}\n{"instruction": "  "}\n', "record 2: 'instruction'"),
+        ("number.jsonl", '{"instruction": 7}\n', "record 1: 'instruction' is missing"),
+        ("empty.json", "[]", "no instructions"),
+        ("rows.csv", "instruction\na\n", "expected a .json list or a .jsonl file"),
+    ],
+)
+def test_load_instructions(tmp_path: Path, name: str, text: str, error: str | None) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    if error is None:
+        rows = alpacaeval.load_instructions(path)
+        assert [r["instruction"] for r in rows] == ["a", "b"]
+        assert rows[-1].get("dataset", "d") == "d"  # other fields are kept
+    else:
+        with pytest.raises(ValueError, match=re.escape(error)):
+            alpacaeval.load_instructions(path)

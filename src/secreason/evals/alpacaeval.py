@@ -19,41 +19,28 @@ alpaca-eval is optional (``pip install 'secreason[general]'``), imported when ca
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from secreason.evals.general import MISSING_EXTRA
+from secreason.evals.sources import read_any
 from secreason.reasoning import split
 
 
-def load_instructions(path: str | Path) -> list[dict[str, str]]:
-    """Records with a non-empty ``instruction`` (other fields kept) from JSON or JSONL."""
+def load_instructions(path: str | Path) -> list[dict[str, Any]]:
+    """Records with a non-empty ``instruction`` (other fields kept), from a JSON list
+    (AlpacaEval's own file) or JSONL."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such AlpacaEval instructions file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else [data]
-        where = [f"{path}: record {i}" for i in range(len(rows))]
-    except json.JSONDecodeError:
-        rows, where = [], []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-            where.append(f"{path}:{number}")
-    for row, place in zip(rows, where, strict=True):
-        if not isinstance(row, dict):
-            raise ValueError(f"{place}: expected an object with an 'instruction'")
-        instruction = row.get("instruction")
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        raise ValueError(f"{path}: expected a .json list or a .jsonl file")
+    rows = read_any(path)
+    for number, row in enumerate(rows, 1):
+        instruction = row.get("instruction") if isinstance(row, dict) else None
         if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(f"{place}: 'instruction' is missing or empty")
+            raise ValueError(f"{path}: record {number}: 'instruction' is missing or empty")
     if not rows:
         raise ValueError(f"{path}: no instructions")
     return rows
