@@ -78,8 +78,9 @@ def measure(
     }
     if packing:
         values["packing_strategy"] = "bfd" if mode == "bfd_varlen" else mode
-    if mode == "bfd_varlen":
-        values["model_init_kwargs"] = {"attn_implementation": "sdpa_varlen"}
+    if packing:  # named, so the plain-SDPA arm is not switched to sdpa_varlen
+        attention = "sdpa_varlen" if mode == "bfd_varlen" else "sdpa"
+        values["model_init_kwargs"] = {"attn_implementation": attention}
     if mode == "grouped":
         values["train_sampling_strategy"] = "group_by_length"
     recipe = build_recipe(SFTRecipe, values, source=f"benchmark:{mode}")

@@ -109,9 +109,17 @@ def test_exported_model_does_not_name_it(models: tuple, tmp_path: Path) -> None:
     assert packed_attention.NAME not in (tmp_path / "out" / "config.json").read_text()
 
 
-def test_sft_packs_with_it_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [(None, packed_attention.NAME), (packed_attention.NAME, packed_attention.NAME)],
+    ids=["default-when-packing", "named"],
+)
+def test_sft_packs_with_it_on_cpu(
+    tiny_model_dir: Path, tmp_path: Path, named: str | None, expected: str
+) -> None:
     """A packed SFT run through the project's trainer builder: batches arrive as one
-    flattened row with boundaries, and the model trains on them."""
+    flattened row with boundaries, and the model trains on them. Packing with no
+    kernel named picks ``sdpa_varlen``."""
     from transformers import TrainerCallback
 
     from secreason.train.config import SFTRecipe, build_recipe
@@ -143,7 +151,7 @@ def test_sft_packs_with_it_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
             "per_device_train_batch_size": 2,
             "max_length": 128,
             "packing": True,
-            "model_init_kwargs": {"attn_implementation": packed_attention.NAME},
+            "model_init_kwargs": {"attn_implementation": named} if named else None,
             "assistant_only_loss": True,
             "bf16": False,
             "use_cpu": True,
@@ -154,7 +162,7 @@ def test_sft_packs_with_it_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
         source="test",
     )
     trainer = build_sft_trainer(recipe, callbacks=[Spy()])
-    assert trainer.model.config._attn_implementation == packed_attention.NAME
+    assert trainer.model.config._attn_implementation == expected
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and "cu_seq_lens_q" in batch
     assert len(batch["cu_seq_lens_q"]) > 3  # several sequences in the one row
@@ -162,3 +170,24 @@ def test_sft_packs_with_it_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert seen == [1, 2, 3]
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses)
+
+
+def test_a_named_kernel_is_kept(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from secreason.train.config import SFTRecipe, build_recipe
+    from secreason.train.sft import build_sft_trainer
+
+    data = tmp_path / "sft.jsonl"
+    reply = {"role": "assistant", "content": "<think>\nclue\n</think>\nAnswer: A"}
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, reply]}) + "\n")
+    values = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset_path": str(data),
+        "output_dir": str(tmp_path / "run"),
+        "packing": True,
+        "model_init_kwargs": {"attn_implementation": "eager"},
+        "bf16": False,
+        "use_cpu": True,
+        "report_to": [],
+    }
+    trainer = build_sft_trainer(build_recipe(SFTRecipe, values, source="test"))
+    assert trainer.model.config._attn_implementation == "eager"

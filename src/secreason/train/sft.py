@@ -31,12 +31,28 @@ from secreason.train.stage import (
 )
 
 
+def _default_packing_attention(recipe: SFTRecipe) -> None:
+    """Padding-free packed rows need attention that stops at sequence boundaries: with
+    no kernel named, use SDPA per sequence (flash attention is the GPU recipe's)."""
+    init = recipe.model_init_kwargs if recipe.model_init_kwargs is not None else {}
+    padding_free = recipe.packing and recipe.packing_strategy in ("bfd", "bfd_split")
+    if not padding_free or not isinstance(init, dict) or "attn_implementation" in init:
+        return
+    recipe.model_init_kwargs = {**init, "attn_implementation": packed_attention.NAME}
+    print(
+        f"sft: packing with no attention kernel named: using {packed_attention.NAME} "
+        "(model_init_kwargs.attn_implementation chooses, e.g. flash_attention_2 on GPU)",
+        file=sys.stderr,
+    )
+
+
 def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
     """The SFTTrainer for a recipe (model, data, tokenizer, LoRA), not yet trained."""
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    packed_attention.register()  # a recipe may name ``sdpa_varlen`` (packing on CPU)
+    packed_attention.register()
+    _default_packing_attention(recipe)
     data = load_rows(recipe.dataset_path, recipe.max_train_samples)
     require_columns(data, ["messages"], recipe.dataset_path)
     eval_data = load_rows(recipe.eval_dataset_path) if recipe.eval_dataset_path else None
