@@ -10,8 +10,8 @@ transformers, ``sdpa_varlen``: it cuts the flattened row at the boundaries the c
 already computed and runs ordinary causal SDPA on each sequence, so the cost is the
 sum of the sequences' own squares and no token attends across a boundary.
 
-It is used by naming it in a recipe (``model_init_kwargs: {attn_implementation:
-sdpa_varlen}``); without boundaries (evaluation, generation, unpacked batches) it is
+SFT uses it when a recipe packs and names no kernel (or names it: ``model_init_kwargs:
+{attn_implementation: sdpa_varlen}``); without boundaries (evaluation, generation, unpacked batches) it is
 exactly transformers' SDPA. It only changes how attention is computed, never what a
 model is, so the exported model folder does not mention it.
 """
