@@ -11,9 +11,9 @@ already computed and runs ordinary causal SDPA on each sequence, so the cost is 
 sum of the sequences' own squares and no token attends across a boundary.
 
 SFT uses it when a recipe packs and names no kernel (or names it: ``model_init_kwargs:
-{attn_implementation: sdpa_varlen}``); without boundaries (evaluation, generation, unpacked batches) it is
-exactly transformers' SDPA. It only changes how attention is computed, never what a
-model is, so the exported model folder does not mention it.
+{attn_implementation: sdpa_varlen}``); without boundaries (evaluation, generation,
+unpacked batches) it is exactly transformers' SDPA. It only changes how attention is
+computed, never what a model is, so the exported model folder does not mention it.
 """
 
 from __future__ import annotations
