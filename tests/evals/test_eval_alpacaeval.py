@@ -138,3 +138,29 @@ def test_load_instructions(tmp_path: Path, name: str, text: str, error: str | No
     else:
         with pytest.raises(ValueError, match=re.escape(error)):
             alpacaeval.load_instructions(path)
+
+
+@needs_alpaca_eval
+@pytest.mark.parametrize(
+    ("given", "env", "written"),
+    [("sk-given", None, "sk-given"), (None, "sk-env", None), (None, None, "EMPTY")],
+    ids=["explicit-key", "env-key-not-written", "local-placeholder"],
+)
+def test_judge_key_stays_off_disk_unless_given(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    given: str | None,
+    env: str | None,
+    written: str | None,
+) -> None:
+    import yaml
+
+    if env is None:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("OPENAI_API_KEY", env)
+    alpacaeval.judge_annotator_config(tmp_path / "j", "judge", "http://x/v1", api_key=given)
+    text = (tmp_path / "j" / "client_configs.yaml").read_text()
+    (client,) = yaml.safe_load(text)["default"]
+    assert client.get("api_key") == written and client["base_url"] == "http://x/v1"
+    assert "sk-env" not in text

@@ -141,7 +141,6 @@ def run_alpaca(
     *,
     judge_model: str,
     judge_base_url: str,
-    api_key: str | None = None,
     verdict: str = "logprobs",
     length_controlled: bool = True,
 ) -> Any:
@@ -150,6 +149,7 @@ def run_alpaca(
     One alpaca-eval evaluation per trial (seeds S, S+1, ...). The judge is an
     OpenAI-compatible model; ``verdict='text'`` reads its verdict letter from the reply
     (servers without log-probabilities), ``'logprobs'`` is AlpacaEval 2.0's own rule.
+    The judge's key is ``$OPENAI_API_KEY`` (the model's ``--api-key`` is not sent to it).
     Inputs come from :func:`alpaca_inputs`.
     """
     from secreason.evals import alpacaeval
@@ -162,7 +162,6 @@ def run_alpaca(
         folder / "judge",
         judge_model,
         judge_base_url,
-        api_key=api_key,
         weighted=verdict == "logprobs",
     )
     generator = Path(settings.model).name or settings.model or "model"

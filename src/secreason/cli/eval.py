@@ -172,7 +172,9 @@ def register(app: typer.Typer) -> None:
             help="Reference outputs, same instructions in order (default: alpaca-eval's "
             "GPT-4-turbo outputs, from the hub).",
         ),
-        alpaca_judge: str = typer.Option(None, "--alpaca-judge", help="AlpacaEval judge model."),
+        alpaca_judge: str = typer.Option(
+            None, "--alpaca-judge", help="AlpacaEval judge model (key: $OPENAI_API_KEY)."
+        ),
         alpaca_judge_base_url: str = typer.Option(
             None, "--alpaca-judge-base-url", help="The judge's OpenAI-compatible server."
         ),
@@ -327,7 +329,6 @@ def register(app: typer.Typer) -> None:
                             out,
                             judge_model=alpaca_judge,
                             judge_base_url=alpaca_judge_base_url,
-                            api_key=api_key,
                             verdict=alpaca_verdict,
                             length_controlled=alpaca_length_controlled,
                         )

@@ -19,6 +19,7 @@ alpaca-eval is optional (``pip install 'secreason[general]'``), imported when ca
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,10 @@ def judge_annotator_config(
     from the reply text instead, for servers without log-probabilities and for
     reasoning judges (give them ``max_tokens`` room; the server must split the
     reasoning off). alpaca-eval caches the judge's annotations inside ``folder``.
+
+    The judge's key: ``api_key`` if given (it is then written to ``folder``'s client
+    config), else ``$OPENAI_API_KEY`` read when the judge is called (nothing secret on
+    disk), else a placeholder for local servers that take none.
     """
     import yaml
 
@@ -95,9 +100,10 @@ def judge_annotator_config(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     clients = folder / "client_configs.yaml"
-    clients.write_text(
-        yaml.safe_dump({"default": [{"api_key": api_key or "EMPTY", "base_url": base_url}]})
-    )
+    client: dict[str, str] = {"base_url": base_url}
+    if api_key or not os.environ.get("OPENAI_API_KEY"):
+        client["api_key"] = api_key or "EMPTY"
+    clients.write_text(yaml.safe_dump({"default": [client]}))
     config["prompt_template"] = str(base_dir / config["prompt_template"])
     kwargs = dict(config["completions_kwargs"])
     # requires_chatml: chat endpoint even when the name holds "instruct" (alpaca-eval
