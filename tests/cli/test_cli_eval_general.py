@@ -89,6 +89,8 @@ def test_alpaca_eval_from_the_eval_command(tmp_path: Path) -> None:
         ("no-judge", "--alpaca-judge MODEL"),
         ("bad-line", "instructions.jsonl: record 2: 'instruction' is missing or empty"),
         ("reference-order", "same instructions in the same order"),
+        ("reference-short", "it has 5 records"),
+        ("reference-no-output", "record 2 has no 'output' text"),
         ("missing-file", "no such AlpacaEval instructions file"),
         ("bad-verdict", "--alpaca-verdict 'maybe'"),
     ],
@@ -104,6 +106,13 @@ def test_alpaca_eval_usage_errors(tmp_path: Path, change: str, message: str) -> 
     if change == "reference-order":
         rows = json.loads(reference.read_text())
         reference.write_text(json.dumps(rows[::-1]))
+        args += ["--alpaca-reference", str(reference)]
+    if change in ("reference-short", "reference-no-output"):
+        rows = json.loads(reference.read_text())
+        rows = rows[:5] if change == "reference-short" else rows
+        if change == "reference-no-output":
+            del rows[1]["output"]
+        reference.write_text(json.dumps(rows))
         args += ["--alpaca-reference", str(reference)]
     if change == "missing-file":
         instructions.unlink()

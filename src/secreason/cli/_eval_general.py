@@ -124,11 +124,20 @@ def alpaca_inputs(
             None,
         )
         if len(references) < len(rows) or mismatch is not None:
-            where = f"row {mismatch}" if mismatch is not None else f"{len(references)} rows"
+            where = (
+                f"they differ at record {mismatch + 1}"
+                if mismatch is not None
+                else f"it has {len(references)} records"
+            )
             _fail(
                 f"--alpaca-reference {reference}: must hold the same instructions in the "
-                f"same order as {instructions_path} (differs at {where})"
+                f"same order as {instructions_path} ({where})"
             )
+        missing = next(
+            (i for i, r in enumerate(references) if not isinstance(r.get("output"), str)), None
+        )
+        if missing is not None:
+            _fail(f"--alpaca-reference {reference}: record {missing + 1} has no 'output' text")
     return rows, references
 
 
