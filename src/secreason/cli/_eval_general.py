@@ -115,29 +115,19 @@ def alpaca_inputs(
         rows = rows[:limit]
         references = references[:limit] if references else None
     if references is not None:
-        mismatch = next(
-            (
-                i
-                for i, (a, b) in enumerate(zip(rows, references, strict=False))
-                if a["instruction"] != b["instruction"]
-            ),
-            None,
-        )
-        if len(references) < len(rows) or mismatch is not None:
-            where = (
-                f"they differ at record {mismatch + 1}"
-                if mismatch is not None
-                else f"it has {len(references)} records"
-            )
+        if len(references) < len(rows):
             _fail(
                 f"--alpaca-reference {reference}: must hold the same instructions in the "
-                f"same order as {instructions_path} ({where})"
+                f"same order as {instructions_path} (it has {len(references)} records)"
             )
-        missing = next(
-            (i for i, r in enumerate(references) if not isinstance(r.get("output"), str)), None
-        )
-        if missing is not None:
-            _fail(f"--alpaca-reference {reference}: record {missing + 1} has no 'output' text")
+        for number, (row, ref) in enumerate(zip(rows, references, strict=False), 1):
+            if row["instruction"] != ref["instruction"]:
+                _fail(
+                    f"--alpaca-reference {reference}: must hold the same instructions in "
+                    f"the same order as {instructions_path} (they differ at record {number})"
+                )
+            if not isinstance(ref.get("output"), str):
+                _fail(f"--alpaca-reference {reference}: record {number} has no 'output' text")
     return rows, references
 
 

@@ -4,10 +4,10 @@ The data is conversational (a ``messages`` column whose last turn is the assista
 ``<think>...</think>`` reasoning and answer). Loss is on assistant tokens only (the
 chat template's ``{% generation %}`` markers), sequences are packed (best-fit
 decreasing, padding-free) when the recipe says so, and LoRA is optional. Packing needs
-attention that respects sequence boundaries: flash attention on GPU, ``sdpa_varlen``
-(``packed_attention.py``) on CPU. Nothing here
-reimplements training: this module only wires a recipe to TRL and adds resume, the
-done marker and a plain exported model folder.
+attention that respects sequence boundaries: flash attention where the recipe names it
+(GPU), else ``sdpa_varlen`` (``packed_attention.py``). Nothing here reimplements
+training: this module only wires a recipe to TRL and adds resume, the done marker and
+a plain exported model folder.
 
 Run it as ``secreason sft RECIPE.yaml [key=value ...]`` or, on several GPUs,
 ``accelerate launch --config_file ... -m secreason.train.sft RECIPE.yaml``.
