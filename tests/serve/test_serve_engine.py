@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
+from secreason.serve import engine as engine_module
 from secreason.serve.engine import EngineError, LocalEngine, StreamInfo, batch_key, batch_seed
 from secreason.serve.fixed_backend import FixedTextBackend
 
@@ -218,6 +219,48 @@ def test_requests_still_being_read_join_the_batch(wait_ms: float, one_batch: boo
     sizes = list(engine.batch_sizes)
     assert sum(sizes) == 16
     assert (sizes == [16]) is one_batch, sizes
+
+
+@pytest.mark.parametrize(
+    ("spacing_s", "expected"),
+    [(0.002, [16]), (0.03, [2, 2])],
+    ids=["burst-paced-by-its-client", "separate-pairs"],
+)
+def test_a_burst_still_being_sent_fills_its_batch(spacing_s: float, expected: list[int]) -> None:
+    """A client that needs a moment to build each request sends a burst in pairs a few
+    milliseconds apart: the batch its first pair starts waits for the rest. Pairs far
+    apart are separate traffic and do not hold each other back."""
+    pairs = 8 if spacing_s < 0.005 else 2
+    engine = LocalEngine(FixedTextBackend(delay_s=0.01), max_batch_size=16, refill_wait=0)
+
+    async def client(index: int) -> None:
+        await asyncio.sleep(spacing_s * (index // 2))
+        await engine.complete(USER, SamplingParams())
+
+    async def run() -> None:
+        await asyncio.gather(*(client(i) for i in range(2 * pairs)))
+
+    asyncio.run(run())
+    assert list(engine.batch_sizes) == expected
+
+
+def test_a_lone_request_never_waits_for_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests one at a time (an eval at concurrency 1) each start a batch at once: with
+    the burst gap stretched to a second, each takes far less than one."""
+    monkeypatch.setattr(engine_module, "BURST_GAP_S", 1.0)
+    engine = LocalEngine(
+        FixedTextBackend(delay_s=0.0), max_batch_size=16, refill_wait=0, arrival_wait_ms=5000
+    )
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        await engine.complete(USER, SamplingParams())  # the worker starts
+        start = loop.time()
+        for _ in range(5):
+            await engine.complete(USER, SamplingParams())
+        return (loop.time() - start) / 5
+
+    assert asyncio.run(run()) < 0.2
 
 
 @pytest.mark.parametrize("refused", [False, True], ids=["slow-to-arrive", "refused"])

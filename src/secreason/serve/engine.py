@@ -85,6 +85,10 @@ Producer = Callable[[Callable[[str], None], threading.Event], Finish]
 # Event-loop steps without a new request before a batch is committed (see _settle): more
 # than the few awaits a request takes from the socket to the queue.
 SETTLE_STEPS = 8
+# Requests that reach the queue less than this apart are one burst: a batch that holds two
+# or more of a burst still arriving waits this long after the last for the next (see
+# _await_arrivals). An eval client sends its N requests a few milliseconds apart.
+BURST_GAP_S = 0.005
 
 
 @dataclass
@@ -92,6 +96,7 @@ class _Job:
     messages: list[Message]
     params: SamplingParams
     future: asyncio.Future[Generation]
+    queued_at: float  # event-loop time it reached the queue
 
 
 def batch_key(params: SamplingParams) -> SamplingParams:
@@ -139,7 +144,8 @@ class LocalEngine(Engine):
     waits for nothing, and the added latency is bounded by a fraction of a batch.
     Before any batch starts, the event loop is also allowed to settle (:meth:`_settle`),
     so that a burst of requests that arrived together is not split into 1 + the rest,
-    and requests the HTTP layer is still reading are waited for (:meth:`_await_arrivals`).
+    and requests the HTTP layer is still reading, or a client is still sending as part of
+    a burst, are waited for (:meth:`_await_arrivals`).
     """
 
     def __init__(
@@ -182,8 +188,9 @@ class LocalEngine(Engine):
             self._arriving -= 1
 
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
-        future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
-        self._ensure_worker().put_nowait(_Job(messages, params, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Generation] = loop.create_future()
+        self._ensure_worker().put_nowait(_Job(messages, params, future, loop.time()))
         return await future
 
     async def _collect(
@@ -218,7 +225,12 @@ class LocalEngine(Engine):
         parsed and screened in turn), longer than :meth:`_settle` covers, so without
         this the first batch of a burst would start with whatever was parsed first. A
         lone client costs nothing: its request has left :meth:`arriving` when it is
-        queued. Bounded by ``arrival_wait_ms`` (a slow input guard is not waited for).
+        queued. The client side of a burst is paced too: a client spends a millisecond or
+        two building each request, so the next one may not have reached the server yet.
+        Hence a batch holding two or more requests, the last queued under
+        :data:`BURST_GAP_S` ago, waits until that gap has passed with nothing new. A lone
+        request, or requests that queued while the model was busy, never wait for it.
+        Everything is bounded by ``arrival_wait_ms`` (a slow input guard is not waited for).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.arrival_wait_s
@@ -231,7 +243,14 @@ class LocalEngine(Engine):
                 # One more settle: a request that just left arriving() is a step or
                 # two from the queue.
                 await self._settle(queue, len(jobs))
-                if queue.empty():
+                if not queue.empty():
+                    continue
+                burst_left = max(job.queued_at for job in jobs) + BURST_GAP_S - loop.time()
+                if len(jobs) < 2 or min(burst_left, remaining) <= 0:
+                    return
+                try:
+                    jobs.append(await asyncio.wait_for(queue.get(), min(burst_left, remaining)))
+                except asyncio.TimeoutError:
                     return
                 continue
             # Poll: a request may also leave arriving() refused, never to be queued.
