@@ -12,8 +12,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from secreason.cli._errors import fail as _fail
 
 #: Generations written to the cache at a time: what a kill can lose at most.
@@ -153,7 +151,7 @@ def run_alpaca(
     """
     from secreason.evals import alpacaeval
     from secreason.evals.cache import CacheRecord, GenerationCache, generation_key
-    from secreason.evals.runner import BenchmarkResult
+    from secreason.evals.runner import BenchmarkResult, progress
 
     folder = out / "alpaca-eval"
     cache = GenerationCache(out / "cache" / "alpaca-eval" / "generations.jsonl")
@@ -170,7 +168,7 @@ def run_alpaca(
         params = _trial_params(settings, trial)
         keys = [generation_key(settings.model, settings.revision, c, params) for c in conversations]
         missing = [i for i, key in enumerate(keys) if key not in cache]
-        bar = tqdm(total=len(missing), desc=f"alpaca-eval trial {trial}", unit="gen")
+        bar = progress(total=len(missing), desc=f"alpaca-eval trial {trial}", unit="gen")
         for start in range(0, len(missing), ALPACA_CHUNK):
             chunk = missing[start : start + ALPACA_CHUNK]
             backend = runner.backend()
