@@ -12,7 +12,12 @@ run, greedy, every completion ``--max-tokens`` long (a random model rarely stops
   batches concurrent requests) and a fixed-latency echo server that stands for a
   remote API (``--api-latency`` seconds per request). Target: >= 4x. The batch sizes
   the server formed in each round (read from its ``/metrics``) are printed beside it:
-  the ratio is only as good as those batches.
+  the ratio is only as good as those batches. The client's own CPU per request is
+  printed too: at concurrency 16 the model waits while the client reads 16 answers and
+  sends 16 requests, on the same cores. ``secreason serve`` runs twice, the second
+  time with its burst rule off (``model.batch_burst_gap_ms=0``), to show what that rule
+  is worth: without it, the first batch of a burst starts before the client has sent
+  all of it, and the leftover request runs alone at the end.
 
 Timings alternate between the compared arms and keep each arm's best round, because
 the machine is shared; the share of the harness's time spent outside ``model.generate``
@@ -138,7 +143,9 @@ def bench_transformers(model_dir: Path, n: int, max_tokens: int, repeats: int) -
     return rates
 
 
-def start_serve(model_dir: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    model_dir: Path, workdir: Path, *overrides: str
+) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
     from openai_fixture_server import free_port
 
@@ -161,6 +168,7 @@ def start_serve(model_dir: Path, workdir: Path) -> tuple[subprocess.Popen[bytes]
             "64",
             "--set",
             "model.max_batch_size=16",
+            *(arg for override in overrides for arg in ("--set", override)),
         ],
         stdout=log,
         stderr=log,
@@ -190,6 +198,7 @@ class ServedRound:
     requests: int
     wall_s: float
     model_s: float  # time the model spent on those batches
+    client_cpu_s: float  # CPU this process (the openai client) spent meanwhile
 
 
 class BatchLog:
@@ -207,9 +216,9 @@ class BatchLog:
             import httpx
 
             before = httpx.get(self.metrics).json()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             count = fn()
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             after = httpx.get(self.metrics).json()
             new = after["batches"] - before["batches"]
             self.calls.setdefault(name, []).append(
@@ -218,18 +227,23 @@ class BatchLog:
                     requests=count,
                     wall_s=wall,
                     model_s=after["model_busy_s"] - before["model_busy_s"],
+                    client_cpu_s=cpu,
                 )
             )
             return count
 
         return logged
 
-    def report(self) -> None:
-        print("serve per round: batch sizes formed (size*times), model busy / wall time")
+    def report(self, server: str) -> None:
+        print(
+            f"  {server} per round: batch sizes formed (size*times), model busy / wall time, "
+            "client CPU per request"
+        )
         for arm, rounds in self.calls.items():
             for r in rounds:
                 print(
-                    f"  {arm:<15} {compact(r.sizes):<24} {r.model_s / r.wall_s:5.0%}  "
+                    f"    {arm:<15} {compact(r.sizes):<24} {r.model_s / r.wall_s:5.0%}  "
+                    f"{r.client_cpu_s / r.requests * 1000:5.1f} ms  "
                     f"({r.requests / r.model_s:6.1f} samples per model-second)"
                 )
         if {"concurrency 1", "concurrency 16"} <= self.calls.keys():
@@ -239,7 +253,7 @@ class BatchLog:
 
             ceiling = best("concurrency 16") / best("concurrency 1")
             print(
-                f"  model-time ratio, concurrency 16 / 1: {ceiling:.1f}x (the ratio's ceiling "
+                f"    model-time ratio, concurrency 16 / 1: {ceiling:.1f}x (the ratio's ceiling "
                 "if the model never waited on HTTP)"
             )
 
@@ -293,19 +307,24 @@ def main() -> None:
         tf = bench_transformers(model_dir, args.prompts, args.max_tokens, args.repeats)
         rows += [("transformers", k, v) for k, v in tf.items() if k != "overhead_share"]
 
-        served: dict[str, float] = {}
-        batches: BatchLog | None = None
-        if not args.skip_serve:
-            process, url = start_serve(model_dir, Path(tmp))
-            batches = BatchLog(url)
+        served: dict[str, dict[str, float]] = {}  # by server variant
+        batches: dict[str, BatchLog] = {}
+        variants = {"secreason serve": (), "serve, burst gap off": ("model.batch_burst_gap_ms=0",)}
+        for variant, overrides in () if args.skip_serve else variants.items():
+            process, url = start_serve(model_dir, Path(tmp), *overrides)
+            batches[variant] = BatchLog(url)
             try:
-                served = bench_openai(
-                    url, args.serve_prompts, args.max_tokens, min(3, args.repeats), batches
+                served[variant] = bench_openai(
+                    url,
+                    args.serve_prompts,
+                    args.max_tokens,
+                    min(3, args.repeats),
+                    batches[variant],
                 )
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-            rows += [("openai -> secreason serve", name, rate) for name, rate in served.items()]
+            rows += [(f"openai -> {variant}", name, r) for name, r in served[variant].items()]
 
         with running_server("echo", delay=args.api_latency) as url:
             echo = bench_openai(url, args.prompts, args.max_tokens, args.repeats)
@@ -332,11 +351,12 @@ def main() -> None:
         "(load-independent view of the same overhead)"
     )
     print(f"harness batch 16 / one at a time:         {tf['harness'] / tf['one_at_a_time']:6.1f}x")
-    if served:
-        gain = served["concurrency 16"] / served["concurrency 1"]
-        print(f"openai concurrency 16 / 1 (serve):        {gain:6.1f}x   target >= 4x")
-    if batches is not None:
-        batches.report()
+    for variant, rates in served.items():
+        gain = rates["concurrency 16"] / rates["concurrency 1"]
+        label = f"openai concurrency 16 / 1 ({variant}):"
+        target = "   target >= 4x" if variant == "secreason serve" else ""
+        print(f"{label:<42}{gain:6.1f}x{target}")
+        batches[variant].report(variant)
     gain = echo["concurrency 16"] / echo["concurrency 1"]
     print(f"openai concurrency 16 / 1 (echo API):     {gain:6.1f}x   target >= 4x")
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
-from secreason.serve import engine as engine_module
 from secreason.serve.engine import EngineError, LocalEngine, StreamInfo, batch_key, batch_seed
 from secreason.serve.fixed_backend import FixedTextBackend
 
@@ -222,16 +221,20 @@ def test_requests_still_being_read_join_the_batch(wait_ms: float, one_batch: boo
 
 
 @pytest.mark.parametrize(
-    ("spacing_s", "expected"),
-    [(0.002, [16]), (0.03, [2, 2])],
-    ids=["burst-paced-by-its-client", "separate-pairs"],
+    ("spacing_s", "pairs", "gap_ms", "expected"),
+    [(0.002, 8, 5, [16]), (0.002, 8, 0, [2]), (0.03, 2, 5, [2, 2])],
+    ids=["burst-paced-by-its-client", "gap-off", "separate-pairs"],
 )
-def test_a_burst_still_being_sent_fills_its_batch(spacing_s: float, expected: list[int]) -> None:
+def test_a_burst_still_being_sent_fills_its_batch(
+    spacing_s: float, pairs: int, gap_ms: float, expected: list[int]
+) -> None:
     """A client that needs a moment to build each request sends a burst in pairs a few
-    milliseconds apart: the batch its first pair starts waits for the rest. Pairs far
-    apart are separate traffic and do not hold each other back."""
-    pairs = 8 if spacing_s < 0.005 else 2
-    engine = LocalEngine(FixedTextBackend(delay_s=0.01), max_batch_size=16, refill_wait=0)
+    milliseconds apart: the batch its first pair starts waits for the rest (without the
+    gap it starts with the first pair). Pairs far apart are separate traffic and do not
+    hold each other back."""
+    engine = LocalEngine(
+        FixedTextBackend(delay_s=0.01), max_batch_size=16, refill_wait=0, burst_gap_ms=gap_ms
+    )
 
     async def client(index: int) -> None:
         await asyncio.sleep(spacing_s * (index // 2))
@@ -241,15 +244,20 @@ def test_a_burst_still_being_sent_fills_its_batch(spacing_s: float, expected: li
         await asyncio.gather(*(client(i) for i in range(2 * pairs)))
 
     asyncio.run(run())
-    assert list(engine.batch_sizes) == expected
+    sizes = list(engine.batch_sizes)
+    assert sum(sizes) == 2 * pairs
+    assert sizes[: len(expected)] == expected, sizes
 
 
-def test_a_lone_request_never_waits_for_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lone_request_never_waits_for_a_burst() -> None:
     """Requests one at a time (an eval at concurrency 1) each start a batch at once: with
     the burst gap stretched to a second, each takes far less than one."""
-    monkeypatch.setattr(engine_module, "BURST_GAP_S", 1.0)
     engine = LocalEngine(
-        FixedTextBackend(delay_s=0.0), max_batch_size=16, refill_wait=0, arrival_wait_ms=5000
+        FixedTextBackend(delay_s=0.0),
+        max_batch_size=16,
+        refill_wait=0,
+        arrival_wait_ms=5000,
+        burst_gap_ms=1000,
     )
 
     async def run() -> float:
@@ -456,8 +464,9 @@ def test_real_model_batches_give_the_same_answers(chat_model_dir: Path) -> None:
         ({"model.batch_refill_wait": -0.1}, "model.batch_refill_wait: must not be negative"),
         ({"model.batch_wait_ms": -1}, "model.batch_wait_ms: must not be negative"),
         ({"model.max_batch_size": 0}, "model.max_batch_size: must be at least 1"),
+        ({"model.batch_burst_gap_ms": -5}, "model.batch_burst_gap_ms: must not be negative"),
     ],
-    ids=["negative-refill", "negative-wait", "zero-batch"],
+    ids=["negative-refill", "negative-wait", "zero-batch", "negative-burst-gap"],
 )
 def test_batching_settings_are_validated(override: dict[str, float], message: str) -> None:
     from secreason.serve.config import ConfigError, load_config

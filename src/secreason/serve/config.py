@@ -48,6 +48,10 @@ class ModelConfig:
     # reading or screening (a client's burst reaches the queue over milliseconds); a
     # lone request never waits. 0 turns it off.
     batch_arrival_wait_ms: float = 50.0
+    # Requests under this far apart are one client's burst: a batch holding two or more
+    # of a burst still arriving waits this long after the last for the next one (a client
+    # spends milliseconds on each request, more on a busy box). 0 turns it off.
+    batch_burst_gap_ms: float = 10.0
     device: str | None = None
     dtype: str | None = None
     prefilled: bool | None = None  # None: detect from the chat template
@@ -205,7 +209,12 @@ def validate(config: ServeConfig) -> None:
             raise ConfigError(f"limits.{name}: must be at least 1")
     if config.model.max_batch_size < 1:
         raise ConfigError("model.max_batch_size: must be at least 1")
-    for name in ("batch_wait_ms", "batch_refill_wait", "batch_arrival_wait_ms"):
+    for name in (
+        "batch_wait_ms",
+        "batch_refill_wait",
+        "batch_arrival_wait_ms",
+        "batch_burst_gap_ms",
+    ):
         if getattr(config.model, name) < 0:
             raise ConfigError(f"model.{name}: must not be negative")
     if config.model.think_token_ids is not None and len(config.model.think_token_ids) != 2:

@@ -85,10 +85,6 @@ Producer = Callable[[Callable[[str], None], threading.Event], Finish]
 # Event-loop steps without a new request before a batch is committed (see _settle): more
 # than the few awaits a request takes from the socket to the queue.
 SETTLE_STEPS = 8
-# Requests that reach the queue less than this apart are one burst: a batch that holds two
-# or more of a burst still arriving waits this long after the last for the next (see
-# _await_arrivals). An eval client sends its N requests a few milliseconds apart.
-BURST_GAP_S = 0.005
 
 
 @dataclass
@@ -156,6 +152,7 @@ class LocalEngine(Engine):
         batch_wait_ms: float = 0.0,
         refill_wait: float = 0.2,
         arrival_wait_ms: float = 50.0,
+        burst_gap_ms: float = 10.0,
     ):
         self.backend = backend
         self.model_id = backend.model_id
@@ -164,6 +161,7 @@ class LocalEngine(Engine):
         self.batch_wait_s = batch_wait_ms / 1000
         self.refill_wait = max(0.0, refill_wait)
         self.arrival_wait_s = max(0.0, arrival_wait_ms) / 1000
+        self.burst_gap_s = max(0.0, burst_gap_ms) / 1000
         self._arriving = 0  # requests the HTTP layer holds that are not queued yet
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="secreason-model")
         self._queue: asyncio.Queue[_Job] | None = None
@@ -228,7 +226,7 @@ class LocalEngine(Engine):
         queued. The client side of a burst is paced too: a client spends a millisecond or
         two building each request, so the next one may not have reached the server yet.
         Hence a batch holding two or more requests, the last queued under
-        :data:`BURST_GAP_S` ago, waits until that gap has passed with nothing new. A lone
+        ``burst_gap_ms`` ago, waits until that gap has passed with nothing new. A lone
         request, or requests that queued while the model was busy, never wait for it.
         Everything is bounded by ``arrival_wait_ms`` (a slow input guard is not waited for).
         """
@@ -245,7 +243,7 @@ class LocalEngine(Engine):
                 await self._settle(queue, len(jobs))
                 if not queue.empty():
                     continue
-                burst_left = max(job.queued_at for job in jobs) + BURST_GAP_S - loop.time()
+                burst_left = max(job.queued_at for job in jobs) + self.burst_gap_s - loop.time()
                 if len(jobs) < 2 or min(burst_left, remaining) <= 0:
                     return
                 try:

@@ -58,6 +58,7 @@ def build_model_engine(config: ServeConfig) -> Engine:
         batch_wait_ms=model.batch_wait_ms,
         refill_wait=model.batch_refill_wait,
         arrival_wait_ms=model.batch_arrival_wait_ms,
+        burst_gap_ms=model.batch_burst_gap_ms,
     )
 
 
