@@ -222,7 +222,7 @@ def test_requests_still_being_read_join_the_batch(wait_ms: float, one_batch: boo
 
 @pytest.mark.parametrize(
     ("spacing_s", "pairs", "gap_ms", "expected"),
-    [(0.002, 8, 5, [16]), (0.002, 8, 0, [2]), (0.03, 2, 5, [2, 2])],
+    [(0.002, 8, 20, [16]), (0.002, 8, 0, [2]), (0.1, 2, 20, [2, 2])],
     ids=["burst-paced-by-its-client", "gap-off", "separate-pairs"],
 )
 def test_a_burst_still_being_sent_fills_its_batch(

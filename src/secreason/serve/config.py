@@ -51,7 +51,7 @@ class ModelConfig:
     # Requests under this far apart are one client's burst: a batch holding two or more
     # of a burst still arriving waits this long after the last for the next one (a client
     # spends milliseconds on each request, more on a busy box). 0 turns it off.
-    batch_burst_gap_ms: float = 10.0
+    batch_burst_gap_ms: float = 20.0
     device: str | None = None
     dtype: str | None = None
     prefilled: bool | None = None  # None: detect from the chat template

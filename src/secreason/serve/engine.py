@@ -152,7 +152,7 @@ class LocalEngine(Engine):
         batch_wait_ms: float = 0.0,
         refill_wait: float = 0.2,
         arrival_wait_ms: float = 50.0,
-        burst_gap_ms: float = 10.0,
+        burst_gap_ms: float = 20.0,
     ):
         self.backend = backend
         self.model_id = backend.model_id
