@@ -8,7 +8,8 @@ run, greedy, every completion ``--max-tokens`` long (a random model rarely stops
   batch 16 over the same prompts in the same order, and of the backend one prompt at
   a time. Target: harness >= 90 % of bare.
 * openai: samples/s of ``OpenAIBackend`` at concurrency 16 against concurrency 1,
-  against two real local servers: ``secreason serve`` with the tiny model (its engine
+  prompts in the order the harness dispatches them (longest first), against two real
+  local servers: ``secreason serve`` with the tiny model (its engine
   batches concurrent requests) and a fixed-latency echo server that stands for a
   remote API (``--api-latency`` seconds per request). Target: >= 4x. The batch sizes
   the server formed in each round (read from its ``/metrics``) are printed beside it:
@@ -263,8 +264,10 @@ def bench_openai(
 ) -> dict:
     from secreason.backends.base import SamplingParams
     from secreason.backends.openai import OpenAIBackend
+    from secreason.evals.runner import prompt_size
 
-    convs = conversations(n)
+    # In the order the harness sends them (longest first), as the transformers arm does.
+    convs = sorted(conversations(n), key=prompt_size, reverse=True)
     params = SamplingParams(max_tokens=max_tokens)
     serial = OpenAIBackend(url, "tiny", concurrency=1)
     parallel = OpenAIBackend(url, "tiny", concurrency=16)

@@ -51,6 +51,21 @@ def test_shared_prompt_generates_once_for_both_protocols(tmp_path: Path) -> None
     assert first["completion"].endswith("Answer: D")
 
 
+def test_prompts_reach_the_backend_longest_first(tmp_path: Path) -> None:
+    """Dispatch order (``prompt_size``, longest first); the logs keep the dataset's order."""
+    backend = ScriptedBackend(batch_size=4)
+    Runner(tmp_path, RunSettings(model="scripted"), backend).run(ToyMCQ(n=12))
+    sizes = [len(p) for p in backend.prompts]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    assert [p.split(":")[0] for p in backend.prompts[:3]] == [
+        "Question Q10",
+        "Question Q11",
+        "Question Q0",
+    ]
+    log = lines(tmp_path / "samples" / "toy-mcq" / "trial-0.strict.jsonl")
+    assert [r["id"] for r in log] == [f"toy-{i}" for i in range(12)]
+
+
 def test_strict_instruction_makes_a_second_prompt(tmp_path: Path) -> None:
     backend = ScriptedBackend()
     bench = ToyMCQ(n=4, strict_instruction="End with 'Answer: X'.")

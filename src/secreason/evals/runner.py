@@ -51,6 +51,13 @@ def progress(iterable: Iterable[Any] | None = None, **options: Any) -> Any:
     )
 
 
+def prompt_size(messages: Sequence[Message]) -> int:
+    """How long a conversation is, for dispatch order: the runner hands prompts to a
+    backend longest first, so batches of similar length pad least (in the transformers
+    backend and at a batching server alike) and the slowest items start early."""
+    return sum(len(m["content"]) for m in messages)
+
+
 @dataclass
 class RunSettings:
     """Everything that decides what a run generates and how it is scored."""
@@ -309,9 +316,7 @@ class Runner:
                 "give the --model, --revision and sampling options of the run that made them"
             )
         backend = self.backend()
-        # Longest prompts first: batches of similar length pad least, and the slowest
-        # items start early.
-        items = sorted(todo.values(), key=lambda p: -sum(len(m["content"]) for m in p.messages))
+        items = sorted(todo.values(), key=lambda p: -prompt_size(p.messages))
         size = max(1, int(getattr(backend, "batch_size", 16) or 16))
         bar = progress(
             total=len(items),
