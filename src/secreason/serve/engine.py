@@ -223,12 +223,13 @@ class LocalEngine(Engine):
         parsed and screened in turn), longer than :meth:`_settle` covers, so without
         this the first batch of a burst would start with whatever was parsed first. A
         lone client costs nothing: its request has left :meth:`arriving` when it is
-        queued. The client side of a burst is paced too: a client spends a millisecond or
-        two building each request, so the next one may not have reached the server yet.
-        Hence a batch holding two or more requests, the last queued under
-        ``burst_gap_ms`` ago, waits until that gap has passed with nothing new. A lone
-        request, or requests that queued while the model was busy, never wait for it.
-        Everything is bounded by ``arrival_wait_ms`` (a slow input guard is not waited for).
+        queued. The client side of a burst is paced too: a client spends a few
+        milliseconds on each request (3-4 ms for the openai client here), so the next one
+        may not have reached the server yet. Hence a batch holding two or more requests,
+        the last queued under ``burst_gap_ms`` ago, waits until that gap has passed with
+        nothing new. A lone request never waits for it, nor does a batch whose last
+        request came in longer ago. Everything is bounded by ``arrival_wait_ms`` (a slow
+        input guard is not waited for).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.arrival_wait_s
