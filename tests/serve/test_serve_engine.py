@@ -221,19 +221,23 @@ def test_requests_still_being_read_join_the_batch(wait_ms: float, one_batch: boo
 
 
 @pytest.mark.parametrize(
-    ("spacing_s", "pairs", "gap_ms", "expected"),
-    [(0.002, 8, 20, [16]), (0.002, 8, 0, [2]), (0.1, 2, 20, [2, 2])],
+    ("spacing_s", "pairs", "gap_ms", "batches"),
+    [(0.005, 8, 20, (1, 1)), (0.005, 8, 0, (2, 16)), (0.1, 2, 20, (2, 2))],
     ids=["burst-paced-by-its-client", "gap-off", "separate-pairs"],
 )
 def test_a_burst_still_being_sent_fills_its_batch(
-    spacing_s: float, pairs: int, gap_ms: float, expected: list[int]
+    spacing_s: float, pairs: int, gap_ms: float, batches: tuple[int, int]
 ) -> None:
     """A client that needs a moment to build each request sends a burst in pairs a few
     milliseconds apart: the batch its first pair starts waits for the rest (without the
-    gap it starts with the first pair). Pairs far apart are separate traffic and do not
-    hold each other back."""
+    gap it starts before the burst is in: a split). Pairs far apart are separate traffic
+    and do not hold each other back."""
     engine = LocalEngine(
-        FixedTextBackend(delay_s=0.01), max_batch_size=16, refill_wait=0, burst_gap_ms=gap_ms
+        FixedTextBackend(delay_s=0.01),
+        max_batch_size=16,
+        refill_wait=0,
+        arrival_wait_ms=500,  # the bound is not under test: a loaded box may be slow
+        burst_gap_ms=gap_ms,
     )
 
     async def client(index: int) -> None:
@@ -246,7 +250,7 @@ def test_a_burst_still_being_sent_fills_its_batch(
     asyncio.run(run())
     sizes = list(engine.batch_sizes)
     assert sum(sizes) == 2 * pairs
-    assert sizes[: len(expected)] == expected, sizes
+    assert batches[0] <= len(sizes) <= batches[1], sizes
 
 
 def test_a_lone_request_never_waits_for_a_burst() -> None:
