@@ -244,11 +244,12 @@ class LocalEngine(Engine):
                 await self._settle(queue, len(jobs))
                 if not queue.empty():
                     continue
-                burst_left = max(job.queued_at for job in jobs) + self.burst_gap_s - loop.time()
-                if len(jobs) < 2 or min(burst_left, remaining) <= 0:
+                # The queue is FIFO: the last job taken is the one that came in last.
+                wait = min(jobs[-1].queued_at + self.burst_gap_s, deadline) - loop.time()
+                if len(jobs) < 2 or wait <= 0:
                     return
                 try:
-                    jobs.append(await asyncio.wait_for(queue.get(), min(burst_left, remaining)))
+                    jobs.append(await asyncio.wait_for(queue.get(), wait))
                 except asyncio.TimeoutError:
                     return
                 continue
