@@ -58,6 +58,13 @@ class ModelDataFields:
     merge_lora_on_save: bool = field(
         default=True, metadata={"help": "Export merged full weights when LoRA is used."}
     )
+    truncation: str = field(
+        default="refuse",
+        metadata={
+            "help": "Rows longer than max_length (SFT) or prompts that leave no room for "
+            "max_completion_length (RL): `refuse` stops before training, `allow` trains anyway."
+        },
+    )
 
 
 def _checkpointing_default(recipe: Any) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from secreason.train.config import RecipeError, RLRecipe
+from secreason.train.length_check import check_rl
 from secreason.train.rewards import (
     RewardMetricsCallback,
     RewardSuite,
@@ -90,6 +91,7 @@ def build_rl_trainer(recipe: RLRecipe, callbacks: Sequence[Any] = ()) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(recipe.model_name_or_path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    check_rl(recipe, data, tokenizer)
     suite = build_reward_suite(recipe, data, tokenizer)
     weights = suite.weights()
     if recipe.reward_weights is not None and len(recipe.reward_weights) != len(weights):

@@ -22,6 +22,7 @@ from typing import Any
 
 from secreason.train import packed_attention
 from secreason.train.config import SFTRecipe
+from secreason.train.length_check import check_sft
 from secreason.train.stage import (
     load_rows,
     lora_config,
@@ -59,6 +60,7 @@ def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(recipe.model_name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    check_sft(recipe, data, tokenizer)
     return SFTTrainer(
         model=recipe.model_name_or_path,
         args=recipe,

@@ -45,6 +45,7 @@ _COSMETIC = {
     "save_total_limit",
     "save_steps",
     "dataloader_num_workers",
+    "truncation",
 }
 
 
