@@ -1,0 +1,153 @@
+"""secreason's rewards as a verl custom reward function, and RL data in verl's layout.
+
+verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` for
+every response its reward manager decoded, and logs every key of a returned dict. Point
+verl at this module::
+
+    custom_reward_function.path=$(python -m secreason.integrations.verl)
+    custom_reward_function.name=compute_score
+    +custom_reward_function.reward_kwargs.prefilled=true      # template ends with <think>
+
+``reward_kwargs`` (all optional): ``prefilled``, ``format_penalty`` (1.0, as the TRL
+recipes), ``format`` (a dict of :class:`~secreason.reasoning.FormatConfig` fields) and
+``task_options``. ``extra_info['prefilled']`` per row is honoured too. verl's reward
+managers decode with ``skip_special_tokens=True``: keep the think tags ordinary tokens,
+or the format check sees no reasoning (see :mod:`secreason.integrations.scoring`).
+
+The export writes what verl's RL dataset reads: a parquet file per split whose rows are
+``data_source`` (``secreason/<task>``, the router's key), ``prompt`` (chat turns),
+``ability``, ``reward_model: {style: rule, ground_truth}`` and ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from secreason.integrations.scoring import RewardConfig, Scorer, route
+from secreason.reasoning import FormatConfig
+
+_OPTIONS = ("prefilled", "format_penalty", "format", "task_options")
+_SCORERS: dict[str, Scorer] = {}
+
+
+def _scorer(kwargs: Mapping[str, Any]) -> Scorer:
+    unknown = sorted(set(kwargs) - set(_OPTIONS))
+    if unknown:
+        warnings.warn(
+            f"secreason compute_score ignores {unknown}; it reads {list(_OPTIONS)}",
+            stacklevel=3,
+        )
+    options = {k: kwargs[k] for k in _OPTIONS if k in kwargs}
+    key = json.dumps(options, sort_keys=True, default=str)
+    if key not in _SCORERS:
+        try:
+            fmt = FormatConfig(**dict(options.get("format") or {}))
+        except TypeError as err:
+            raise TypeError(f"reward_kwargs.format: {err}") from None
+        _SCORERS[key] = Scorer(
+            RewardConfig(
+                format_config=fmt,
+                format_penalty=float(options.get("format_penalty", 1.0)),
+                prefilled=bool(options.get("prefilled", False)),
+                task_options=dict(options.get("task_options") or {}),
+            )
+        )
+    return _SCORERS[key]
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """verl's reward: ``score`` (task score minus the format penalty) plus per-check
+    details (``task_score``, ``format_ok``, ``reasoning_words``, ...), all numbers."""
+    scorer = _scorer(kwargs)
+    prefilled = None
+    if "prefilled" not in kwargs and extra_info and "prefilled" in extra_info:
+        prefilled = bool(extra_info["prefilled"])
+    task = route(data_source, extra_info)
+    return scorer.score(solution_str, ground_truth, task, prefilled=prefilled).metrics()
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def verl_row(row: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
+    """One secreason RL row (``prompt``, ``task``, ``reference``...) in verl's layout."""
+    missing = [k for k in ("prompt", "task", "reference") if not row.get(k)]
+    if missing:
+        ident = f"row {index}" + (f" (id={row['id']!r})" if row.get("id") else "")
+        raise ValueError(f"{ident}: missing {', '.join(missing)}; is this an RL split?")
+    task = str(row["task"])
+    route(f"secreason/{task}")  # refuses a task no reward can score, before training
+    prompt = [{"role": str(m["role"]), "content": str(m["content"])} for m in row["prompt"]]
+    return {
+        "data_source": f"secreason/{task}",
+        "prompt": prompt,
+        "ability": str(row.get("domain") or "cyber"),
+        "reward_model": {"style": "rule", "ground_truth": str(row["reference"])},
+        "extra_info": {
+            "split": split,
+            "index": index,
+            "id": str(row.get("id", index)),
+            "task": task,
+            "source": str(row.get("source") or ""),
+        },
+    }
+
+
+def read_rl_rows(path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """RL rows by split from a ``save_rows`` folder (``hf/`` or ``*.jsonl``) or a JSONL."""
+    p = Path(path)
+    if p.is_file():
+        return {p.stem: _jsonl(p)}
+    if (p / "hf").is_dir():
+        from datasets import load_from_disk
+
+        loaded = load_from_disk(str(p / "hf"))
+        return {name: [dict(r) for r in ds] for name, ds in loaded.items()}
+    files = sorted(p.glob("*.jsonl")) if p.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"{p}: expected an RL JSONL file or a folder with hf/ or *.jsonl")
+    return {f.stem: _jsonl(f) for f in files}
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from None
+    return rows
+
+
+def export_verl(
+    splits: Mapping[str, Iterable[Mapping[str, Any]]], out_dir: str | Path
+) -> list[Path]:
+    """Write ``<out_dir>/<split>.parquet`` per split; return the paths."""
+    from datasets import Dataset
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, rows in splits.items():
+        converted = [verl_row(r, i, split) for i, r in enumerate(rows)]
+        if not converted:
+            raise ValueError(f"split {split!r} is empty")
+        path = out / f"{split}.parquet"
+        Dataset.from_list(converted).to_parquet(str(path))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    print(__file__)  # the path verl's custom_reward_function.path wants
