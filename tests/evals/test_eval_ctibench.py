@@ -260,6 +260,6 @@ def test_real_taa_scores_through_the_authors_maps(shared_benchmarks: Path) -> No
     samples = bench.load(shared_benchmarks / "ctibench")
     gold = [f"Threat Actor: {s.reference}" for s in samples]
     got = metrics(bench, samples, gold, "official")
-    # Every gold actor reaches itself through its aliases, except the two APT-C-36 rows:
-    # the harness rule's \w+ stops at the hyphen and reads "apt".
-    assert got["correct"] == pytest.approx(48 / 50)
+    # Every gold actor reaches itself through its aliases, the two APT-C-36 rows included
+    # (FAITH's \w+ stopped at the hyphen and read "apt": 48 / 50).
+    assert got["correct"] == pytest.approx(50 / 50)

@@ -80,6 +80,25 @@ def test_strict_two_groups_is_invalid(task, answer: str) -> None:
     assert (score.status, score.value) == ("invalid", 0.0)
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold"),
+    [
+        ("Answer: APT-C-36", "APT-C-36"),
+        ("Answer: apt c 36", "APT-C-36"),
+        ("Answer: TA505", "TA505"),
+        ("Answer: UNC2452", "UNC2452"),
+        ('Answer: "Sandworm Team"', "Sandworm Team"),
+        ("**Answer:** Bitter APT", "Bitter APT"),
+        ("Answer: Storm-1811.", "Storm-1811"),
+        ("Answer: puNK-003", "puNK-003"),
+    ],
+)
+def test_strict_reads_hyphenated_dotted_and_digit_names_whole(task, answer: str, gold: str) -> None:
+    assert judge(task, answer, gold).status == "correct"
+    # ... and a different name sharing the first word is not the same actor
+    assert judge(task, answer, gold + "-9").status == "incorrect"
+
+
 def test_strict_two_names_of_one_group_is_fine(task) -> None:
     assert judge(task, "Answer: Copper Heron / Heron Team", "Copper Heron").value == 1.0
 
@@ -110,6 +129,17 @@ def test_official_reproduces_the_notebook(task, answer: str, gold: str, label: s
         ("Threat Actor: Copper Heron\nThreat Actor: Grey Finch", None),  # not unique
         ("Threat Actor:Copper Heron", None),  # FAITH needs whitespace after the colon
         ("Answer: Copper Heron", None),
+        # Names with hyphens, dots, slashes and digits are read whole; quotes and bold
+        # markers around the name are skipped; the sentence's final period is not read.
+        ("Threat Actor: APT-C-36", "apt-c-36"),
+        ("Threat Actor: Storm-1811.", "storm-1811"),
+        ("Threat Actor: TA505", "ta505"),
+        ("Threat Actor: UNC2452 (APT29)", "unc2452"),
+        ('Threat Actor: "Sandworm Team"', "sandworm team"),
+        ("**Threat Actor:** Bitter APT", "bitter apt"),
+        ("Threat Actor: **Lotus.Blossom/x**", "lotus.blossom/x"),
+        ("Threat Actor: APT-", "apt"),
+        ("Threat Actor: --", None),
     ],
 )
 def test_official_extraction(task, answer: str, expected: str | None) -> None:
@@ -196,6 +226,5 @@ def test_real_taa_labels_with_the_authors_maps(shared_benchmarks) -> None:
     for gold in golds:
         assert judge(task, f"Answer: {gold}", gold).status == "correct", gold
         official = judge(task, f"Threat Actor: {gold}", gold, "official")
-        # FAITH's pattern stops at a hyphen, so "APT-C-36" is read as "apt".
-        expected = "incorrect" if "-" in gold else "correct"
-        assert official.details["label"] == expected, gold
+        # Hyphenated names (APT-C-36) are read whole, where FAITH's \\w+ read "apt".
+        assert official.details["label"] == "correct", gold

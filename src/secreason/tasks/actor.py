@@ -22,8 +22,12 @@ Protocols:
   matches itself only when the search loops back to it (a name with no entry at all
   cannot be matched). The authors extracted the predicted actor by hand; the
   automatic rule is FAITH's (the harness Foundation-Sec-8B-Reasoning was evaluated
-  with): ``(?i)threat actor:\\s+((?:\\w+ )*\\w+)\\b``, lower-cased, kept only when every
-  match names the same actor. So the prompt must ask for ``Threat Actor: <name>``.
+  with): the words after ``Threat Actor:``, lower-cased, kept only when every match
+  names the same actor. So the prompt must ask for ``Threat Actor: <name>``. FAITH's
+  words are ``\\w+``, which cuts ``APT-C-36`` to ``apt`` and costs GPT-4 four points
+  of its published TAA figures; here a word may join ``\\w`` runs with ``-``, ``.`` or
+  ``/`` (``APT-C-36``, ``Storm-1811``, ``TA505``), and quotes or bold markers between
+  the colon and the name are skipped (``Threat Actor: "Sandworm Team"``).
 * ``strict`` reads ``Answer: APT29`` on the last line, drops "nan" and empty entries,
   matches names up to case, hyphens and spacing (``APT-C-36`` = ``apt c 36``), falls
   back on the name without a leading "the" or a trailing "group" when only that form
@@ -64,7 +68,9 @@ PROMPT_V1 = (
 NameMap = Mapping[str, Sequence[str]]
 MapSource = NameMap | str | Path | None
 
-_FAITH = re.compile(r"(?i)threat actor:\s+((?:\w+ )*\w+)\b")
+_WORD = r"\w+(?:[-./]\w+)*"
+_MARKS = "[*_`\"'\u201c\u2018]*"
+_FAITH = re.compile(rf"(?i)threat actor:{_MARKS}\s+{_MARKS}((?:{_WORD} )*{_WORD})")
 _SEPARATORS = re.compile(r"\s*(?:[,;|/&]|\bor\b|\band\b)\s*", re.IGNORECASE)
 _PARENS = re.compile(r"[(\[]([^)\]]*)[)\]]")
 _PUNCT = re.compile(r"[\s\-_]+")
