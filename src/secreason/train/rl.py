@@ -13,8 +13,9 @@ Departures from TRL's defaults, each for a reason from the paper (arXiv 2601.210
 * ``mask_truncated_completions: true``: a completion cut by the length limit has no
   answer; it should not be scored as wrong, just not learned from.
 
-Rollouts come from ``model.generate`` by default; GPU users switch on vLLM with the
-recipe's ``use_vllm`` and ``vllm_mode`` (colocate or server) without code changes.
+Rollouts come from vLLM where the recipe's ``use_vllm`` asks and it is installed
+(``vllm_mode``: colocate or server), else from ``model.generate``, on a GPU with a
+static KV cache and compiled decoding (``accel.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from secreason.train import accel
 from secreason.train.config import RecipeError, RLRecipe
 from secreason.train.length_check import check_rl
 from secreason.train.rewards import (
@@ -102,6 +104,7 @@ def build_rl_trainer(recipe: RLRecipe, callbacks: Sequence[Any] = ()) -> Any:
         )
     if recipe.reward_weights is None:
         recipe.reward_weights = weights
+    accel.prepare_rl(recipe)  # Liger, rollout engine, checkpointing warnings (stderr)
     metrics = RewardMetricsCallback(suite, Path(str(recipe.output_dir)) / recipe.metrics_file)
     trainer = GRPOTrainer(
         model=recipe.model_name_or_path,
@@ -112,6 +115,7 @@ def build_rl_trainer(recipe: RLRecipe, callbacks: Sequence[Any] = ()) -> Any:
         peft_config=lora_config(recipe),
         callbacks=[metrics, *callbacks],
     )
+    accel.compile_rollouts(trainer)
     trainer.secreason_rewards = suite  # type: ignore[attr-defined]
     return trainer
 

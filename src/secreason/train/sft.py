@@ -4,10 +4,11 @@ The data is conversational (a ``messages`` column whose last turn is the assista
 ``<think>...</think>`` reasoning and answer). Loss is on assistant tokens only (the
 chat template's ``{% generation %}`` markers), sequences are packed (best-fit
 decreasing, padding-free) when the recipe says so, and LoRA is optional. Packing needs
-attention that respects sequence boundaries: flash attention where the recipe names it
-(GPU), else ``sdpa_varlen`` (``packed_attention.py``). Nothing here reimplements
-training: this module only wires a recipe to TRL and adds resume, the done marker and
-a plain exported model folder.
+attention that respects sequence boundaries: flash attention where installed, else the
+fastest measured of PyTorch's varlen kernel, flex attention and ``sdpa_varlen`` on a
+GPU, ``sdpa_varlen`` on a CPU (``accel.py``). Nothing here reimplements training: this
+module only wires a recipe to TRL and adds resume, the done marker and a plain
+exported model folder.
 
 Run it as ``secreason sft RECIPE.yaml [key=value ...]`` or, on several GPUs,
 ``accelerate launch --config_file ... -m secreason.train.sft RECIPE.yaml``.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train import packed_attention
+from secreason.train import accel, packed_attention
 from secreason.train.config import SFTRecipe
 from secreason.train.length_check import check_sft
 from secreason.train.stage import (
@@ -32,28 +33,13 @@ from secreason.train.stage import (
 )
 
 
-def _default_packing_attention(recipe: SFTRecipe) -> None:
-    """Padding-free packed rows need attention that stops at sequence boundaries: with
-    no kernel named, use SDPA per sequence (flash attention is the GPU recipe's)."""
-    init = recipe.model_init_kwargs if recipe.model_init_kwargs is not None else {}
-    padding_free = recipe.packing and recipe.packing_strategy in ("bfd", "bfd_split")
-    if not padding_free or not isinstance(init, dict) or "attn_implementation" in init:
-        return
-    recipe.model_init_kwargs = {**init, "attn_implementation": packed_attention.NAME}
-    print(
-        f"sft: packing with no attention kernel named: using {packed_attention.NAME} "
-        "(model_init_kwargs.attn_implementation chooses, e.g. flash_attention_2 on GPU)",
-        file=sys.stderr,
-    )
-
-
 def build_sft_trainer(recipe: SFTRecipe, callbacks: Sequence[Any] = ()) -> Any:
     """The SFTTrainer for a recipe (model, data, tokenizer, LoRA), not yet trained."""
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
     packed_attention.register()
-    _default_packing_attention(recipe)
+    accel.prepare_sft(recipe)  # Liger, packed attention, checkpointing warnings (stderr)
     data = load_rows(recipe.dataset_path, recipe.max_train_samples)
     require_columns(data, ["messages"], recipe.dataset_path)
     eval_data = load_rows(recipe.eval_dataset_path) if recipe.eval_dataset_path else None
