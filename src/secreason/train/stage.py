@@ -4,8 +4,9 @@ A stage writes Trainer checkpoints into ``output_dir`` as it goes; a killed run 
 with the same command continues from the newest one (optimizer, scheduler, RNG and
 data position included, all from transformers' own checkpoint format). When a stage
 finishes it exports the model to ``output_dir/final`` and writes a marker there; a
-rerun that finds the marker does nothing. The recipe's fingerprint is stored with the
-checkpoints, so resuming a run under a different recipe is refused rather than mixed.
+rerun that finds the marker does nothing. The recipe is stored with the checkpoints:
+a rerun that only raises ``max_steps`` / ``num_train_epochs`` continues the run, any
+other change is refused with the changed fields (``continuation.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from secreason.train import continuation
 from secreason.train.config import (
     RecipeError,
     RecipeT,
@@ -28,25 +30,9 @@ from secreason.train.config import (
 )
 
 DONE_MARKER = "secreason_stage.json"
-RECIPE_FILE = "secreason_recipe.yaml"
+RECIPE_FILE = continuation.RECIPE_FILE
 FINAL_DIR = "final"
-
-# Fields that change how a run reports, not what it trains.
-_COSMETIC = {
-    "output_dir",
-    "logging_dir",
-    "logging_steps",
-    "logging_first_step",
-    "report_to",
-    "run_name",
-    "disable_tqdm",
-    "log_completions",
-    "num_completions_to_print",
-    "save_total_limit",
-    "save_steps",
-    "dataloader_num_workers",
-    "truncation",
-}
+_COSMETIC = continuation.COSMETIC
 
 
 class StageError(RuntimeError):
@@ -71,13 +57,20 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
     if not marker.is_file():
         return None
     info: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
-    if info.get("fingerprint") != fingerprint(recipe):
+    if info.get("fingerprint") == fingerprint(recipe):
+        return info
+    plan = continuation.plan(recipe)
+    if not plan.stored:
         raise StageError(
             f"{marker}: {recipe.output_dir} holds a finished run of a different recipe "
-            f"(fingerprint {info.get('fingerprint')} != {fingerprint(recipe)}). "
+            "(its recipe file is missing, so the fields cannot be compared). "
             "Fix: choose another output_dir, or delete that folder to retrain."
         )
-    return info
+    if plan.same:  # only fields an older secreason did not store differ
+        return info
+    if plan.extends:
+        return None  # prepare_output continues it
+    raise StageError(continuation.refusal(recipe, plan.changes, finished=True))
 
 
 def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
@@ -89,13 +82,18 @@ def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
     saved = out / RECIPE_FILE
     resume = get_last_checkpoint(str(out))
     current = fingerprint(recipe)
-    if resume and saved.is_file():
-        earlier = saved.read_text(encoding="utf-8").splitlines()[0].removeprefix("# fingerprint: ")
-        if earlier != current:
+    plan = continuation.plan(recipe)
+    marker = final_dir(recipe) / DONE_MARKER
+    if plan.extends and (resume or marker.is_file()):
+        if not resume:
             raise StageError(
-                f"{out}: has checkpoints of a different recipe (fingerprint {earlier} != "
-                f"{current}); resuming would mix them. Fix: use another output_dir or delete it."
+                f"{out}: the finished run has no checkpoint left to continue from "
+                f"({', '.join(map(str, plan.changes))}). Fix: delete {out} to retrain."
             )
+        print(f"[secreason] continuing from {resume}: {', '.join(map(str, plan.changes))}")
+        marker.unlink(missing_ok=True)  # done again only when the longer run ends
+    elif resume and not plan.same:
+        raise StageError(continuation.refusal(recipe, plan.changes, finished=False))
     saved.write_text(f"# fingerprint: {current}\n" + recipe_to_yaml(recipe), encoding="utf-8")
     return resume
 
