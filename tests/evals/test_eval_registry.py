@@ -28,7 +28,7 @@ def test_suites() -> None:
     values = {n: get_benchmark(n).references[0].value for n in paper}
     assert values["ctibench-mcq"] == 0.691 and values["cybermetric-2000"] == 0.843
     assert expand(["ctibench-mcq", "ctibench", "cyber"]).count("ctibench-mcq") == 1
-    assert set(SUITES) == {"cyber", "ctibench", "safety", "paper"}
+    assert set(SUITES) == {"cyber", "ctibench", "athenabench", "safety", "paper"}
 
 
 def test_options_reach_the_constructor() -> None:

@@ -27,6 +27,7 @@ CRIT = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 ALIASES = {"Copper Heron": ["Heron Team"], "Marsh Owl": ["nan"], "Salt Lynx": ["nan"]}
 RELATED = {"Copper Heron": ["Grey Finch"]}
 EVERY_TECHNIQUE = ", ".join(f"T{n}" for n in range(1001, 1700))
+EVERY_MITIGATION = ", ".join(f"M{n}" for n in range(1013, 1061))
 
 
 @dataclass
@@ -125,6 +126,26 @@ CASES = [
             "bold": (f"<think>{R}</think>\n**Answer:** Copper Heron", False),
             "lowercase": (f"<think>{R}</think>\nanswer: copper heron", False),
             "alias": (f"<think>{R}</think>\nAnswer: Heron Team", False),
+        },
+    ),
+    Case(
+        "rms",
+        "M1021, M1038",
+        "M1021, M1038",
+        "M1042",
+        tricks={
+            "every-mitigation": f"<think>{R}</think>\nAnswer: {EVERY_MITIGATION}",
+            "id-range": f"<think>{R}</think>\nAnswer: M1013-M1060 (all of them)",
+            "ids-above-answer": f"<think>{R}</think>\nM1021, M1038\nAnswer: M1042",
+            "technique-ids": f"<think>{R}</think>\nAnswer: T1218, T1059",
+        },
+        positives={
+            "bold": (f"<think>{R}</think>\n**Answer:** M1021, M1038", False),
+            "lowercase": (f"<think>{R}</think>\nanswer: m1021, m1038", False),
+            "any-order-with-names": (
+                f"<think>{R}</think>\nAnswer: M1038 (Execution Prevention); M1021",
+                False,
+            ),
         },
     ),
 ]

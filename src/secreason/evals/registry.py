@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from secreason.evals.athenabench import ATHENABENCH
 from secreason.evals.base import Benchmark
 from secreason.evals.ctibench import CTIBENCH
 from secreason.evals.cwe_prediction import CWEPrediction
@@ -24,6 +25,7 @@ Factory = Callable[..., Benchmark]
 
 _FACTORIES: dict[str, Factory] = {
     **{name: cls for name, cls in CTIBENCH.items()},
+    **{name: cls for name, cls in ATHENABENCH.items()},
     "cwe-prediction": CWEPrediction,
     **{f"cybermetric-{size}": partial(CyberMetric, size) for size in SIZES},
     "secbench": SecBench,
@@ -36,6 +38,7 @@ _FACTORIES: dict[str, Factory] = {
 
 SUITES: dict[str, tuple[str, ...]] = {
     "ctibench": tuple(CTIBENCH),
+    "athenabench": tuple(ATHENABENCH),
     "cyber": (
         *CTIBENCH,
         "cybermetric-2000",

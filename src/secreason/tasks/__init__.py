@@ -5,6 +5,7 @@ from secreason.tasks import attack as _attack  # noqa: F401
 from secreason.tasks import cvss as _cvss  # noqa: F401
 from secreason.tasks import cwe as _cwe  # noqa: F401
 from secreason.tasks import mcq as _mcq  # noqa: F401
+from secreason.tasks import mitigation as _mitigation  # noqa: F401
 from secreason.tasks.base import (
     PROTOCOLS,
     Extraction,

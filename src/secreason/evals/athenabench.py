@@ -1,0 +1,347 @@
+"""AthenaBench (arXiv 2511.01144): CKT/MCQ, ATE, RCM, RMS, VSP and TAA, CTIBench's successor.
+
+Files (GitHub Athena-Software-Group/athenabench; mini split in ``benchmark-mini/``, full
+split by request, same names): JSON lines ``athena-cti-{mcq-3k,ate,rcm,rms,vsp,taa}.jsonl``
+with a ready ``prompt`` and a gold ``answer``. Licence: academic, non-commercial; the
+project reads them from the user's ``--data DIR`` (the file, a folder holding it, or
+the repository root with ``benchmark/`` or ``benchmark-mini/``) and ships none.
+
+Both protocols send the row's ``prompt`` as the only user turn (it already asks for a
+final ``Answer:`` line), so one generation serves both. Official = the authors' scorer
+(``athena_eval/evaluate.py`` and ``answer_extractors.py``), reproduced rule for rule:
+
+* reading: the last non-empty line with a match, after one leading ``Answer:``-style
+  label is dropped (``tasks.mitigation.athena_last_match``); MCQ: first standalone
+  letter A-E on it, case-insensitive (so a stray "a" counts); RCM ``CWE-\\d+``; ATE
+  ``T\\d{4}(.\\d{3})?`` cut to the main technique; VSP ``CVSS:3.1/\\S+``; TAA and RMS
+  the whole line (quotes stripped, spaces collapsed; RMS keeps its ``M\\d{4}`` ids).
+* scoring: MCQ, RCM: case-insensitive string equality; ATE: main technique equality;
+  RMS: mean per-row F1 of the id sets; VSP: ``|base(pred) - base(gold)|`` by the
+  ``cvss`` package over rows whose vector parses (the others leave the mean, and with
+  none at all the mean is 0), ``accuracy = 1 - MAD / 7.7``; TAA: a breadth-first
+  search FROM THE GOLD name (lower-cased) over the alias graph (reached, the gold itself
+  included: correct) and over alias + related edges (plausible); ``accuracy``,
+  ``plausible_accuracy`` (correct or plausible) and ``combined_accuracy`` (1 / 0.5 / 0).
+  The alias and related maps are the authors' ``aliases.csv`` (ThreatActor, Alias) and
+  ``related_groups.csv`` (ThreatActor, RelatedGroup): found beside the TAA file or
+  given as options; without them only the exact name (up to case) is correct.
+  Every row counts in every denominator except VSP's unparseable ones.
+
+Strict = the project's tasks on the same completions (``Answer: X`` on the last line of
+the answer region, hedges invalid, invalid = wrong in every denominator): ``mcq`` A-E,
+``cwe``, ``ate`` with sub-techniques collapsed (accuracy = exact set), ``cvss``
+(``accuracy`` = mean of ``max(0, 1 - |d| / 7.7)``, invalid = 0), ``taa`` on the same
+maps, ``rms``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from secreason.backends.base import SamplingParams
+from secreason.evals.base import Benchmark, ItemResult
+from secreason.evals.sources import Row, limited, local_file, read_jsonl, read_table
+from secreason.tasks.actor import ThreatActorAttribution
+from secreason.tasks.attack import TechniqueExtraction
+from secreason.tasks.base import (
+    Extraction,
+    Protocol,
+    Sample,
+    Score,
+    ScoreStatus,
+    Task,
+    get_task,
+)
+from secreason.tasks.cvss import parse_vector
+from secreason.tasks.mcq import MCQ
+from secreason.tasks.mitigation import athena_freeform, athena_last_match
+
+VSP_DENOMINATOR = 7.7
+ALIAS_FILE = "aliases.csv"
+RELATED_FILE = "related_groups.csv"
+Graph = dict[str, set[str]]
+
+
+@dataclass(frozen=True)
+class AthenaPrediction(Extraction):
+    """What the authors' reader returned (``raw``, '' when it found nothing)."""
+
+    raw: str = ""
+
+
+def _same(pred: str, gold: str) -> bool:
+    return pred.strip().lower() == gold.strip().lower()
+
+
+def _exact(pred: str, gold: str) -> Score:
+    hit = _same(pred, gold)
+    return Score(float(hit), "correct" if hit else ("incorrect" if pred else "invalid"))
+
+
+def _technique(pred: str, gold: str) -> Score:
+    p, a = pred.strip().split(".")[0].upper(), gold.strip().split(".")[0].upper()
+    hit = bool(p) and p == a
+    return Score(float(hit), "correct" if hit else ("incorrect" if pred else "invalid"))
+
+
+def _vsp(pred: str, gold: str) -> Score:
+    try:
+        p, a = parse_vector(pred.strip()), parse_vector(gold.strip())
+    except Exception as error:  # the authors count any failure as "not scored"
+        return Score(0.0, "invalid", {"success": False, "error": str(error)})
+    if p.base_score is None or a.base_score is None:
+        return Score(0.0, "invalid", {"success": False, "error": p.error or a.error})
+    deviation = abs(p.base_score - a.base_score)
+    value = 1.0 - deviation / VSP_DENOMINATOR
+    status: ScoreStatus = "correct" if deviation == 0 else "incorrect"
+    return Score(value, status, {"success": True, "deviation": deviation})
+
+
+def _reaches(start: str, target: str, graphs: Sequence[Graph]) -> bool:
+    seen, queue = {start}, deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == target:
+            return True
+        for graph in graphs:
+            for nxt in graph.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+    return False
+
+
+def read_pairs(path: Path, column: str) -> Graph:
+    """An authors' CSV (``ThreatActor``, ``column``) as a symmetric lower-cased graph."""
+    graph: Graph = {}
+    for number, row in enumerate(read_table(path, ","), 2):
+        if "ThreatActor" not in row or column not in row:
+            raise ValueError(f"{path}: line {number}: needs columns ThreatActor and {column}")
+        a, b = str(row["ThreatActor"]).strip().lower(), str(row[column] or "").strip().lower()
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set()).add(a)
+    return graph
+
+
+class AthenaTask(Task):
+    """Strict: a project task. Official: the authors' reader and scorer (see module)."""
+
+    def __init__(
+        self, strict: Task, read: Callable[[str], str], mark: Callable[[str, str], Score]
+    ) -> None:
+        self.strict, self.read, self.mark = strict, read, mark
+        self.name = strict.name
+
+    def prompt(self, sample: Sample) -> list[dict[str, str]]:
+        return self.strict.prompt(sample)
+
+    def extract(self, answer_text: str, protocol: Protocol = "strict") -> Extraction:
+        if protocol != "official":
+            return self.strict.extract(answer_text, protocol)
+        raw = self.read(answer_text)
+        error = None if raw else "the authors' reader found nothing"
+        return AthenaPrediction(raw or None, error, raw)
+
+    def score(self, extracted: Extraction, reference: str) -> Score:
+        if isinstance(extracted, AthenaPrediction):
+            return self.mark(extracted.raw, reference)
+        return self.strict.score(extracted, reference)
+
+    def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
+        return self.strict.aggregate(scores)
+
+
+def _line(pattern: str, transform: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda text: athena_last_match(text, pattern, transform)
+
+
+class AthenaBenchTask(Benchmark):
+    """One AthenaBench file: JSONL loader, the row's prompt, both protocols."""
+
+    file = ""
+    columns: tuple[str, ...] = ()  # extra columns kept in ``meta``
+    sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=2048, seed=42)
+
+    def __init__(self) -> None:
+        self._task: Task | None = None
+        self.folder: Path | None = None
+
+    @property
+    def task(self) -> Task:
+        if self._task is None:
+            self._task = self.make_task()
+        return self._task
+
+    def make_task(self) -> Task:  # pragma: no cover - every subclass sets one
+        raise NotImplementedError
+
+    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
+        names = [self.file, f"benchmark/{self.file}", f"benchmark-mini/{self.file}"]
+        path = local_file(source, names) if source else None
+        if path is None:
+            raise FileNotFoundError(
+                f"{self.name}: AthenaBench is read from local files only (its licence "
+                f"forbids redistribution); pass --data DIR holding {self.file} "
+                "(or the repository root with benchmark/ or benchmark-mini/)"
+            )
+        self.folder = path.parent
+        rows = read_jsonl(path)
+        return [self.sample(i, row, path) for i, row in enumerate(limited(rows, limit))]
+
+    def sample(self, index: int, row: Row, path: Path) -> Sample:
+        for key in ("prompt", "answer"):
+            if not str(row.get(key) or "").strip():
+                raise ValueError(f"{path}: row {index}: empty or missing {key!r}")
+        return Sample(
+            id=f"{self.name}-{index}",
+            task=self.task.name,
+            messages=[{"role": "user", "content": str(row["prompt"])}],
+            reference=str(row["answer"]).strip(),
+            meta={"index": index, **{c: row.get(c) for c in self.columns if c in row}},
+        )
+
+    def metrics(
+        self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
+    ) -> dict[str, float]:
+        scores = [r.judgement.score for r in results]
+        out = dict(self.task.aggregate(scores))
+        if protocol == "official" and scores:
+            out["accuracy"] = sum(s.value for s in scores) / len(scores)
+        return out
+
+
+class AthenaMCQ(AthenaBenchTask):
+    name = "athenabench-mcq"
+    file = "athena-cti-mcq-3k.jsonl"
+    columns = ("question", "source_type", "url")
+
+    def make_task(self) -> Task:
+        read = _line(r"\b([A-E])\b", str.upper)
+        return AthenaTask(MCQ(letters="ABCDE"), read, _exact)
+
+    def sample(self, index: int, row: Row, path: Path) -> Sample:
+        out = super().sample(index, row, path)
+        out.meta["options"] = {c: str(row.get(f"option_{c.lower()}") or "") for c in "ABCDE"}
+        return out
+
+
+class AthenaATE(AthenaBenchTask):
+    name = "athenabench-ate"
+    file = "athena-cti-ate.jsonl"
+    columns = ("technique_id", "scenario")
+
+    def make_task(self) -> Task:
+        read = _line(r"(T\d{4}(?:\.\d{3})?)", lambda s: s.upper().split(".")[0])
+        return AthenaTask(TechniqueExtraction(collapse_subtechniques=True), read, _technique)
+
+
+class AthenaRCM(AthenaBenchTask):
+    name = "athenabench-rcm"
+    file = "athena-cti-rcm.jsonl"
+    columns = ("cve_id", "description")
+
+    def make_task(self) -> Task:
+        return AthenaTask(get_task("cwe"), _line(r"(CWE-\d+)", str.upper), _exact)
+
+
+class AthenaRMS(AthenaBenchTask):
+    name = "athenabench-rms"
+    file = "athena-cti-rms.jsonl"
+    headline = "f1"
+    columns = ("technique_id", "scenario")
+
+    def make_task(self) -> Task:
+        return get_task("rms")  # its official rule is AthenaBench's
+
+    def metrics(
+        self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
+    ) -> dict[str, float]:
+        return dict(self.task.aggregate([r.judgement.score for r in results]))
+
+
+class AthenaVSP(AthenaBenchTask):
+    name = "athenabench-vsp"
+    file = "athena-cti-vsp.jsonl"
+    columns = ("cve_id", "description", "vector_score", "severity")
+
+    def make_task(self) -> Task:
+        return AthenaTask(get_task("cvss"), _line(r"(CVSS:3\.1/[^\s]+)", str.strip), _vsp)
+
+    def metrics(
+        self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
+    ) -> dict[str, float]:
+        scores = [r.judgement.score for r in results]
+        n = len(scores)
+        found = [float(s.details["deviation"]) for s in scores if "deviation" in s.details]
+        mad = sum(found) / len(found) if found else 0.0
+        out: dict[str, float] = {"n": n, "n_valid": len(found), "mad": mad}
+        if protocol == "official":
+            out["accuracy"] = 1.0 - mad / VSP_DENOMINATOR
+        else:
+            per_item = [max(0.0, 1.0 - d / VSP_DENOMINATOR) for d in found]
+            out["accuracy"] = sum(per_item) / n if n else 0.0
+        return out
+
+
+class AthenaTAA(AthenaBenchTask):
+    name = "athenabench-taa"
+    file = "athena-cti-taa.jsonl"
+    columns = ("url", "timestamp", "description")
+
+    def __init__(self, *, aliases: str | Path | None = None, related: str | Path | None = None):
+        super().__init__()
+        self.alias_path, self.related_path = aliases, related
+        self.alias: Graph = {}
+        self.related: Graph = {}
+
+    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
+        samples = super().load(source, limit)
+        for attr, given, name, column in (
+            ("alias", self.alias_path, ALIAS_FILE, "Alias"),
+            ("related", self.related_path, RELATED_FILE, "RelatedGroup"),
+        ):
+            path = Path(given).expanduser() if given else (self.folder or Path()) / name
+            if given and not path.is_file():
+                raise FileNotFoundError(f"{self.name}: {attr} map {path} does not exist")
+            setattr(self, attr, read_pairs(path, column) if path.is_file() else {})
+        self._task = None  # rebuilt on the maps just read
+        return samples
+
+    def make_task(self) -> Task:
+        strict = ThreatActorAttribution(
+            aliases={k: sorted(v) for k, v in self.alias.items()},
+            related={k: sorted(v) for k, v in self.related.items()},
+        )
+        return AthenaTask(strict, _line(r"(.+)", athena_freeform), self._connection)
+
+    def _connection(self, pred: str, gold: str) -> Score:
+        a, b = gold.strip().lower(), pred.strip().lower()
+        if _reaches(a, b, [self.alias]):
+            return Score(1.0, "correct", {"label": "correct"})
+        if _reaches(a, b, [self.alias, self.related]):
+            return Score(0.5, "incorrect", {"label": "plausible"})
+        return Score(0.0, "incorrect" if pred else "invalid", {"label": "incorrect"})
+
+    def metrics(
+        self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
+    ) -> dict[str, float]:
+        scores = [r.judgement.score for r in results]
+        n = len(scores) or 1
+        labels = [s.details.get("label") for s in scores]
+        correct = labels.count("correct") / n
+        plausible = labels.count("plausible") / n
+        return {
+            "n": len(scores),
+            "accuracy": correct,
+            "plausible_accuracy": correct + plausible,
+            "combined_accuracy": (correct + 0.5 * plausible),
+            "invalid_rate": sum(s.status == "invalid" for s in scores) / n,
+        }
+
+
+ATHENABENCH: dict[str, type[AthenaBenchTask]] = {
+    cls.name: cls for cls in (AthenaMCQ, AthenaATE, AthenaRCM, AthenaRMS, AthenaVSP, AthenaTAA)
+}

