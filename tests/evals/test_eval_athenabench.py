@@ -211,3 +211,18 @@ def test_real_mini_split_through_predictions(
         share = sum(s.reference == "C" for s in samples) / len(samples)
         fixed = eval_predictions(name, data, ["Answer: C"] * len(samples), tmp_path / "c")
         assert fixed["official"]["accuracy"] == pytest.approx(share)
+
+
+def test_suite_runs_end_to_end_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["eval", "athenabench", "--model", str(tiny_model_dir), "--data", str(FIXTURES)]
+    args += ["--out", str(out), "--max-tokens", "8", "--batch-size", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    got = {b["name"]: b for b in report["benchmarks"]}
+    assert sorted(got) == sorted(ATHENABENCH)
+    for name, bench in got.items():
+        rows = len(CASES[name][0])
+        for protocol in ("official", "strict"):
+            assert bench["protocols"][protocol]["n"]["mean"] == rows, (name, protocol)
