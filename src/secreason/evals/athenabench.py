@@ -43,6 +43,8 @@ from pathlib import Path
 
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult
+from secreason.evals.choice import accuracy_by
+from secreason.evals.choice_measures import choice_measures
 from secreason.evals.sources import Row, limited, local_file, read_jsonl, read_table
 from secreason.tasks.actor import ThreatActorAttribution
 from secreason.tasks.attack import TechniqueExtraction
@@ -225,6 +227,14 @@ class AthenaMCQ(AthenaBenchTask):
     def sample(self, index: int, row: Row, path: Path) -> Sample:
         out = super().sample(index, row, path)
         out.meta["options"] = {c: str(row.get(f"option_{c.lower()}") or "") for c in "ABCDE"}
+        return out
+
+    def metrics(
+        self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
+    ) -> dict[str, float]:
+        out = super().metrics(samples, results, protocol)
+        out.update(choice_measures(self.task, samples, results))
+        out.update(accuracy_by(samples, results, "source_type", "source_type"))
         return out
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
+from secreason.evals.choice_measures import choice_measures
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
 from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
 from secreason.tasks.mcq import MCQ
@@ -147,6 +148,7 @@ class CTIBenchMCQ(CTIBenchTask):
         if answered:
             correct = sum(r.judgement.score.status == "correct" for r in answered)
             out["accuracy_answered"] = correct / len(answered)
+        out.update(choice_measures(self.task, samples, results))
         return out
 
 
