@@ -72,3 +72,68 @@ def register(app: typer.Typer) -> None:
         if not settings.api_keys:
             typer.echo("warning: no API key set; the reward server is open", err=True)
         run(settings)
+
+    @app.command("export")
+    def export(
+        model_dir: Path = typer.Argument(..., help="A trained model folder (e.g. rl/final)."),
+        to: list[str] = typer.Option(
+            ..., "--to", help="vllm, ollama or gguf (repeatable, or comma-separated)."
+        ),
+        out: Path = typer.Option(..., "--out", help="Output folder (one subfolder per target)."),
+        name: str = typer.Option(None, "--name", help="Served / Ollama model name."),
+        system_prompt: Path = typer.Option(
+            None, "--system-prompt", help="File with the system prompt (default: secreason's)."
+        ),
+        eval_run: list[Path] = typer.Option(
+            None, "--eval", help="`secreason eval` output folder for the model card (repeatable)."
+        ),
+        data_summary: Path = typer.Option(
+            None, "--data-summary", help="summary.json of the data run, for the card."
+        ),
+    ) -> None:
+        """Deployment files for vLLM, Ollama and llama.cpp (GGUF), plus a model card."""
+        from secreason.export import export_model
+        from secreason.export.template import TemplateError
+
+        targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
+        prompt = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
+        try:
+            summary = export_model(
+                model_dir,
+                targets,
+                out,
+                name=name,
+                system_prompt=prompt,
+                eval_runs=eval_run or [],
+                data_summary=data_summary,
+            )
+        except (ValueError, FileNotFoundError, TemplateError, RuntimeError) as err:
+            fail(str(err))
+        for warning in summary["files"].get("gguf_warnings", []):
+            typer.echo(f"warning: {warning}", err=True)
+        typer.echo(json.dumps(summary, indent=2))
+
+    @app.command("card")
+    def card(
+        model_dir: Path = typer.Argument(..., help="A trained model folder."),
+        eval_run: list[Path] = typer.Option(
+            None, "--eval", help="`secreason eval` output folder (repeatable)."
+        ),
+        data_summary: Path = typer.Option(None, "--data-summary", help="Data run summary.json."),
+        out: Path = typer.Option(None, "--out", help="Card path (default MODEL_DIR/README.md)."),
+        name: str = typer.Option(None, "--name"),
+    ) -> None:
+        """(Re)write the Hugging Face model card, with model-index from eval reports."""
+        from secreason.export.card import load_reports, render_card
+
+        if not model_dir.is_dir():
+            fail(f"{model_dir}: not a folder")
+        try:
+            reports = load_reports(eval_run or [])
+            summary = json.loads(data_summary.read_text(encoding="utf-8")) if data_summary else None
+        except (ValueError, FileNotFoundError) as err:
+            fail(str(err))
+        text = render_card(model_dir, name=name, reports=reports, data_summary=summary)
+        path = out or model_dir / "README.md"
+        path.write_text(text, encoding="utf-8")
+        typer.echo(str(path))
