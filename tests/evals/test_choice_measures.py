@@ -83,3 +83,15 @@ def test_ctibench_mcq_carries_them_too() -> None:
     assert got["format_improper"] == pytest.approx(1 / 3)
     assert got["accuracy_lenient"] == pytest.approx(2 / 3)
     assert got["confusion/D>-"] == 1
+
+
+def test_every_single_answer_choice_benchmark_carries_them() -> None:
+    bench = get_benchmark("mmlu-security")
+    samples = bench.load(FIXTURES / "mmlu_computer_security")[:2]
+    completions = [f"Answer: {samples[0].reference}", "nothing to say"]
+    results = [
+        ItemResult(s.id, "strict", bench.judge(s, c, "strict"))
+        for s, c in zip(samples, completions, strict=True)
+    ]
+    got = bench.metrics(samples, results, "strict")
+    assert (got["format_proper"], got["format_invalid"], got["accuracy_lenient"]) == (0.5, 0.5, 0.5)

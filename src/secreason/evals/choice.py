@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from secreason.evals.base import Benchmark, ItemResult
+from secreason.evals.choice_measures import choice_measures
 from secreason.tasks.base import Extraction, Message, Protocol, Sample, Task
 from secreason.tasks.mcq import MCQ, OfficialRule
 
@@ -131,6 +132,8 @@ class ChoiceBenchmark(Benchmark):
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
     ) -> dict[str, float]:
         out = dict(self.task.aggregate([r.judgement.score for r in results]))
+        if not self.multi:
+            out.update(choice_measures(self.task, samples, results))
         if self.group_key:
             out.update(accuracy_by(samples, results, self.group_key, self.group_key))
         return out
