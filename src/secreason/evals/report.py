@@ -1,10 +1,12 @@
 """Run reports: JSON for tools, CSV for spreadsheets, markdown for people, a PNG chart.
 
-A number is only useful next to what it should be compared with, so the report puts
-the official and strict protocols side by side, keeps invalid-answer and
-unclosed-reasoning rates next to every score (a model that "wins" by never closing its
-reasoning shows it), gives mean +- std over trials (sample standard deviation, n-1),
-and lines each headline up against the published numbers the benchmark module cites.
+A number is only useful next to what it should be compared with, and with how sure it
+is. So the report puts the official and strict protocols side by side, gives every
+mean its 95 % interval (bootstrap over items, trials pooled: ``uncertainty.py``), keeps
+the invalid-answer, truncation and unclosed-reasoning rates next to every score (a
+model that "wins" by never closing its reasoning shows it), lines each headline up
+against the published numbers the benchmark module cites, and says in plain words when
+a run scored a subset (``--limit``) that cannot be compared with them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from secreason.evals.runner import BenchmarkResult
+from secreason.evals.uncertainty import metric_interval, read_logs
 
 PROTOCOL_ORDER = ("official", "strict")
+#: counts, not rates: columns of the CSV rather than metric rows
+COUNTS = ("n", "n_valid", "missing")
+#: metrics where lower is better, shown beside the headline when a benchmark has them
+#: (CTIBench-VSP's official number is the MAD of CVSS scores)
+LOWER_IS_BETTER = ("mad",)
+RATES = ("invalid_rate", "truncated_rate", "unclosed_rate")
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:
@@ -32,21 +41,66 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(clean), "std": std, "values": clean}
 
 
-def _protocol_summary(trials: Sequence[dict[str, float]]) -> dict[str, dict[str, Any]]:
+def _protocol_summary(
+    trials: Sequence[dict[str, float]], logs: Sequence[Sequence[dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
     keys: list[str] = []
     for metrics in trials:
         keys.extend(k for k in metrics if k not in keys)
-    return {k: summarize([m[k] for m in trials if k in m]) for k in keys}
+    out = {}
+    for key in keys:
+        stat = summarize([m[key] for m in trials if key in m])
+        reported = [m.get(key) for m in trials]
+        ci = None if key in COUNTS else metric_interval(key, logs, reported)
+        stat["ci"] = [ci.low, ci.high] if ci else None
+        stat["n_items"] = ci.n if ci else None
+        out[key] = stat
+    return out
+
+
+def subset_of(result: BenchmarkResult, run: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"n": 30, "of": 2500}`` when the run scored part of the benchmark (else None)."""
+    limit = run.get("limit")
+    total = (run.get("rows_total") or {}).get(result.name)
+    if total is None and isinstance(limit, int) and result.n_samples >= limit:
+        total = full_rows(result.name, run)
+    if isinstance(total, int) and result.n_samples < total:
+        return {"n": result.n_samples, "of": total, "limit": limit}
+    if total is None and isinstance(limit, int) and result.n_samples >= limit:
+        return {"n": result.n_samples, "of": None, "limit": limit}
+    return None
+
+
+def full_rows(name: str, run: dict[str, Any]) -> int | None:
+    """The benchmark's row count without ``--limit`` (None when it cannot be read now)."""
+    from secreason.evals.registry import get_benchmark
+    from secreason.evals.runner import RunSettings
+
+    try:
+        bench = get_benchmark(name)
+        return len(bench.load(RunSettings(data=run.get("data")).source(bench)))
+    except Exception:  # the report states "a subset" without the total
+        return None
+
+
+def caveat(name: str, subset: dict[str, Any] | None) -> str | None:
+    if not subset:
+        return None
+    of = f" of {subset['of']:,}" if subset.get("of") else ""
+    how = f" (--limit {subset['limit']})" if subset.get("limit") else ""
+    return f"{name}: n = {subset['n']:,}{of}{how}: a subset, not comparable to the published number"
 
 
 def build_report(results: Sequence[BenchmarkResult], run: dict[str, Any]) -> dict[str, Any]:
     """The report as one JSON-ready dict (what the other formats are rendered from)."""
     benchmarks = []
     for result in results:
+        logs = read_logs(result.samples_log)
         protocols = {
-            p: _protocol_summary(result.metrics[p])
+            p: _protocol_summary(result.metrics[p], logs.get(p, []))
             for p in sorted(result.metrics, key=_protocol_rank)
         }
+        subset = subset_of(result, run)
         references = []
         for ref in result.references:
             ours = protocols.get(ref.protocol, {}).get(ref.metric, {}).get("mean")
@@ -59,6 +113,7 @@ def build_report(results: Sequence[BenchmarkResult], run: dict[str, Any]) -> dic
                     "source": ref.source,
                     "ours": ours,
                     "delta": None if ours is None else ours - ref.value,
+                    "comparable": subset is None,
                 }
             )
         benchmarks.append(
@@ -66,6 +121,8 @@ def build_report(results: Sequence[BenchmarkResult], run: dict[str, Any]) -> dic
                 "name": result.name,
                 "headline": result.headline,
                 "n_samples": result.n_samples,
+                "subset": subset,
+                "caveat": caveat(result.name, subset),
                 "trials": max((len(v) for v in result.metrics.values()), default=0),
                 "generated": result.generated,
                 "cached": result.cached,
@@ -86,12 +143,24 @@ def _protocol_rank(name: str) -> int:
 
 
 def fmt(stat: dict[str, Any] | None, trials: int = 1, digits: int = 3) -> str:
+    """``0.600 [0.420, 0.780]``: the mean and its 95 % interval (``-`` when absent)."""
     if not stat or stat.get("mean") is None:
         return "-"
     text = f"{stat['mean']:.{digits}f}"
-    if trials > 1:
+    ci = stat.get("ci")
+    if ci:
+        text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    elif trials > 1 and stat.get("std") is not None:
         text += f" ± {stat['std']:.{digits}f}"
     return text
+
+
+def shown_metrics(bench: dict[str, Any]) -> list[str]:
+    """The headline, then any lower-is-better metric the benchmark also reports."""
+    present = {m for p in bench["protocols"].values() for m in p}
+    return [bench["headline"]] + [
+        m for m in LOWER_IS_BETTER if m in present and m != bench["headline"]
+    ]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -99,129 +168,123 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation of {run.get('model') or 'predictions'}",
         "",
-        f"backend `{run.get('backend', '-')}`, {report['created']}. Scores are mean ± std "
-        "over trials; invalid = no valid answer extracted (counted wrong under strict); "
-        "unclosed = reasoning never closed.",
+        f"backend `{run.get('backend', '-')}`, {report['created']}. Each cell is the mean "
+        "over trials and its 95% interval (bootstrap over items, trials pooled). "
+        "invalid = no valid answer extracted (wrong under strict); truncated = stopped by "
+        "the token limit; unclosed = reasoning never closed. mad: lower is better.",
         "",
+    ]
+    caveats = [b["caveat"] for b in report["benchmarks"] if b.get("caveat")]
+    if caveats:
+        lines += ["> **Subset.** " + " ".join(f"{c}." for c in caveats), ""]
+    lines += [
         "| benchmark | metric | official | strict | invalid (off / strict) "
-        "| unclosed | n | trials |",
-        "|---|---|---|---|---|---|---|---|",
+        "| truncated | unclosed | n | trials |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for bench in report["benchmarks"]:
-        protocols, trials, metric = bench["protocols"], bench["trials"], bench["headline"]
-        official, strict = protocols.get("official", {}), protocols.get("strict", {})
+        protocols, trials = bench["protocols"], bench["trials"]
+        first: dict[str, Any] = next(iter(protocols.values()), {})
         invalid = " / ".join(
             fmt(protocols.get(p, {}).get("invalid_rate"), trials) for p in PROTOCOL_ORDER
         )
-        unclosed = next((fmt(protocols[p].get("unclosed_rate"), trials) for p in protocols), "-")
-        lines.append(
-            f"| {bench['name']} | {metric} | {fmt(official.get(metric), trials)} "
-            f"| {fmt(strict.get(metric), trials)} | {invalid} | {unclosed} "
-            f"| {bench['n_samples']} | {trials} |"
-        )
-    models: list[str] = []
-    for bench in report["benchmarks"]:
-        models.extend(r["model"] for r in bench["references"] if r["model"] not in models)
-    if models:
-        lines += [
-            "",
-            "## Against published numbers",
-            "",
-            "| benchmark | metric | protocol | this run | " + " | ".join(models) + " |",
-            "|---|---|---|---|" + "---|" * len(models),
-        ]
-        for bench in report["benchmarks"]:
-            keys: list[tuple[str, str]] = []
-            for ref in bench["references"]:
-                if (ref["metric"], ref["protocol"]) not in keys:
-                    keys.append((ref["metric"], ref["protocol"]))
-            for metric, protocol in keys:
-                stat = bench["protocols"].get(protocol, {}).get(metric)
-                cells = []
-                for model in models:
-                    hit = [
-                        r
-                        for r in bench["references"]
-                        if r["model"] == model
-                        and (r["metric"], r["protocol"]) == (metric, protocol)
-                    ]
-                    cells.append(f"{hit[0]['value']:.3f}" if hit else "-")
-                lines.append(
-                    f"| {bench['name']} | {metric} | {protocol} | "
-                    f"{fmt(stat, bench['trials'])} | " + " | ".join(cells) + " |"
-                )
-        sources = sorted({r["source"] for b in report["benchmarks"] for r in b["references"]})
-        lines += ["", "Published numbers: " + "; ".join(sources) + "."]
+        n = f"{bench['n_samples']}" + (" (subset)" if bench.get("subset") else "")
+        for metric in shown_metrics(bench):
+            cells = [fmt(protocols.get(p, {}).get(metric), trials) for p in PROTOCOL_ORDER]
+            lines.append(
+                f"| {bench['name']} | {metric} | {cells[0]} | {cells[1]} | {invalid} "
+                f"| {fmt(first.get('truncated_rate'), trials)} "
+                f"| {fmt(first.get('unclosed_rate'), trials)} | {n} | {trials} |"
+            )
+    lines += _published(report)
     return "\n".join(lines) + "\n"
 
 
+def published_models(report: dict[str, Any]) -> list[str]:
+    models: list[str] = []
+    for bench in report["benchmarks"]:
+        models.extend(r["model"] for r in bench["references"] if r["model"] not in models)
+    return models
+
+
+def _published(report: dict[str, Any]) -> list[str]:
+    models = published_models(report)
+    if not models:
+        return []
+    lines = [
+        "",
+        "## Against published numbers",
+        "",
+        "| benchmark | metric | protocol | this run | " + " | ".join(models) + " |",
+        "|---|---|---|---|" + "---|" * len(models),
+    ]
+    for bench in report["benchmarks"]:
+        keys: list[tuple[str, str]] = []
+        for ref in bench["references"]:
+            if (ref["metric"], ref["protocol"]) not in keys:
+                keys.append((ref["metric"], ref["protocol"]))
+        mark = " †" if bench.get("subset") else ""
+        for metric, protocol in keys:
+            stat = bench["protocols"].get(protocol, {}).get(metric)
+            cells = []
+            for model in models:
+                hit = [
+                    r
+                    for r in bench["references"]
+                    if r["model"] == model and (r["metric"], r["protocol"]) == (metric, protocol)
+                ]
+                cells.append(f"{hit[0]['value']:.3f}" if hit else "no published number")
+            lines.append(
+                f"| {bench['name']} | {metric} | {protocol} | "
+                f"{fmt(stat, bench['trials'])}{mark} | " + " | ".join(cells) + " |"
+            )
+    sources = sorted({r["source"] for b in report["benchmarks"] for r in b["references"]})
+    lines += ["", "Published numbers: " + "; ".join(sources) + "."]
+    if any(b.get("subset") for b in report["benchmarks"]):
+        lines.append("† scored on a subset: not comparable to the published number.")
+    return lines
+
+
 def write_csv(report: dict[str, Any], path: Path) -> None:
+    """One row per benchmark x protocol x metric; trials as columns, counts as columns."""
+    models = published_models(report)
+    trials = max((b["trials"] for b in report["benchmarks"]), default=0)
+    header = ["benchmark", "protocol", "metric", "mean", "ci_low", "ci_high", "std"]
+    header += ["n", "n_total", "missing", "trials"] + [f"trial_{t}" for t in range(trials)]
+    header += [f"published: {m}" for m in models]
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["benchmark", "protocol", "metric", "mean", "std", "trials", "values"])
+        writer.writerow(header)
         for bench in report["benchmarks"]:
+            total = (bench.get("subset") or {}).get("of") or (
+                None if bench.get("subset") else bench["n_samples"]
+            )
             for protocol, metrics in bench["protocols"].items():
+                missing = (metrics.get("missing") or {}).get("mean")
                 for metric, stat in metrics.items():
+                    if metric in COUNTS:
+                        continue
+                    ci = stat.get("ci") or [None, None]
+                    values = list(stat["values"]) + [None] * (trials - len(stat["values"]))
+                    refs = {
+                        r["model"]: r["value"]
+                        for r in bench["references"]
+                        if (r["metric"], r["protocol"]) == (metric, protocol)
+                    }
                     writer.writerow(
-                        [
-                            bench["name"],
-                            protocol,
-                            metric,
-                            stat["mean"],
-                            stat["std"],
-                            len(stat["values"]),
-                            " ".join(f"{v:.6g}" for v in stat["values"]),
-                        ]
+                        [bench["name"], protocol, metric, stat["mean"], ci[0], ci[1], stat["std"]]
+                        + [bench["n_samples"], total, missing, len(stat["values"])]
+                        + values
+                        + [refs.get(m) for m in models]
                     )
-
-
-def bar_chart(report: dict[str, Any], path: Path) -> None:
-    """Headline per benchmark: official, strict (with std) and the first published model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [b["name"] for b in report["benchmarks"]]
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for label in PROTOCOL_ORDER:
-        means: list[float] = []
-        stds: list[float] = []
-        for bench in report["benchmarks"]:
-            stat = bench["protocols"].get(label, {}).get(bench["headline"]) or {}
-            mean = stat.get("mean")
-            means.append(math.nan if mean is None else float(mean))
-            stds.append(float(stat.get("std") or 0.0))
-        if any(not math.isnan(m) for m in means):
-            series[label] = (means, stds)
-    published: list[float] = []
-    published_model = ""
-    for bench in report["benchmarks"]:
-        ref = next((r for r in bench["references"] if r["metric"] == bench["headline"]), None)
-        published.append(ref["value"] if ref else math.nan)
-        published_model = published_model or (ref["model"] if ref else "")
-    if published_model:
-        series[f"published: {published_model}"] = (published, [0.0] * len(published))
-
-    width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.5))
-    for k, (label, (means, stds)) in enumerate(series.items()):
-        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(names))]
-        ax.bar(xs, [0 if math.isnan(m) else m for m in means], width, yerr=stds, label=label)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.set_ylabel("headline metric")
-    ax.set_title(f"{report.get('run', {}).get('model') or 'predictions'}")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def write_report(
     out_dir: str | Path, results: Sequence[BenchmarkResult], run: dict[str, Any]
 ) -> dict[str, Path]:
     """Write report.json/.csv/.md/.png into ``out_dir``; return their paths."""
+    from secreason.evals.report_chart import chart
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(results, run)
@@ -229,5 +292,5 @@ def write_report(
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_csv(report, paths["csv"])
     paths["md"].write_text(markdown(report), encoding="utf-8")
-    bar_chart(report, paths["png"])
+    chart(report, paths["png"])
     return paths

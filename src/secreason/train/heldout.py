@@ -13,7 +13,6 @@ is a paired bootstrap over items of the difference of per-item mean scores.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -153,20 +152,13 @@ def paired_bootstrap(
     a: dict[str, float], b: dict[str, float], *, resamples: int = 2000, seed: int = 0
 ) -> PairedGain:
     """95 % interval of mean(b - a) over the items both have, resampling items."""
+    from secreason.evals.bootstrap import paired_interval
+
     keys = sorted(set(a) & set(b))
     n = len(keys)
     if n == 0:
         return PairedGain(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    diffs = [b[k] - a[k] for k in keys]
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
-    low = means[int(0.025 * resamples)]
-    high = means[min(resamples - 1, int(0.975 * resamples))]
-    return PairedGain(
-        n,
-        sum(a[k] for k in keys) / n,
-        sum(b[k] for k in keys) / n,
-        sum(diffs) / n,
-        low,
-        high,
-    )
+    left, right = [a[k] for k in keys], [b[k] for k in keys]
+    interval = paired_interval(left, right, resamples=resamples, seed=seed)
+    assert interval is not None  # n > 0
+    return PairedGain(n, sum(left) / n, sum(right) / n, interval.value, interval.low, interval.high)
