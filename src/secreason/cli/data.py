@@ -12,31 +12,79 @@ data_app = typer.Typer(
 )
 
 
-def _recipe(recipe: Path | None, overrides: list[str] | None):  # -> DataRecipe
+_SET_HELP = "Override a recipe field: section.field=value. Repeatable."
+
+
+def _recipe(
+    recipe: Path | None, overrides: list[str] | None, set_: list[str] | None = None
+):  # -> DataRecipe
+    from secreason.cli._errors import fail
     from secreason.data.recipe import DataRecipeError, load_data_recipe
 
+    if overrides:
+        typer.echo("warning: positional key=value overrides are deprecated; use --set", err=True)
     try:
-        return load_data_recipe(recipe, overrides or [])
+        return load_data_recipe(recipe, [*(overrides or []), *(set_ or [])])
     except DataRecipeError as err:
-        raise typer.BadParameter(str(err)) from None
+        fail(str(err))
 
 
 @data_app.command("run")
 def run(
     recipe: Path = typer.Argument(..., help="Data recipe YAML (see recipes/data/)."),
-    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+    overrides: list[str] = typer.Argument(None, help="Deprecated: use --set."),
+    set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
 ) -> None:
     """Run the whole pipeline of a recipe (resumable: rerun continues after a kill)."""
+    from secreason.data.audit import ShortcutError
     from secreason.data.pipeline import run_pipeline
 
-    summary = run_pipeline(_recipe(recipe, overrides))
+    try:
+        summary = run_pipeline(_recipe(recipe, overrides, set_))
+    except ShortcutError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps({"outputs": summary["outputs"], "timings_s": summary["timings_s"]}))
+
+
+@data_app.command("audit")
+def audit_cmd(
+    run_dir: Path = typer.Argument(..., help="out_dir of a data run (sft/, rl/, heldout/)."),
+    margin: float = typer.Option(0.05, "--margin", help="Allowed excess over chance (0.05)."),
+    enforce: list[str] = typer.Option(
+        ["heldout"], "--enforce", help="Splits whose ceiling must hold (repeatable)."
+    ),
+    min_items: int = typer.Option(20, "--min-items", help="Smaller splits are not enforced."),
+    report: Path = typer.Option(None, "--report", help="Write the audit as JSON here."),
+) -> None:
+    """Shortcut audit: a no-model baseline answering from the prompt alone, per task and
+    split, against the task's chance level; exits 1 naming the items when a ceiling fails."""
+    from secreason.data.audit import AuditConfig, audit, failure_message, load_splits
+
+    try:
+        splits = load_splits(run_dir)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err)) from None
+    result = audit(splits, AuditConfig(margin=margin, enforce=list(enforce), min_items=min_items))
+    if report:
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    for r in result["rows"]:
+        flag = "ok" if r["passed"] else "FAIL"
+        typer.echo(
+            f"{r['task']:5} {r['split']:8} n={r['n']:<6} baseline {100 * r['baseline']:5.1f}  "
+            f"chance {100 * r['chance']:5.1f}  solved {r['solved']:<5} "
+            f"{flag if r['enforced'] else 'not enforced'}"
+        )
+    if not result["passed"]:
+        typer.echo(failure_message(result), err=True)
+        raise typer.Exit(1)
 
 
 @data_app.command("synthesize")
 def synthesize(
     recipe: Path = typer.Argument(None, help="Data recipe YAML (defaults if omitted)."),
-    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+    overrides: list[str] = typer.Argument(None, help="Deprecated: use --set."),
+    set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     out: Path = typer.Option(Path("items.jsonl"), "--out", help="Items JSONL (appended)."),
 ) -> None:
     """Synthesize verifiable items from the knowledge bases (or the demo world)."""
@@ -44,7 +92,7 @@ def synthesize(
     from secreason.data.store import JsonlStore, sample_to_dict
 
     with JsonlStore(out, key_field="id") as store:
-        new = store.extend(sample_to_dict(s) for s in make_items(_recipe(recipe, overrides)))
+        new = store.extend(sample_to_dict(s) for s in make_items(_recipe(recipe, overrides, set_)))
         typer.echo(json.dumps({"new": new, "total": len(store), "out": str(out)}))
 
 
@@ -145,13 +193,14 @@ def decontaminate_cmd(
 @data_app.command("mix")
 def mix_cmd(
     recipe: Path = typer.Argument(..., help="Data recipe YAML; mixes its out_dir's stores."),
-    overrides: list[str] = typer.Argument(None, help="section.field=value overrides."),
+    overrides: list[str] = typer.Argument(None, help="Deprecated: use --set."),
+    set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
 ) -> None:
     """Re-mix a finished run's items and traces to the recipe's ratios (reruns dedup and
     decontamination, which are fast, and reuses the stored items and teacher verdicts)."""
     from secreason.data.pipeline import run_pipeline
 
-    summary = run_pipeline(_recipe(recipe, overrides))
+    summary = run_pipeline(_recipe(recipe, overrides, set_))
     typer.echo(json.dumps(summary["mix"], default=str))
 
 

@@ -31,46 +31,52 @@ def render_card(summary: dict[str, Any]) -> str:
     out += _table(["set", "rows", "path"], [[k, v["rows"], v["path"]] for k, v in outputs.items()])
 
     stats = summary.get("stats", {})
+    teacher_kind = recipe.get("teacher", {}).get("kind", "?")
+    model_teacher = teacher_kind != "template"
     out += ["", "## Per task", ""]
+    header = ["task", "SFT", "RL", "held-out", "trace words (median)", "max"]
+    if model_teacher:
+        header += ["teacher pass rate", "difficulty"]
     rows = []
     for task, e in sorted(stats.get("per_task", {}).items()):
-        diff = ", ".join(f"{k} {v}" for k, v in sorted(e.get("difficulty", {}).items()))
-        rows.append(
-            [
-                task,
-                e["sft"],
-                e["rl"],
-                e["heldout"],
-                _pct(e.get("teacher_pass_rate")),
-                diff,
-                e.get("trace_words_median"),
-                e.get("trace_words_max"),
-            ]
-        )
-    out += _table(
-        [
-            "task",
-            "SFT",
-            "RL",
-            "held-out",
-            "teacher pass rate",
-            "difficulty",
-            "trace words (median)",
-            "max",
-        ],  # noqa: E501
-        rows,
-    )
+        row = [
+            task,
+            e["sft"],
+            e["rl"],
+            e["heldout"],
+            e.get("trace_words_median"),
+            e.get("trace_words_max"),
+        ]
+        if model_teacher:
+            diff = ", ".join(f"{k} {v}" for k, v in sorted(e.get("difficulty", {}).items()))
+            row += [_pct(e.get("teacher_pass_rate")), diff]
+        rows.append(row)
+    out += _table(header, rows)
+    out += _audit_section(summary.get("audit"))
+    out += _consistency_section(summary.get("consistency"))
+    out += _lengths_section(summary.get("lengths"))
 
     teacher = summary.get("teacher", {})
     if teacher:
         counts = teacher.get("counts", {})
         out += ["", "## Teacher", ""]
-        out += [
-            f"Teacher `{recipe.get('teacher', {}).get('kind', '?')}`: "
-            + ", ".join(f"{k} {v}" for k, v in counts.items())
-            + f" of {teacher.get('total')} items "
-            + f"({teacher.get('skipped_existing', 0)} reused from an earlier run)."
-        ]
+        tally = ", ".join(f"{k} {v}" for k, v in counts.items())
+        if model_teacher:
+            t = recipe.get("teacher", {})
+            out += [
+                f"Model teacher `{t.get('model')}` at `{t.get('base_url')}` (k={t.get('k')}, "
+                f"temperature {t.get('temperature')}): {tally} of {teacher.get('total')} items "
+                f"({teacher.get('skipped_existing', 0)} reused from an earlier run). Pass "
+                "rates and difficulty grades above are the share of its k samples the "
+                "task's verifier accepted."
+            ]
+        else:
+            out += [
+                "Template teacher (offline, deterministic): each trace writes out the facts "
+                "stored with its item and ends with the gold answer, so it has no pass rate "
+                f"or difficulty; the verifier still checks every trace: {tally} of "
+                f"{teacher.get('total')} items."
+            ]
 
     mix = summary.get("mix", {})
     for stage in ("sft", "rl"):
@@ -159,8 +165,93 @@ def render_card(summary: dict[str, Any]) -> str:
     if timings:
         out += ["", "## Time per step (s)", ""]
         out += _table(list(timings), [list(timings.values())])
-    out += ["", "## Recipe", "", "```json", json.dumps(recipe, indent=2, default=str), "```", ""]
+    shown = dict(recipe)
+    if not model_teacher:  # endpoint fields were not used
+        shown["teacher"] = {"kind": teacher_kind}
+    out += ["", "## Recipe", "", "```json", json.dumps(shown, indent=2, default=str), "```", ""]
     return "\n".join(out)
+
+
+def _audit_section(report: dict[str, Any] | None) -> list[str]:
+    if not report:
+        return []
+    cfg = report.get("config", {})
+    out = [
+        "",
+        "## Shortcut audit",
+        "",
+        "A no-model baseline answers each item from its prompt alone by string matching "
+        "(CWE ids and names, ATT&CK ids and names, actor names, aliases, campaigns and "
+        "software, CVSS metric phrases, MCQ option overlap); chance is the best constant "
+        "answer that never reads the prompt. Ceiling: chance + "
+        f"{100 * cfg.get('margin', 0):.0f} points, enforced on "
+        f"{', '.join(cfg.get('enforce', [])) or 'no split'}. "
+        + ("**Passed.**" if report.get("passed") else "**FAILED.**"),
+        "",
+    ]
+    rows = []
+    for r in report.get("rows", []):
+        status = ("ok" if r["passed"] else "FAIL") if r["enforced"] else "measured"
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
+        rows.append(
+            [
+                r["task"],
+                r["split"],
+                r["n"],
+                _pct(r["baseline"]),
+                _pct(r["chance"]),
+                r["solved"],
+                reasons,
+                status,
+            ]
+        )
+    out += _table(
+        ["task", "split", "items", "baseline", "chance", "solved from prompt", "how", "ceiling"],
+        rows,
+    )
+    failed = [r for r in report.get("rows", []) if not r["passed"]]
+    for r in failed:
+        out += ["", f"Offending {r['task']} / {r['split']} items:", ""]
+        out += [f"- `{e['id']}`: {e['why']} -> {e['answer']}" for e in r["examples"]]
+    return out
+
+
+def _consistency_section(c: dict[str, Any] | None) -> list[str]:
+    if not c:
+        return []
+    out = [
+        "",
+        "## One gold per prompt",
+        "",
+        f"{c['n_in']} items in, {c['n_out']} out. Prompts (normalised) with several gold "
+        f"answers: {c['conflicting_prompts']} ({c['resolved_by_union']} resolved by the union "
+        f"of technique sets, {c['dropped_conflicts']} items dropped); training copies of "
+        f"held-out prompts dropped: {c['cross_split_dropped']}; repeats merged: "
+        f"{c['repeats_merged']}.",
+    ]
+    near = c.get("cross_split_near_duplicates")
+    if near:
+        out += [
+            "",
+            f"Held-out items with a MinHash near duplicate in SFT or RL (any gold, Jaccard >= "
+            f"{near['threshold']}): {near['heldout_with_train_near_duplicate']} of "
+            f"{near['heldout']}.",
+        ]
+    return out
+
+
+def _lengths_section(lengths: dict[str, Any] | None) -> list[str]:
+    if not lengths or not lengths.get("splits"):
+        return []
+    out = ["", "## Lengths", "", f"Counted in {lengths['unit']}.", ""]
+    out += _table(
+        ["set", "rows", "p50", "p90", "p99", "max", "limit", "over limit"],
+        [
+            [k, v["n"], v["p50"], v["p90"], v["p99"], v["max"], v["limit"], v["over_limit"]]
+            for k, v in lengths["splits"].items()
+        ],
+    )
+    return out
 
 
 def write_card(summary: dict[str, Any], path: str | Path) -> Path:

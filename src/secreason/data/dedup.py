@@ -8,7 +8,8 @@ found with MinHash over word 5-grams and LSH banding at a Jaccard ``threshold``.
 The MinHash is datasketch's (``scheme="affine64"``: its permutation parameters, its
 MurmurHash3 pre-mix, ``min(a*h + b mod 2^64)``), computed for a whole chunk of
 documents at once with numpy instead of one Python call per document; the band and
-row counts come from datasketch's own optimiser. A test checks that the signatures
+row counts are the ones ``MinHashLSH`` chooses. Only datasketch's public API is used
+(``MinHash.permutations``, ``MinHashLSH.b``/``.r``). A test checks that the signatures
 equal datasketch's, so ``engine="datasketch"`` (its ``MinHashLSH``, one document at a
 time) gives the same answer, slower.
 
@@ -19,6 +20,7 @@ so no split leaks into another.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,12 +51,14 @@ def exact_key(text: str) -> str:
     return hashlib.blake2b(" ".join(ngrams.words(text)).encode(), digest_size=8).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
 def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.8) -> tuple[int, int]:
-    """(bands, rows) minimising weighted false positives + negatives, as datasketch does."""
-    from datasketch.lsh import _optimal_param
+    """(bands, rows) minimising weighted false positives + negatives: the ones datasketch's
+    ``MinHashLSH`` picks for the same threshold and weights (its public ``b`` and ``r``)."""
+    from datasketch import MinHashLSH
 
-    b, r = _optimal_param(threshold, num_perm, 1.0 - fn_weight, fn_weight)
-    return int(b), int(r)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(1.0 - fn_weight, fn_weight))
+    return int(lsh.b), int(lsh.r)
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,12 +66,6 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine64").permutations
     return np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
-
-
-def _fmix(h: np.ndarray) -> np.ndarray:
-    from datasketch.minhash import _fmix as ds_fmix
-
-    return np.asarray(ds_fmix(h, 64), dtype=np.uint64)
 
 
 def minhash_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
@@ -87,7 +85,8 @@ def minhash_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
         if not len(grams):
             continue
         order = np.argsort(doc, kind="stable")
-        hv, doc = _fmix(grams[order]), doc[order]
+        # affine64 pre-mixes each hash with MurmurHash3's finaliser before permuting
+        hv, doc = ngrams.fmix64(grams[order]), doc[order]
         starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
         docs = doc[starts]
         tmp = np.empty_like(hv)
@@ -137,6 +136,13 @@ def _near_groups_datasketch(texts: Sequence[str], config: DedupConfig) -> list[t
                 pairs.append((int(j), i))
         lsh.insert(i, m)
     return pairs
+
+
+def near_pairs(texts: Sequence[str], config: DedupConfig) -> list[tuple[int, int]]:
+    """Index pairs whose estimated Jaccard similarity is at least ``config.threshold``."""
+    if len(texts) < 2:
+        return []
+    return _near_groups_numpy(minhash_signatures(texts, config), config)
 
 
 class _UnionFind:

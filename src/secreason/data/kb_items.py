@@ -13,11 +13,13 @@ template teacher) and the entity that decides its split:
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from secreason.data import shortcuts
 from secreason.data.synthesize import SynthesisConfig, build_sample, entity_split
 from secreason.tasks.base import Sample
 
@@ -39,6 +41,45 @@ def _options(gold: str, distractors: list[str], rng: random.Random) -> tuple[dic
     opts = [gold, *distractors[:3]]
     rng.shuffle(opts)
     return dict(zip(LETTERS, opts, strict=False)), LETTERS[opts.index(gold)]
+
+
+def _overlap(option: str, question: str) -> float:
+    own = shortcuts._content(option)
+    return len(own & shortcuts._content(question)) / max(1, len(own))
+
+
+def quoted(option: str, question: str) -> bool:
+    """Whether the option's words appear, in order, in the question."""
+    o, q = " ".join(shortcuts.words(option)), " ".join(shortcuts.words(question))
+    return bool(o) and f" {o} " in f" {q} "
+
+
+def pick_distractors(
+    question: str,
+    gold: str,
+    pool: list[str],
+    rng: random.Random,
+    k: int = 3,
+    tolerance: float = 0.1,
+) -> list[str] | None:
+    """``k`` distractors whose word overlap with the question is closest to the gold's.
+
+    Options that share words with the question are the cue a no-model baseline reads
+    (the audit's "option overlap"): distractors as close to the question as the gold
+    leave that cue at chance. None when the gold is quoted in the question and no
+    distractor is, or when the pool has no ``k`` options within ``tolerance`` of the gold.
+    """
+    pool = sorted(set(pool) - {gold})
+    if len(pool) < k:
+        return None
+    if quoted(gold, question) and not any(quoted(d, question) for d in pool):
+        return None
+    target = _overlap(gold, question)
+    rng.shuffle(pool)
+    pool.sort(key=lambda d: abs(_overlap(d, question) - target))
+    if abs(_overlap(pool[k - 1], question) - target) > tolerance:
+        return None
+    return pool[:k]
 
 
 def _mcq(
@@ -118,6 +159,7 @@ def cwe_name_mcq(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
 
     catalog = load_cwe()
     prov = _cwe_provenance()
+    names = sorted({w.name for w in catalog.all()})
     for w in catalog.all():
         siblings = {
             catalog.get(c).name
@@ -125,12 +167,14 @@ def cwe_name_mcq(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
             for c in catalog.children(p)
             if c != w.id and c in catalog and not catalog.get(c).is_deprecated
         }
-        if len(siblings) < 3:
-            continue
-        distractors = rng.sample(sorted(siblings), 3)
         question = (
             f"Which CWE weakness does this definition describe? {first_sentences(w.description, 2)}"
         )
+        distractors = pick_distractors(question, w.name, sorted(siblings), rng)
+        if distractors is None:  # no sibling as close to the question: any weakness
+            distractors = pick_distractors(question, w.name, names, rng)
+        if distractors is None:
+            continue
         facts = [
             f"The definition is that of {w.cwe_id}, named '{w.name}'.",
             "The other options are sibling weaknesses under the same parent in CWE view 1000.",
@@ -172,6 +216,8 @@ def technique_to_id(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample
     prov = _attack_provenance()
     for t in kb.techniques():
         text = _mask_name(first_sentences(t.description, 3, 600), t.name)
+        if names_every_technique(text, [t.id]):
+            continue
         facts = [
             f"The text describes {t.name}.",
             f"In ATT&CK, {t.name} is {t.id}"
@@ -187,31 +233,64 @@ def technique_to_id(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample
         )
 
 
+@functools.lru_cache(maxsize=1)
+def _matcher() -> shortcuts.Shortcuts:
+    return shortcuts.Shortcuts()
+
+
+def names_every_technique(text: str, gold: list[str]) -> bool:
+    """Whether ``text`` spells out every gold technique by id or unambiguous name
+    ("...used keylogging..."): such an item is answered by string matching alone."""
+    matcher = _matcher()
+    found = {label for label, _ in matcher.technique_names.find(text)}
+    found |= set(shortcuts._TID.findall(text))
+    return set(gold) <= found
+
+
+def _procedures(kb: Any, actor: str) -> dict[str, set[str]]:
+    """An actor's procedure texts -> every technique each one is recorded under."""
+    out: dict[str, set[str]] = {}
+    for use in kb.uses(actor):
+        if kb.has_technique(use.target) and len(use.description.split()) >= 6:
+            out.setdefault(use.description, set()).add(use.target)
+    return out
+
+
 def procedure_to_technique(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
-    """A procedure example (what a group or tool did) -> the technique it used."""
+    """A procedure example (what a group or tool did) -> every technique it is recorded as.
+
+    ATT&CK often files one procedure text under several techniques (a parent and its
+    sub-technique, or two behaviours in one sentence), sometimes for several actors: the
+    item is made once per text, with the union of those techniques as its gold set.
+    """
     from secreason.kb import load_attack
 
     kb = load_attack()
     prov = _attack_provenance()
-    techniques = {t.id: t for t in kb.techniques()}
     actors = [g.id for g in kb.groups()] + [s.id for s in kb.software()]
+    by_text: dict[str, set[str]] = {}
+    sources: dict[str, list[str]] = {}
     for actor in actors:
-        for use in kb.uses(actor):
-            t = techniques.get(use.target)
-            if t is None or len(use.description.split()) < 6:
-                continue
-            facts = [
-                f"The report says: {use.description}",
-                f"That behaviour is {t.name}, ATT&CK technique {t.id}.",
-            ]
-            yield build_sample(
-                "ate",
-                reference=t.id,
-                meta={"description": use.description, "facts": facts},
-                entity=_root(t.id),
-                split=_split(_root(t.id), cfg),
-                provenance=f"{prov}, {actor} uses {t.id}",
-            )
+        for text, targets in _procedures(kb, actor).items():
+            key = " ".join(shortcuts.words(text))
+            by_text.setdefault(key, set()).update(targets)
+            sources.setdefault(key, [text, actor])
+    for key, targets in by_text.items():
+        text, actor = sources[key]
+        gold = sorted(targets)
+        if names_every_technique(text, gold):
+            continue
+        facts = [f"The report says: {text}"]
+        facts += [f"That behaviour is {kb.technique(t).name}, ATT&CK technique {t}." for t in gold]
+        entity = _root(gold[0])
+        yield build_sample(
+            "ate",
+            reference=", ".join(gold),
+            meta={"description": text, "facts": facts},
+            entity=entity,
+            split=_split(entity, cfg),
+            provenance=f"{prov}, procedure of {actor} ({', '.join(gold)})",
+        )
 
 
 def technique_to_tactic(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
@@ -227,6 +306,9 @@ def technique_to_tactic(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sa
         gold = tactics[t.tactics[0]]
         others = sorted(v for k, v in tactics.items() if k != t.tactics[0])
         question = f"Which ATT&CK tactic does the technique {t.id} ({t.name}) serve?"
+        distractors = pick_distractors(question, gold, others, rng)
+        if distractors is None:
+            continue
         facts = [
             f"{t.id} is {t.name}: {first_sentences(t.description, 1)}",
             f"ATT&CK lists {t.id} under the {gold} tactic.",
@@ -234,7 +316,7 @@ def technique_to_tactic(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sa
         yield _mcq(
             question,
             gold,
-            rng.sample(others, 3),
+            distractors,
             facts,
             rng,
             entity=_root(t.id),
@@ -244,52 +326,87 @@ def technique_to_tactic(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sa
 
 
 def group_report_to_techniques(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
-    """A report-style paragraph from a group's procedures -> the set of techniques."""
+    """A report-style paragraph of a group's procedures -> the full set of techniques.
+
+    The gold is the union of every technique each quoted procedure is recorded under,
+    so the complete answer is the one that earns full credit.
+    """
     from secreason.kb import load_attack
 
     kb = load_attack()
     prov = _attack_provenance()
     for g in kb.groups():
-        uses = [
-            u for u in kb.uses(g.id) if u.target.startswith("T") and len(u.description.split()) >= 6
-        ]  # noqa: E501
-        by_target: dict[str, str] = {}
-        for u in uses:
-            by_target.setdefault(u.target, u.description)
-        if len(by_target) < 2:
+        procedures = _procedures(kb, g.id)
+        if len(procedures) < 2:
             continue
-        targets = sorted(by_target)
-        rng.shuffle(targets)
-        for start in range(0, len(targets) - 1, 3):
-            chosen = sorted(targets[start : start + 3])
+        texts = sorted(procedures)
+        rng.shuffle(texts)
+        for start in range(0, len(texts) - 1, 3):
+            chosen = texts[start : start + 3]
             if len(chosen) < 2:
                 continue
-            paragraph = " ".join(by_target[t] for t in chosen)
+            gold = sorted(set().union(*(procedures[t] for t in chosen)))
+            if names_every_technique(" ".join(chosen), gold):
+                continue
             facts = []
-            for tid in chosen:
-                t = kb.technique(tid)
-                facts.append(f"'{first_sentences(by_target[tid], 1, 160)}' is {t.name}, {tid}.")
+            for text in chosen:
+                named = ", ".join(f"{kb.technique(t).name} ({t})" for t in sorted(procedures[text]))
+                facts.append(f"'{first_sentences(text, 1, 160)}' is {named}.")
             yield build_sample(
                 "ate",
-                reference=", ".join(chosen),
-                meta={"description": paragraph, "facts": facts},
+                reference=", ".join(gold),
+                meta={"description": " ".join(chosen), "facts": facts},
                 entity=f"group:{g.id}",
                 split=_split(f"group:{g.id}", cfg),
                 provenance=f"{prov}, procedures of {g.id} ({g.name})",
             )
 
 
+def scrub_actor(text: str, group_id: str) -> str:
+    """``text`` with every name ATT&CK links to the group replaced by a placeholder.
+
+    The group's names and aliases (and every other group's) become ``[PLACEHOLDER]``,
+    its campaigns and any "Operation X" ``[CAMPAIGN]``, the software it uses
+    ``[SOFTWARE]`` (case-sensitive; short lower-case tool names such as ``at`` are
+    ordinary words and stay).
+    """
+    from secreason.kb.actor_names import OPERATION_RE, actor_names, name_pattern
+
+    names = actor_names()
+    mine = names[group_id]
+    software = [n for n in mine.software if scrubbable_software(n)]
+    if software:
+        alternatives = "|".join(re.escape(n) for n in sorted(software, key=len, reverse=True))
+        text = re.sub(rf"(?<![\w-])(?:{alternatives})(?![\w-])", "[SOFTWARE]", text)
+    campaigns = name_pattern(mine.campaigns)
+    if campaigns is not None:
+        text = campaigns.sub("[CAMPAIGN]", text)
+    text = OPERATION_RE.sub("[CAMPAIGN]", text)
+    return _all_actor_names().sub("[PLACEHOLDER]", text)
+
+
+def scrubbable_software(name: str) -> bool:
+    """Software names worth scrubbing: not short lower-case words such as ``at``, ``cmd``."""
+    return len(name) >= 3 and not (name.islower() and len(name) <= 4)
+
+
+@functools.lru_cache(maxsize=1)
+def _all_actor_names() -> re.Pattern[str]:
+    from secreason.kb.actor_names import actor_names, name_pattern
+
+    pattern = name_pattern([n for a in actor_names().values() for n in a.actor])
+    assert pattern is not None
+    return pattern
+
+
 def group_profile_to_actor(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
-    """A group's profile with its names replaced by [PLACEHOLDER] -> the group (TAA)."""
+    """A group's profile, scrubbed of every name linked to it (``scrub_actor``) -> the group."""
     from secreason.kb import load_attack
 
     kb = load_attack()
     prov = _attack_provenance()
     for g in kb.groups():
-        text = g.description
-        for name in sorted({g.name, *g.aliases}, key=len, reverse=True):
-            text = re.sub(rf"\b{re.escape(name)}\b", "[PLACEHOLDER]", text, flags=re.IGNORECASE)
-        text = first_sentences(text, 4, 800)
+        text = first_sentences(scrub_actor(g.description, g.id), 4, 800)
         if len(text.split()) < 12 or "[PLACEHOLDER]" not in text:
             continue
         aliases = [a for a in g.aliases if a != g.name]
@@ -335,25 +452,27 @@ def _vectors(cfg: SynthesisConfig, rng: random.Random) -> list[str]:
 
 
 def cvss_description_to_vector(cfg: SynthesisConfig, rng: random.Random) -> Iterator[Sample]:
-    """A description stating each base metric in plain words -> the CVSS v3.1 vector.
+    """A report-style vulnerability description -> the CVSS v3.1 vector it implies.
 
-    The words and the reasoning both come from ``secreason.kb.cvss.describe``: the
-    description keeps only each metric's meaning, the reasoning names metric and value.
+    The description is written by ``data.cvss_text`` from a CWE weakness's definition
+    and wordings that imply each metric, never from the metric definitions themselves.
     """
-    from secreason.kb.cvss import describe_vector
+    from secreason.data.cvss_text import describe_vulnerability
+    from secreason.kb import load_cwe
 
+    weaknesses = [
+        w for w in load_cwe().all() if w.mapping_usage != "Prohibited" and len(w.description) > 40
+    ]
     for vector in _vectors(cfg, rng):
-        facts = describe_vector(vector)
-        metric_facts = facts[:8]
-        meanings = [f.split(": ", 1)[1].rstrip(".") for f in metric_facts]
-        text = "A vulnerability was reported: " + "; ".join(meanings) + "."
+        w = weaknesses[rng.randrange(len(weaknesses))]
+        text, facts = describe_vulnerability(vector, w.description, rng)
         yield build_sample(
             "cvss",
             reference=vector,
-            meta={"description": text, "facts": [*metric_facts, f"The vector is {vector}."]},
+            meta={"description": text, "facts": facts, "cwe": w.cwe_id},
             entity=f"cvss:{vector}",
             split=_split(f"cvss:{vector}", cfg),
-            provenance="CVSS v3.1 specification (metric definitions), generated vector",
+            provenance=f"generated vector; flaw from the definition of {w.cwe_id}",
         )
 
 

@@ -141,6 +141,10 @@ def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
     t = time.perf_counter()
     items = step_items(recipe, out)
     timings["synthesize"] = time.perf_counter() - t
+    from secreason.data.consistency import cross_split_near_duplicates, one_gold_per_prompt
+
+    items, consistency = one_gold_per_prompt(items)
+    summary["consistency"] = consistency.as_dict()
     train = [s for s in items if s.meta.get("split", "train") == "train"]
     heldout = [s for s in items if s.meta.get("split") == "heldout"]
     summary["items"] = {
@@ -244,11 +248,46 @@ def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
             outputs[name] = {"path": str(out / name / "hf"), "rows": len(data)}
     summary["outputs"] = outputs
     summary["stats"] = _stats(sft, rl, heldout, verdicts)
+    from secreason.data.lengths import length_stats
+
+    lim = recipe.lengths
+    summary["lengths"] = length_stats(
+        {
+            "sft": ([_row_text(r["messages"]) for r in sft_rows], lim.sft_max_length),
+            "rl": ([_row_text(r["prompt"]) for r in rl_rows], lim.rl_max_prompt_length),
+            "heldout": ([_row_text(r["prompt"]) for r in held_rows], lim.rl_max_prompt_length),
+        },
+        lim,
+    )
+    summary["consistency"]["cross_split_near_duplicates"] = cross_split_near_duplicates(
+        [item_content(r["sample"]) for r in [*sft, *rl]],
+        [item_content(s) for s in heldout],
+        recipe.dedup,
+    )
     timings["export"] = time.perf_counter() - t
+
+    # Shortcut audit: can the gold be read off the prompt? (the card shows it either way)
+    t = time.perf_counter()
+    from secreason.data.audit import audit, check
+
+    summary["audit"] = audit(
+        {
+            "sft": [r["sample"] for r in sft],
+            "rl": [r["sample"] for r in rl],
+            "heldout": heldout,
+        },
+        recipe.audit,
+    )
+    timings["audit"] = time.perf_counter() - t
     summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_card(summary, out / "card.md")
+    check(summary["audit"], recipe.audit)
     return summary
+
+
+def _row_text(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages)
 
 
 def _stats(

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from secreason.data.audit import AuditConfig
 from secreason.data.decontaminate import DecontamConfig
 from secreason.data.dedup import DedupConfig
+from secreason.data.lengths import LengthConfig
 from secreason.data.mix import MixConfig
 from secreason.data.synthesize import SynthesisConfig
 from secreason.data.teacher import TeacherConfig
@@ -86,6 +88,8 @@ class DataRecipe:
     dedup: DedupStep = field(default_factory=DedupStep)
     decontaminate: DecontamStep = field(default_factory=DecontamStep)
     mix: MixConfig = field(default_factory=MixConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    lengths: LengthConfig = field(default_factory=LengthConfig)
 
 
 T = TypeVar("T")
@@ -151,14 +155,14 @@ def load_data_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> 
     data: dict[str, Any] = {}
     where = "recipe"
     if path is not None:
+        from secreason.configfile import ConfigFileError, read_yaml
+
         p = Path(path)
-        if not p.is_file():
-            raise DataRecipeError(f"{p}: no such recipe file")
         where = str(p)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise DataRecipeError(f"{p}: not valid YAML ({err})") from None
+            data, _ = read_yaml(p)  # one reader for every YAML file (secreason.configfile)
+        except ConfigFileError as err:
+            raise DataRecipeError(str(err)) from None
     for item in overrides:
         if "=" not in item:
             raise DataRecipeError(f"override {item!r} must look like section.field=value")

@@ -245,6 +245,15 @@ def _explain(result: CVSSResult, metric: Metric) -> str:
     return ""
 
 
+def metric_meanings() -> dict[tuple[str, str], str]:
+    """(metric key, value code) -> the plain-English meaning ``describe`` writes (v3.x)."""
+    out = {(key, code): text for key, values in _V3.items() for code, text in values.items()}
+    for letter, what in _WHAT.items():
+        for code, text in _IMPACT.items():
+            out[(letter, code)] = text.format(what=what)
+    return out
+
+
 def describe(result: CVSSResult) -> list[str]:
     """One sentence per base metric, then the score; suitable for reasoning text."""
     facts = []

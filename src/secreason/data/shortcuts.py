@@ -1,0 +1,255 @@
+"""The no-model baseline of the shortcut audit: answer from the prompt by string matching.
+
+One matcher per task, each looking only for the answer *written in the prompt*, under
+any of the names the knowledge bases give it:
+
+* ``cwe``: a CWE id, or a CWE's name (full, or the short form in its parentheses);
+* ``ate``: technique ids and unambiguous technique names;
+* ``taa``: an actor's names and aliases, its campaigns, and software only it uses;
+* ``cvss``: literal ``AV:N``-style metrics and the CVSS metric-definition phrases of
+  ``kb.cvss`` (the rest of the vector is the split's per-metric majority);
+* ``mcq``: an option copied into the question, else the option sharing the most words.
+
+Names are matched on word n-grams (lower case, punctuation dropped), so one pass over
+a prompt checks every name at once. A matcher that finds nothing returns ``None`` and
+the audit falls back to the chance answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from secreason.tasks.base import Sample
+
+_WORD = re.compile(r"[a-z0-9]+")
+_CWE_ID = re.compile(r"\bCWE[-_ ]?(\d+)\b", re.IGNORECASE)
+_TID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
+_METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A):([NALPHRUC])\b")
+_SHORT_NAME = re.compile(r"\('([^']+)'\)")
+_CVSS_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "for",
+        "to",
+        "and",
+        "or",
+        "by",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "be",
+        "this",
+        "that",
+        "which",
+        "what",
+        "its",
+        "it",
+        "into",
+        "via",
+        "using",
+        "use",
+        "used",
+        "does",
+        "do",
+        "not",
+        "no",
+    ]
+)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Guess:
+    answer: str
+    reason: str  # the kind of shortcut ("CWE name", "actor alias", ...)
+    why: str  # what was matched, for the report
+
+
+class PhraseIndex:
+    """Names -> labels, matched as whole word n-grams; ambiguous names are dropped."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], min_chars: int = 3) -> None:
+        labels: dict[str, set[str]] = {}
+        for name, label in pairs:
+            key = " ".join(words(name))
+            if len(key) >= min_chars:
+                labels.setdefault(key, set()).add(label)
+        self.table = {k: next(iter(v)) for k, v in labels.items() if len(v) == 1}
+        self.max_n = max((k.count(" ") + 1 for k in self.table), default=0)
+
+    def find(self, text: str) -> list[tuple[str, str]]:
+        """(label, matched name) for the longest name starting at each word, left to right."""
+        toks = words(text)
+        out = []
+        i = 0
+        while i < len(toks):
+            for n in range(min(self.max_n, len(toks) - i), 0, -1):
+                key = " ".join(toks[i : i + n])
+                if key in self.table:
+                    out.append((self.table[key], key))
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in words(text) if w not in _STOP}
+
+
+class Shortcuts:
+    """The per-task matchers; knowledge-base vocabularies are built on first use."""
+
+    TASKS = ("cwe", "ate", "taa", "cvss", "mcq")
+
+    def __init__(self) -> None:
+        self._cvss_majority: dict[str, str] = {}
+
+    def covers(self, task: str) -> bool:
+        return task in self.TASKS
+
+    # -- vocabularies ---------------------------------------------------------------
+    @functools.cached_property
+    def cwe_names(self) -> PhraseIndex:
+        from secreason.kb import load_cwe
+
+        pairs = []
+        for w in load_cwe().all():
+            pairs.append((w.name, w.cwe_id))
+            pairs += [(short, w.cwe_id) for short in _SHORT_NAME.findall(w.name)]
+            pairs.append((_SHORT_NAME.sub("", w.name), w.cwe_id))
+        return PhraseIndex(pairs, min_chars=6)
+
+    @functools.cached_property
+    def technique_names(self) -> PhraseIndex:
+        from secreason.kb import load_attack
+
+        return PhraseIndex(((t.name, t.id) for t in load_attack().techniques()), min_chars=5)
+
+    @functools.cached_property
+    def actor_index(self) -> PhraseIndex:
+        from secreason.kb import load_attack
+        from secreason.kb.actor_names import actor_names
+
+        kb = load_attack()
+        pairs = []
+        for gid, names in actor_names().items():
+            label = kb.group(gid).name
+            pairs += [(n, label) for n in (*names.actor, *names.campaigns)]
+            pairs += [(n, label) for n in names.software if not (n.islower() and len(n) <= 4)]
+        return PhraseIndex(pairs, min_chars=3)
+
+    @functools.cached_property
+    def cvss_phrases(self) -> list[tuple[str, str, str]]:
+        from secreason.kb.cvss import metric_meanings
+
+        return [(key, code, " ".join(words(t))) for (key, code), t in metric_meanings().items()]
+
+    # -- constants and guesses ------------------------------------------------------
+    def constants(self, task: str, items: Sequence[Sample]) -> list[str]:
+        """Prompt-blind answers worth trying as the chance level (also fits majorities)."""
+        if task == "mcq":
+            letters = sorted({k for s in items for k in (s.meta.get("options") or {})})
+            return letters or ["A"]
+        if task == "cvss":
+            counts: dict[str, Counter[str]] = {k: Counter() for k in _CVSS_KEYS}
+            for s in items:
+                for key, code in _METRIC.findall(s.reference.upper()):
+                    counts[key][code] += 1
+            self._cvss_majority = {
+                k: (c.most_common(1)[0][0] if c else "N") for k, c in counts.items()
+            }
+            return [self._vector(self._cvss_majority)]
+        return []
+
+    @staticmethod
+    def _vector(metrics: dict[str, str]) -> str:
+        return "CVSS:3.1/" + "/".join(f"{k}:{metrics[k]}" for k in _CVSS_KEYS)
+
+    def guess(self, sample: Sample) -> Guess | None:
+        """The answer the prompt gives away, or None when no matcher fires."""
+        from secreason.data.pipeline import item_content
+
+        # The item's own text: the task's fixed instruction (with its example ids and
+        # vector template) is the same for every item and answers nothing.
+        return getattr(self, f"_{sample.task}")(sample, item_content(sample))
+
+    def _cwe(self, sample: Sample, text: str) -> Guess | None:
+        ids = _CWE_ID.findall(text)
+        if ids:
+            return Guess(f"CWE-{ids[-1]}", "CWE id", f"'CWE-{ids[-1]}' in the prompt")
+        found = self.cwe_names.find(text)
+        if not found:
+            return None
+        label, name = max(found, key=lambda x: len(x[1]))
+        return Guess(label, "CWE name", f"names '{name}'")
+
+    def _ate(self, sample: Sample, text: str) -> Guess | None:
+        ids = set(_TID.findall(text))
+        found = self.technique_names.find(text)
+        ids |= {label for label, _ in found}
+        if not ids:
+            return None
+        reason = "technique name" if found else "technique id"
+        why = ", ".join(sorted({name for _, name in found})) or ", ".join(sorted(ids))
+        return Guess(", ".join(sorted(ids)), reason, f"names '{why}'")
+
+    def _taa(self, sample: Sample, text: str) -> Guess | None:
+        found = self.actor_index.find(text)
+        if not found:
+            return None
+        label, _ = Counter(label for label, _ in found).most_common(1)[0]
+        names = sorted({name for lab, name in found if lab == label})
+        return Guess(label, "actor-linked name", f"names '{', '.join(names)}'")
+
+    def _cvss(self, sample: Sample, text: str) -> Guess | None:
+        lowered = " ".join(words(text))
+        metrics = dict(self._cvss_majority) or {k: "N" for k in _CVSS_KEYS}
+        hits = []
+        for key, code in _METRIC.findall(text):
+            metrics[key] = code
+            hits.append(f"{key}:{code}")
+        for key, code, phrase in self.cvss_phrases:
+            if phrase in lowered:
+                metrics[key] = code
+                hits.append(f"'{phrase[:40]}'")
+        if not hits:
+            return None
+        return Guess(self._vector(metrics), "CVSS metric phrase", "; ".join(hits[:4]))
+
+    def _mcq(self, sample: Sample, text: str) -> Guess | None:
+        options = sample.meta.get("options") or {}
+        question = str(sample.meta.get("question") or text)
+        q_words = " ".join(words(question))
+        copied = [
+            k
+            for k, v in options.items()
+            if words(v) and f" {' '.join(words(v))} " in f" {q_words} "
+        ]
+        if len(copied) == 1:
+            return Guess(copied[0], "option in question", f"option {copied[0]} is quoted")
+        q = _content(question)
+        overlap = {k: len(_content(v) & q) / max(1, len(_content(v))) for k, v in options.items()}
+        if not overlap:
+            return None
+        best = max(overlap.values())
+        top = [k for k, v in overlap.items() if v == best]
+        if best <= 0 or len(top) != 1:
+            return None
+        return Guess(top[0], "option overlap", f"option {top[0]} shares {best:.0%} of its words")
