@@ -86,13 +86,23 @@ def synthesize(
     overrides: list[str] = typer.Argument(None, help="Deprecated: use --set."),
     set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     out: Path = typer.Option(Path("items.jsonl"), "--out", help="Items JSONL (appended)."),
+    nvd: list[Path] = typer.Option(
+        None, "--nvd", help="NVD CVE JSON file or folder (2.0 API/feeds, 1.1 feeds); repeatable."
+    ),
 ) -> None:
-    """Synthesize verifiable items from the knowledge bases (or the demo world)."""
+    """Synthesize verifiable items from the knowledge bases (or the demo world), plus
+    CVE -> CWE and description -> CVSS items from NVD files when given."""
     from secreason.data.pipeline import make_items
     from secreason.data.store import JsonlStore, sample_to_dict
 
+    cfg = _recipe(recipe, overrides, set_)
+    cfg.synthesis.nvd = [*cfg.synthesis.nvd, *(str(p) for p in nvd or [])]
+    try:
+        made = list(make_items(cfg))
+    except (FileNotFoundError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from None
     with JsonlStore(out, key_field="id") as store:
-        new = store.extend(sample_to_dict(s) for s in make_items(_recipe(recipe, overrides, set_)))
+        new = store.extend(sample_to_dict(s) for s in made)
         typer.echo(json.dumps({"new": new, "total": len(store), "out": str(out)}))
 
 

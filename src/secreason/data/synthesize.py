@@ -83,7 +83,8 @@ class SynthesisConfig:
     """What to synthesize from the knowledge bases.
 
     ``max_per_kind`` caps each kind of item (None: all the KB offers);
-    ``kinds`` picks among :data:`KINDS`.
+    ``kinds`` picks among :data:`KINDS`; ``nvd`` names NVD CVE JSON files or folders
+    whose CVEs become CWE and CVSS items too (``data.nvd``; none by default).
     """
 
     kinds: list[str] = field(default_factory=lambda: list(KINDS))
@@ -91,6 +92,7 @@ class SynthesisConfig:
     heldout_fraction: float = 0.1
     seed: int = 0
     cvss_vectors: int = 2000
+    nvd: list[str] = field(default_factory=list)
 
 
 def synthesize(config: SynthesisConfig) -> Iterator[Sample]:
@@ -105,3 +107,7 @@ def synthesize(config: SynthesisConfig) -> Iterator[Sample]:
         rng = random.Random(f"{config.seed}:{kind}")
         limit = config.max_per_kind
         yield from itertools.islice(maker(config, rng), limit)
+    if config.nvd:
+        from secreason.data.nvd import nvd_items
+
+        yield from nvd_items(config)
