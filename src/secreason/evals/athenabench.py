@@ -36,6 +36,7 @@ maps, ``rms``.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult
 from secreason.evals.choice import accuracy_by
 from secreason.evals.choice_measures import choice_measures
+from secreason.evals.shuffle import orders, shuffle_measures, shuffled
 from secreason.evals.sources import Row, limited, local_file, read_jsonl, read_table
 from secreason.tasks.actor import ThreatActorAttribution
 from secreason.tasks.attack import TechniqueExtraction
@@ -220,13 +222,25 @@ class AthenaMCQ(AthenaBenchTask):
     file = "athena-cti-mcq-3k.jsonl"
     columns = ("question", "source_type", "url")
 
+    def __init__(self, *, shuffle: int = 1, shuffle_seed: int = 0) -> None:
+        super().__init__()
+        self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
+        orders(5, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
+
+    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
+        samples = super().load(source, limit)
+        return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
+
     def make_task(self) -> Task:
         read = _line(r"\b([A-E])\b", str.upper)
         return AthenaTask(MCQ(letters="ABCDE"), read, _exact)
 
     def sample(self, index: int, row: Row, path: Path) -> Sample:
         out = super().sample(index, row, path)
-        out.meta["options"] = {c: str(row.get(f"option_{c.lower()}") or "") for c in "ABCDE"}
+        # Some rows' option columns repeat their own letter ("A. DS0015 ..."), which
+        # the prompt does not show: the options are kept as the prompt shows them.
+        options = {c: str(row.get(f"option_{c.lower()}") or "").strip() for c in "ABCDE"}
+        out.meta["options"] = {c: re.sub(rf"^{c}[.)]\s+", "", text) for c, text in options.items()}
         return out
 
     def metrics(
@@ -235,6 +249,8 @@ class AthenaMCQ(AthenaBenchTask):
         out = super().metrics(samples, results, protocol)
         out.update(choice_measures(self.task, samples, results))
         out.update(accuracy_by(samples, results, "source_type", "source_type"))
+        if self.shuffle > 1:
+            out.update(shuffle_measures(samples, results))
         return out
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
 from secreason.evals.choice_measures import choice_measures
+from secreason.evals.shuffle import orders, shuffle_measures, shuffled
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
 from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
 from secreason.tasks.mcq import MCQ
@@ -129,6 +130,15 @@ class CTIBenchMCQ(CTIBenchTask):
     strict_instruction = _final_line("<letter>")
     references = (Reference(PAPER_MODEL, "accuracy", 0.691),)
 
+    def __init__(self, *, shuffle: int = 1, shuffle_seed: int = 0) -> None:
+        super().__init__()
+        self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
+        orders(4, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
+
+    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
+        samples = super().load(source, limit)
+        return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
+
     def make_task(self) -> Task:
         return MCQ()  # its official rule is CTIBench's
 
@@ -149,6 +159,8 @@ class CTIBenchMCQ(CTIBenchTask):
             correct = sum(r.judgement.score.status == "correct" for r in answered)
             out["accuracy_answered"] = correct / len(answered)
         out.update(choice_measures(self.task, samples, results))
+        if self.shuffle > 1:
+            out.update(shuffle_measures(samples, results))
         return out
 
 
