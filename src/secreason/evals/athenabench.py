@@ -46,6 +46,7 @@ from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult
 from secreason.evals.choice import accuracy_by
 from secreason.evals.choice_measures import choice_measures
+from secreason.evals.fewshot import with_fewshot
 from secreason.evals.shuffle import orders, shuffle_measures, shuffled
 from secreason.evals.sources import Row, limited, local_file, read_jsonl, read_table
 from secreason.tasks.actor import ThreatActorAttribution
@@ -222,13 +223,19 @@ class AthenaMCQ(AthenaBenchTask):
     file = "athena-cti-mcq-3k.jsonl"
     columns = ("question", "source_type", "url")
 
-    def __init__(self, *, shuffle: int = 1, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self, *, shuffle: int = 1, shuffle_seed: int = 0, fewshot: int = 0, fewshot_seed: int = 0
+    ) -> None:
         super().__init__()
         self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
+        self.fewshot, self.fewshot_seed = int(fewshot), int(fewshot_seed)
         orders(5, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
+        with_fewshot([], self.fewshot)
 
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
-        samples = super().load(source, limit)
+        samples = super().load(source, None if self.fewshot else limit)
+        if self.fewshot:  # examples from the whole file, whatever --limit keeps
+            samples = limited(with_fewshot(samples, self.fewshot, seed=self.fewshot_seed), limit)
         return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
 
     def make_task(self) -> Task:

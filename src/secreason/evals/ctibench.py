@@ -42,6 +42,7 @@ from typing import Any
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
 from secreason.evals.choice_measures import choice_measures
+from secreason.evals.fewshot import with_fewshot
 from secreason.evals.shuffle import orders, shuffle_measures, shuffled
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
 from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
@@ -130,13 +131,19 @@ class CTIBenchMCQ(CTIBenchTask):
     strict_instruction = _final_line("<letter>")
     references = (Reference(PAPER_MODEL, "accuracy", 0.691),)
 
-    def __init__(self, *, shuffle: int = 1, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self, *, shuffle: int = 1, shuffle_seed: int = 0, fewshot: int = 0, fewshot_seed: int = 0
+    ) -> None:
         super().__init__()
         self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
+        self.fewshot, self.fewshot_seed = int(fewshot), int(fewshot_seed)
         orders(4, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
+        with_fewshot([], self.fewshot)
 
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
-        samples = super().load(source, limit)
+        samples = super().load(source, None if self.fewshot else limit)
+        if self.fewshot:  # examples from the whole file, whatever --limit keeps
+            samples = limited(with_fewshot(samples, self.fewshot, seed=self.fewshot_seed), limit)
         return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
 
     def make_task(self) -> Task:
