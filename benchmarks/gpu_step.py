@@ -430,13 +430,14 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
     for arm in SFT_ARMS:
         r = results.get(arm)
+        ac = "on" if isinstance(r, dict) and r.get("checkpointing", True) else "off"
         if not isinstance(r, dict):
             lines.append(f"| SFT {arm} | {r or 'not run'} | MFU >= 60 % | |")
             continue
         lines.append(
             f"| SFT {'packed' if 'packed' in arm else 'dense'} rows, {r['attention']}, Liger "
-            f"{'on' if r['liger'] else 'off'}, checkpointing "
-            f"{'on' if r.get('checkpointing', True) else 'off'}, {r['tokens_per_step']:.0f} tokens/step | "
+            f"{'on' if r['liger'] else 'off'}, checkpointing {ac}, "
+            f"{r['tokens_per_step']:.0f} tokens/step | "
             f"{r['tokens_per_s']:.0f} tokens/s, {r['tflops']:.0f} TFLOP/s, "
             f"**MFU {100 * r['mfu']:.1f} %** | MFU >= 60 % | {fmt(r['peak_gib'])} GiB |"
         )
