@@ -383,11 +383,12 @@ def test_model_judged_benchmark_caches_the_judge(tmp_path: Path) -> None:
     assert len(judge_lines) == 4  # 2 behaviors x (official answer, strict full text)
 
 
-def test_unreachable_server_fails_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+def test_unreachable_server_is_refused_before_generating(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "tests" / "backends"))
     from openai_fixture_server import free_port
 
     data = mcq_fixture(tmp_path / "cti", n=2)
+    port = free_port()
     code, _, err = invoke(
         [
             "eval",
@@ -395,7 +396,7 @@ def test_unreachable_server_fails_cleanly_and_says_how_to_resume(tmp_path: Path)
             "--backend",
             "openai",
             "--base-url",
-            f"http://127.0.0.1:{free_port()}/v1",
+            f"http://127.0.0.1:{port}/v1",
             "--model",
             "m",
             "--max-retries",
@@ -406,9 +407,9 @@ def test_unreachable_server_fails_cleanly_and_says_how_to_resume(tmp_path: Path)
             str(tmp_path / "o"),
         ]
     )
-    assert code == 1
-    assert "request failed after 1 attempt(s)" in err
-    assert "rerun the same command to resume" in err
+    assert code == 2
+    assert f"127.0.0.1:{port}" in err and "cannot list the served models" in err
+    assert not (tmp_path / "o" / "cache").exists()  # refused before generating anything
 
 
 @pytest.mark.skipif(

@@ -3,17 +3,48 @@
 Each public module of this package defines ``register(app)`` and adds its commands
 (``_``-prefixed ones are helpers of a command); heavy
 imports (torch, transformers) stay inside the command functions so that
-``secreason --help`` is instant.
+``secreason --help`` is instant. :func:`main` is the one place errors become messages
+(``cli._errors``): ``--debug`` anywhere on the line (or ``SECREASON_DEBUG=1``) shows
+tracebacks instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+from secreason import __version__
+from secreason.cli._errors import debug_enabled, explain
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Build, evaluate and safely serve cybersecurity reasoning models.",
+    context_settings={"show_default": True},
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"secreason {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print the version."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks (anywhere on the line; or SECREASON_DEBUG=1)."
+    ),
+) -> None:
+    """Options for every command."""
 
 
 def _register_all() -> None:
@@ -27,5 +58,21 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The ``secreason`` command: user errors as one or two lines, exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args = [a for a in args if a != "--debug"]
+        os.environ["SECREASON_DEBUG"] = "1"
+    if debug_enabled():
+        app(args=args, prog_name="secreason")
+        return
+    try:
+        app(args=args, prog_name="secreason")
+    except KeyboardInterrupt:
+        typer.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except Exception as error:
+        message, code = explain(error)
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(code)

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from secreason.cli._errors import explain
 from secreason.cli._errors import fail as _fail
 
 
@@ -98,9 +99,13 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         benchmarks: list[str] = typer.Argument(
-            ...,
+            None,
             help="Benchmarks or suites (ctibench, cyber, safety, paper), module:Attr, or "
-            "'none' (with --lm-eval or --alpaca-eval only).",
+            "'none' (with --lm-eval or --alpaca-eval only). See --list.",
+            show_default=False,
+        ),
+        list_: bool = typer.Option(
+            False, "--list", help="List benchmarks, suites and (with --data) their files."
         ),
         model: str = typer.Option(None, "--model", "-m", help="Model dir, hub id or served name."),
         backend: str = typer.Option("transformers", "--backend", help="transformers|vllm|openai"),
@@ -122,9 +127,16 @@ def register(app: typer.Typer) -> None:
             help="Hub dataset id, file or folder; NAME=SOURCE for one benchmark or family "
             "(ctibench=../shared/benchmarks/ctibench). Repeatable.",
         ),
-        temperature: float = typer.Option(None, "--temperature"),
-        top_p: float = typer.Option(None, "--top-p"),
-        max_tokens: int = typer.Option(None, "--max-tokens"),
+        temperature: float = typer.Option(
+            None, "--temperature", help="Default: each benchmark's protocol (mostly 0, greedy)."
+        ),
+        top_p: float = typer.Option(None, "--top-p", help="Default: each benchmark's protocol."),
+        max_tokens: int = typer.Option(
+            None,
+            "--max-tokens",
+            help="Default: each benchmark's protocol; always clamped to the model's context "
+            "minus the longest prompt.",
+        ),
         prefilled: str = typer.Option(
             "auto", "--prefilled", help="Prompt ends inside <think>: auto|yes|no."
         ),
@@ -140,8 +152,17 @@ def register(app: typer.Typer) -> None:
         think_ids: str = typer.Option(
             None, "--think-ids", help="OPEN,CLOSE token ids when the tags are special tokens."
         ),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Benchmark option KEY=VALUE (e.g. judge_kind=guard). Repeatable."
+        ),
         option: list[str] = typer.Option(
-            [], "--option", "-o", help="Benchmark option KEY=VALUE (e.g. judge_kind=guard)."
+            [], "--option", "-o", help="Deprecated alias of --set.", hidden=True
+        ),
+        server_system_prompt: str = typer.Option(
+            None,
+            "--server-system-prompt",
+            help="openai: the server's system-prompt policy (keep|replace|prepend|off), "
+            "recorded in run.json when the server does not report it.",
         ),
         judge_model: str = typer.Option(None, "--judge-model", help="Judge for HarmBench."),
         judge_backend: str = typer.Option(None, "--judge-backend"),
@@ -192,8 +213,19 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
     ) -> None:
         """Evaluate a model on benchmarks (resumable), or score a predictions file."""
+        from secreason.cli import _eval_preflight as pre
         from secreason.cli._eval_general import alpaca_inputs, run_alpaca, run_general
         from secreason.evals.runner import MissingGenerations, Runner, RunSettings
+
+        if list_:
+            from secreason.cli._eval_list import print_listing
+
+            print_listing(_parse_data(data), limit)
+            return
+        if not benchmarks:
+            _fail("name the benchmarks to run (see secreason eval --list), or 'none'")
+        if option:
+            typer.echo("warning: -o/--option is deprecated; use --set KEY=VALUE", err=True)
 
         if protocol not in ("official", "strict", "both"):
             _fail(f"--protocol {protocol!r}: choose official, strict or both")
@@ -228,6 +260,7 @@ def register(app: typer.Typer) -> None:
             prefilled=prefilled,  # type: ignore[arg-type]
             reask=reask,
             rescore=rescore,
+            greedy_once=True,
         )
         alpaca = (
             alpaca_inputs(
@@ -242,7 +275,7 @@ def register(app: typer.Typer) -> None:
             else None
         )
         names = [b for b in benchmarks if b != "none"]
-        benches = resolve_benchmarks(names, _parse_options(option)) if names else []
+        benches = resolve_benchmarks(names, _parse_options([*option, *set_])) if names else []
         judged = [b.name for b in benches if b.needs_judge]
         if judged and not judge_model:
             _fail(
@@ -291,9 +324,49 @@ def register(app: typer.Typer) -> None:
             judge=make_judge if judge_model else None,
             judge_id=judge_model or "",
         )
+        if predictions is not None and not predictions.is_file():
+            _fail(f"--predictions {predictions}: no such file")
+        check = pre.Preflight()
+        generating = predictions is None and not rescore
+        pre.check_data(runner, benches, check)
+        pre.check_extras(bool(lm_eval_tasks) and generating, alpaca is not None, check)
+        if generating:
+            pre.check_backend(backend, model, check, base_url=base_url, api_key=api_key)
+            if judge_model and (judge_backend or "transformers") != "openai" and not judge_base_url:
+                check.problems.extend(filter(None, [pre.model_problem(judge_model)]))
+        if generating and not check.problems and backend != "openai":
+            pre.clamp_max_tokens(runner, benches, model, check)
+        pre.greedy_note(runner, benches, check)
+        if check.problems:
+            typer.echo(
+                f"error: {len(check.problems)} problem(s) found before generating anything:",
+                err=True,
+            )
+            for problem in check.problems:
+                typer.echo(f"  - {problem}", err=True)
+            raise typer.Exit(2)
+        for note in check.notes:
+            typer.echo(f"note: {note}", err=True)
+        server = check.server
+        if backend == "openai" and generating:
+            server = dict(server or {"url": base_url})
+            if server_system_prompt:
+                server["system_prompt"] = {"mode": server_system_prompt, "source": "flag"}
+            if server.get("system_prompt") is None and str(server.get("owned_by", "")).startswith(
+                "secreason"
+            ):
+                typer.echo(
+                    "warning: a secreason server replaces the benchmarks' system prompts "
+                    "unless it runs with system_prompt.mode: keep; say which with "
+                    "--server-system-prompt",
+                    err=True,
+                )
         run_info = {
             **settings.as_dict(),
             "benchmarks": [b.name for b in benches],
+            "rows": check.rows,
+            "model_context": check.context,
+            "server": server,
             "judge_model": judge_model,
             "predictions": str(predictions) if predictions else None,
             "command": " ".join(sys.argv),
@@ -305,12 +378,10 @@ def register(app: typer.Typer) -> None:
             if predictions is not None:
                 from secreason.evals.runner import score_predictions
 
-                if not predictions.is_file():
-                    _fail(f"--predictions {predictions}: no such file")
                 try:
                     results.append(score_predictions(runner, benches[0], predictions))
                 except ValueError as error:
-                    _fail(str(error))
+                    _fail(explain(error)[0])
             else:
                 for bench in benches:
                     results.append(runner.run(bench))

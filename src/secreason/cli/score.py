@@ -23,6 +23,8 @@ from typing import IO, Annotated, Any
 
 import typer
 
+from secreason.cli._errors import fail as _fail
+
 
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
 def _parse_option(raw: str) -> tuple[str, Any]:
     key, sep, value = raw.partition("=")
     if not sep or not key.strip():
-        raise typer.BadParameter(f"{raw!r}: expected KEY=VALUE, e.g. hierarchy=true")
+        _fail(f"{raw!r}: expected KEY=VALUE, e.g. hierarchy=true")
     try:
         parsed: Any = json.loads(value)
     except json.JSONDecodeError:
@@ -78,22 +80,28 @@ def score(
     related: Annotated[
         Path | None, typer.Option(help="taa: related-groups map (JSON): name -> list of groups.")
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Task option KEY=VALUE, e.g. hierarchy=true. Repeatable."),
+    ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", "-o", help="Task option KEY=VALUE, e.g. hierarchy=true."),
+        typer.Option("--option", "-o", help="Deprecated alias of --set.", hidden=True),
     ] = None,
 ) -> None:
     """Score completions with a task; one JSON line out per line in."""
     from secreason.tasks import PROTOCOLS, get_task, task_names
 
     if protocol not in PROTOCOLS:
-        raise typer.BadParameter(f"{protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+        _fail(f"{protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     if task not in task_names():
-        raise typer.BadParameter(f"unknown task {task!r}; known: {', '.join(task_names())}")
-    options = dict(_parse_option(raw) for raw in option or [])
+        _fail(f"unknown task {task!r}; known: {', '.join(task_names())}")
+    if option:
+        typer.echo("warning: -o/--option is deprecated; use --set KEY=VALUE", err=True)
+    options = dict(_parse_option(raw) for raw in [*(option or []), *(set_ or [])])
     if aliases is not None or related is not None:
         if task != "taa":
-            raise typer.BadParameter("--aliases/--related apply to the taa task only")
+            _fail("--aliases/--related apply to the taa task only")
         options.update(aliases=aliases, related=related)
     try:
         scorer = get_task(task, **options)
@@ -143,6 +151,9 @@ def score(
         if sink is not sys.stdout:
             sink.close()
 
+    if not scores and not errors:
+        typer.echo(f"error: {predictions}: no lines to score (the input is empty)", err=True)
+        raise typer.Exit(2)
     aggregate: dict[str, Any] = {"task": task, "protocol": protocol}
     aggregate.update(scorer.aggregate(scores))
     aggregate["errors"] = errors

@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
             None, "--guard-allow", help="Guard category this deployment accepts (e.g. S2)."
         ),
         config: Path = typer.Option(None, "--config", help="YAML deployment file."),
-        host: str = typer.Option(None, "--host"),
-        port: int = typer.Option(None, "--port"),
+        host: str = typer.Option(None, "--host", help="Default: 127.0.0.1 (or --config's)."),
+        port: int = typer.Option(None, "--port", help="Default: 8000 (or --config's)."),
         api_key: list[str] = typer.Option(
             None, "--api-key", help="Accepted API key (repeatable; also $SECREASON_API_KEYS)."
         ),
@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve a model behind an OpenAI-compatible API with a system prompt and a guard."""
+        from secreason.cli._errors import model_problem
         from secreason.serve.config import ConfigError, load_config
-        from secreason.serve.server import run
 
         overrides: dict[str, Any] = {}
         for item in set_ or []:
@@ -68,4 +68,10 @@ def register(app: typer.Typer) -> None:
         except (ConfigError, OSError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
+        problem = model_problem(settings.model.path) if settings.model.path else None
+        if problem and not settings.model.upstream:
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(2)
+        from secreason.serve.server import run
+
         run(settings)

@@ -8,22 +8,55 @@ from typing import Any
 import typer
 
 
+def _overrides(recipe: Path, positional: list[str] | None, set_: list[str]) -> list[str]:
+    """--set pairs, after the deprecated positional key=value pairs (--set wins).
+
+    The file and the pairs are read here first, before TRL is imported (seconds), so a
+    mistake in them is reported at once."""
+    from secreason.cli._errors import fail, model_problem
+    from secreason.configfile import ConfigFileError, parse_set, read_yaml
+
+    if positional:
+        typer.echo(
+            "warning: positional key=value overrides are deprecated; use --set key=value",
+            err=True,
+        )
+    pairs = [*(positional or []), *set_]
+    try:
+        data, _ = read_yaml(recipe)
+        data.update(parse_set(pair) for pair in pairs)
+    except ConfigFileError as error:
+        fail(str(error))
+    model = data.get("model_name_or_path")
+    problem = model_problem(model) if isinstance(model, str) and model else None
+    if problem:
+        fail(f"{recipe}: {problem}")
+    return pairs
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
         help="Supervised fine-tuning on reasoning traces (TRL SFTTrainer) from a YAML recipe. "
-        "Extra key=value arguments override recipe fields. Rerun the same command to resume.",
+        "--set key=value overrides a recipe field (python -m secreason.train.sft --help lists "
+        "them). Rerun the same command to resume.",
     )
     def sft(
         recipe: Path = typer.Argument(..., help="Recipe YAML (fields of TRL's SFTConfig + ours)."),
-        overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+        overrides: list[str] = typer.Argument(
+            None, help="Deprecated: key=value overrides (use --set).", show_default=False
+        ),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Override a recipe field: key=value. Repeatable."
+        ),
     ) -> None:
+        pairs = _overrides(recipe, overrides, set_)
         from secreason.train.config import RecipeError, SFTRecipe, load_recipe
         from secreason.train.sft import run_sft
         from secreason.train.stage import StageError
 
         try:
-            out = run_sft(load_recipe(recipe, SFTRecipe, overrides or []))
+            out = run_sft(load_recipe(recipe, SFTRecipe, pairs))
         except (RecipeError, StageError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
@@ -31,19 +64,26 @@ def register(app: typer.Typer) -> None:
 
     @app.command(
         help="RL from verifiable rewards (TRL GRPOTrainer, task rewards + format penalty) from "
-        "a YAML recipe. Extra key=value arguments override recipe fields. Rerun to resume."
+        "a YAML recipe. --set key=value overrides a recipe field (python -m "
+        "secreason.train.rl --help lists them). Rerun to resume."
     )
     def rl(
         recipe: Path = typer.Argument(..., help="Recipe YAML (fields of TRL's GRPOConfig + ours)."),
-        overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+        overrides: list[str] = typer.Argument(
+            None, help="Deprecated: key=value overrides (use --set).", show_default=False
+        ),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Override a recipe field: key=value. Repeatable."
+        ),
     ) -> None:
+        pairs = _overrides(recipe, overrides, set_)
         from secreason.train.config import RecipeError, RLRecipe, load_recipe
         from secreason.train.rewards import RewardCoverageError
         from secreason.train.rl import run_rl
         from secreason.train.stage import StageError
 
         try:
-            out = run_rl(load_recipe(recipe, RLRecipe, overrides or []))
+            out = run_rl(load_recipe(recipe, RLRecipe, pairs))
         except (RecipeError, StageError, RewardCoverageError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

@@ -227,12 +227,12 @@ class CWEPrediction(CTIBenchRCM):
             path = local_file(source or self.default_source, self.file)
         except FileNotFoundError as error:
             raise FileNotFoundError(
-                f"{error}; build the file first with secreason.evals.cwe_prediction.build"
+                f"{error}; build it first: secreason build-benchmark cwe-prediction"
             ) from None
         if path is None:
             raise FileNotFoundError(
                 f"{source}: CWE prediction loads a file made by the builder "
-                "(secreason.evals.cwe_prediction.build); it has no hub copy"
+                "(secreason build-benchmark cwe-prediction); it has no hub copy"
             )
         rows: list[Row] = read_table(path, "\t")
         samples = []

@@ -1,11 +1,15 @@
 """Benchmarks and suites by name: what ``secreason eval NAME...`` accepts.
 
 A name maps to a factory, so options (``size``, ``subset``, ``judge_kind``...) reach the
-benchmark's constructor; a suite name expands to its members, in a fixed order.
+benchmark's constructor; a suite name expands to its members, in a fixed order. Short
+aliases exist only where they are unambiguous (``cybermetric`` is the 2000-question set
+the paper reports, ``mmlu`` is MMLU's computer-security subject); any other unknown
+name is refused with the closest names as suggestions.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -34,6 +38,13 @@ _FACTORIES: dict[str, Factory] = {
     "mmlu-security": MMLUSecurity,
     "harmbench": HarmBench,
     "ifeval": IFEval,
+}
+
+#: short names -> the benchmark they mean
+ALIASES: dict[str, str] = {
+    "cybermetric": "cybermetric-2000",
+    "mmlu": "mmlu-security",
+    "mmlu-computer-security": "mmlu-security",
 }
 
 SUITES: dict[str, tuple[str, ...]] = {
@@ -74,6 +85,7 @@ def expand(names: Iterable[str]) -> list[str]:
     """Benchmark and suite names -> benchmark names, suites expanded, duplicates dropped."""
     out: list[str] = []
     for name in names:
+        name = ALIASES.get(name, name)
         for member in SUITES.get(name, (name,)):
             if member not in _FACTORIES:
                 raise KeyError(_unknown(member))
@@ -85,7 +97,7 @@ def expand(names: Iterable[str]) -> list[str]:
 def get_benchmark(name: str, **options: Any) -> Benchmark:
     """Instantiate one benchmark by name; options go to its constructor."""
     try:
-        factory = _FACTORIES[name]
+        factory = _FACTORIES[ALIASES.get(name, name)]
     except KeyError:
         raise KeyError(_unknown(name)) from None
     try:
@@ -95,7 +107,11 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
 
 
 def _unknown(name: str) -> str:
+    known = [*benchmark_names(), *suite_names(), *ALIASES]
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+    close += [k for k in known if k.startswith(name.lower()) and k not in close][: 3 - len(close)]
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
     return (
-        f"unknown benchmark {name!r}; benchmarks: {', '.join(benchmark_names())}; "
-        f"suites: {', '.join(suite_names())}"
+        f"unknown benchmark {name!r}; {hint}suites: {', '.join(suite_names())}; "
+        "every name: secreason eval --list"
     )

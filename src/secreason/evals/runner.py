@@ -78,18 +78,31 @@ class RunSettings:
     prefilled: Prefill = "auto"
     reask: int | None = None
     rescore: bool = False
+    #: per benchmark, the most new tokens the model's context leaves after the longest
+    #: prompt (set by the eval command's preflight; max_tokens is clamped to it)
+    max_tokens_cap: dict[str, int] = field(default_factory=dict)
+    #: run greedy benchmarks (temperature 0) once whatever ``trials`` says: every trial
+    #: would repeat the same output (the eval command sets this and says so)
+    greedy_once: bool = False
 
     def sampling(self, benchmark: Benchmark, trial: int) -> SamplingParams:
         """The benchmark's decoding with CLI overrides; trial ``t`` uses seed + t."""
         base = benchmark.sampling
         seed = self.seed if self.seed is not None else (base.seed or 0)
+        max_tokens = base.max_tokens if self.max_tokens is None else self.max_tokens
+        cap = self.max_tokens_cap.get(benchmark.name)
         return replace(
             base,
             temperature=base.temperature if self.temperature is None else self.temperature,
             top_p=base.top_p if self.top_p is None else self.top_p,
-            max_tokens=base.max_tokens if self.max_tokens is None else self.max_tokens,
+            max_tokens=max_tokens if cap is None else min(max_tokens, cap),
             seed=seed + trial,
         )
+
+    def trials_for(self, benchmark: Benchmark) -> int:
+        """Greedy decoding gives the same output every trial, so it runs once."""
+        greedy = self.sampling(benchmark, 0).temperature == 0
+        return 1 if self.greedy_once and greedy else self.trials
 
     def source(self, benchmark: Benchmark) -> str | None:
         """The data source for one benchmark (None: its default, usually a hub id)."""
@@ -152,6 +165,7 @@ class Runner:
         self.judge_id = judge_id
         self._needed: set[str] = set()
         self._made = 0
+        self._loaded: dict[str, list[Sample]] = {}
 
     # ---------------------------------------------------------------- backends
 
@@ -195,10 +209,15 @@ class Runner:
     # --------------------------------------------------------------------- run
 
     def load(self, benchmark: Benchmark) -> list[Sample]:
+        """The benchmark's samples, loaded once (the preflight loads every benchmark
+        before anything is generated; the run then reuses them)."""
+        if benchmark.name in self._loaded:
+            return self._loaded[benchmark.name]
         samples = benchmark.load(self.settings.source(benchmark), limit=self.settings.limit)
         ids = [s.id for s in samples]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{benchmark.name}: sample ids are not unique")
+        self._loaded[benchmark.name] = samples
         return samples
 
     def run(self, benchmark: Benchmark) -> BenchmarkResult:
@@ -207,7 +226,7 @@ class Runner:
             benchmark.name, benchmark.headline, benchmark.references, len(samples)
         )
         judge = self.judge_backend(benchmark)
-        for trial in range(self.settings.trials):
+        for trial in range(self.settings.trials_for(benchmark)):
             params = self.settings.sampling(benchmark, trial)
             cache = GenerationCache(self.cache_path(benchmark, trial))
             self._needed = set()
@@ -490,6 +509,8 @@ def score_predictions(runner: Runner, benchmark: Benchmark, path: str | Path) ->
     """Score a predictions file under every protocol of the run (one trial)."""
     samples = runner.load(benchmark)
     completions = read_predictions(path, samples)
+    if not completions:
+        raise ValueError(f"{path}: no predictions (the file is empty); nothing to score")
     missing = len(samples) - len(completions)
     if missing:
         print(

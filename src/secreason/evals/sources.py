@@ -4,6 +4,11 @@ Offline users point ``--data`` at the files as their authors published them (a f
 holding ``cti-rcm.tsv`` etc.); users with the hub pass a dataset id. Both paths end in
 the same thing, a list of plain row dicts in file order, so a row's 0-based position
 is a stable id that predictions files can refer to.
+
+A source that is wrong says so here, naming the file: another benchmark's file (its
+type differs from the published one), a line that is not UTF-8 (the line number), a
+folder that holds the benchmark neither directly nor in one of its subfolders (so one
+root such as ``../shared/benchmarks`` serves every benchmark).
 """
 
 from __future__ import annotations
@@ -20,27 +25,49 @@ T = TypeVar("T")
 csv.field_size_limit(1 << 30)  # CTIBench ATE prompts hold the whole ATT&CK id list
 
 
+def _suffix(name: str | Path) -> str:
+    suffixes = [x.lower() for x in Path(name).suffixes[-2:]]
+    return "".join(suffixes) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
+
+
 def local_file(source: str | Path, names: str | Sequence[str]) -> Path | None:
     """The local file meant by ``source``, or None when ``source`` is not local.
 
-    A file is taken as is; a folder must hold one of ``names`` (the published file
-    names, first match wins). A folder that holds none of them is an error that says
-    which names were expected, rather than a silent fall-through to the hub.
+    A file is taken as is, if its type (extension) is the published one's. A folder
+    must hold one of ``names`` (the published file names, first match wins), directly or
+    in exactly one of its subfolders (a root of every benchmark's folder). A folder that
+    holds none of them is an error that says which names were expected, rather than a
+    silent fall-through to the hub.
     """
+    wanted = [names] if isinstance(names, str) else list(names)
     path = Path(source).expanduser()
     if path.is_file():
+        kinds = {_suffix(name) for name in wanted}
+        if _suffix(path) not in kinds:
+            raise ValueError(
+                f"{path}: a {_suffix(path) or 'extension-less'} file, but this benchmark "
+                f"reads {' or '.join(wanted)}; is --data pointing at another benchmark's file?"
+            )
         return path
     if path.is_dir():
-        wanted = [names] if isinstance(names, str) else list(names)
         for name in wanted:
             if (path / name).is_file():
                 return path / name
+        for name in wanted:
+            found = sorted(p for p in path.glob(f"*/{name}") if p.is_file())
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise ValueError(
+                    f"{path}: {name} is in several subfolders ({', '.join(map(str, found))}); "
+                    "point --data at one of them"
+                )
         raise FileNotFoundError(
-            f"{path}: none of {', '.join(wanted)} in this folder; point --data at the "
-            "file itself or at a folder holding it under its published name"
+            f"{path}: none of {', '.join(wanted)} in this folder or its subfolders; point "
+            "--data at the file itself or at a folder holding it under its published name"
         )
     if path.suffix or str(source).startswith((".", "/", "~")):
-        expected = names if isinstance(names, str) else " or ".join(names)
+        expected = " or ".join(wanted)
         raise FileNotFoundError(
             f"{path}: no such file or folder; pass --data PATH, the file itself or a "
             f"folder holding {expected}"
@@ -48,28 +75,55 @@ def local_file(source: str | Path, names: str | Sequence[str]) -> Path | None:
     return None
 
 
+def utf8_problem(path: str | Path) -> str:
+    """``FILE:LINE: not UTF-8 ...`` for the first line of ``path`` that fails to decode."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte = raw[error.start : error.start + 1].hex()
+                return (
+                    f"{path}:{number}: not UTF-8 text (byte 0x{byte} at column "
+                    f"{error.start + 1}); save the file as UTF-8, e.g. "
+                    f"iconv -f latin1 -t utf-8 {path} > fixed"
+                )
+    return f"{path}: not UTF-8 text; save the file as UTF-8"
+
+
 def read_table(path: Path, delimiter: str | None = None) -> list[Row]:
     """A CSV/TSV file with a header row, every cell kept as the exact string."""
     sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [dict(row) for row in csv.DictReader(handle, delimiter=sep)]
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return [dict(row) for row in csv.DictReader(handle, delimiter=sep)]
+    except UnicodeDecodeError:
+        raise ValueError(utf8_problem(path)) from None
 
 
 def read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except UnicodeDecodeError:
+        raise ValueError(utf8_problem(path)) from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
 
 
 def read_jsonl(path: Path) -> list[Row]:
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    except UnicodeDecodeError:
+        raise ValueError(utf8_problem(path)) from None
     return rows
 
 

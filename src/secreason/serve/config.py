@@ -228,14 +228,12 @@ def load_config(
     data: dict[str, Any] = {}
     tree: yaml.Node | None = None
     if path is not None:
-        text = Path(path).read_text()
+        from secreason.configfile import ConfigFileError, read_yaml
+
         try:
-            tree = yaml.compose(text)
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+            data, tree = read_yaml(path)  # one reader for every YAML file (secreason.configfile)
+        except ConfigFileError as error:
+            raise ConfigError(str(error)) from None
     for dotted, value in (overrides or {}).items():
         target = data
         *parents, leaf = dotted.split(".")

@@ -168,15 +168,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _key_lines(path: Path, text: str) -> dict[str, int]:
-    node = yaml.compose(text)
-    if node is None:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        raise RecipeError(f"{path}: a recipe must be a YAML mapping of field: value")
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value}
-
-
 def _matches(value: Any, annotation: Any) -> bool:
     """A lenient type check: catches a string where a number goes, a list for a bool."""
     if annotation is Any or annotation is None:
@@ -272,15 +263,14 @@ def load_recipe(
     path: str | Path, cls: type[RecipeT], overrides: Sequence[str] = (), **values: Any
 ) -> RecipeT:
     """Read a YAML recipe into ``cls``; ``overrides`` (``key=value``) and ``values`` win."""
+    from secreason.configfile import ConfigFileError, line_of, read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    text = path.read_text(encoding="utf-8")
     try:
-        lines: dict[str, int | str] = dict(_key_lines(path, text))
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+        data, tree = read_yaml(path)  # one reader for every YAML file (secreason.configfile)
+    except ConfigFileError as err:
+        raise RecipeError(str(err)) from None
+    lines: dict[str, int | str] = {k: line_of(tree, str(k)) or 0 for k in data}
     for item in overrides:
         key, value = parse_override(item)
         data[key] = value

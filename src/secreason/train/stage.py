@@ -215,9 +215,13 @@ def stage_main(
     argv: Sequence[str],
 ) -> None:
     """``python -m MODULE RECIPE.yaml [key=value ...]``: the entry point accelerate launches."""
-    args = list(argv)
-    if not args:
-        raise SystemExit(f"usage: python -m {module} RECIPE.yaml [key=value ...]")
+    from secreason.configfile import recipe_help
+
+    args = [a for a in argv if a != "--set"]  # --set key=value and key=value are one grammar
+    usage = f"usage: python -m {module} RECIPE.yaml [--set key=value ...]"
+    if not args or args[0] in ("-h", "--help"):
+        print(recipe_help(usage, recipe_type))
+        raise SystemExit(0 if args else 2)
     try:
         run(load_recipe(args[0], recipe_type, args[1:]))
     except (RecipeError, StageError) as err:

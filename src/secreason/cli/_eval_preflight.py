@@ -1,0 +1,192 @@
+"""``secreason eval``'s preflight: every problem found before a single token is generated.
+
+An evaluation that stops after hours because the sixth benchmark's file is missing, or
+that asks a 1,024-position model for 2,048 new tokens, wastes the most expensive thing
+a user has. So before generating, the eval command loads every benchmark's data,
+checks the model (folder, context length) and the backend (installed, server reachable,
+model served), and refuses with the complete list of problems. What it can fix
+without asking, it fixes and says in one line: ``max_tokens`` is clamped to the context
+minus the longest prompt, and greedy benchmarks run one trial (``RunSettings.greedy_once``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secreason.cli._errors import explain, model_problem
+from secreason.evals.base import Benchmark
+from secreason.evals.runner import Runner, prompt_size
+
+#: config.json keys that hold a model's context length, most specific first
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
+BUILD_HINT = {
+    "cwe-prediction": "build it first: secreason build-benchmark cwe-prediction FEEDS "
+    "--since YYYY-MM-DD --out cwe-prediction.tsv, then --data cwe-prediction=that file",
+}
+
+
+@dataclass
+class Preflight:
+    """What the preflight found: problems (refuse), notes (said once) and facts."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    context: int | None = None
+    server: dict[str, Any] | None = None
+
+
+def check_data(runner: Runner, benches: Sequence[Benchmark], report: Preflight) -> None:
+    """Load every benchmark now; a failure names the benchmark and its source."""
+    for bench in benches:
+        source = runner.settings.source(bench) or bench.default_source or "its default"
+        try:
+            samples = runner.load(bench)
+        except Exception as error:  # each problem is reported, not raised
+            message = explain(error)[0].splitlines()[0]
+            hint = "" if "build-benchmark" in message else BUILD_HINT.get(bench.name, "")
+            report.problems.append(
+                f"{bench.name} (data: {source}): {message}" + (f"; {hint}" if hint else "")
+            )
+            continue
+        if not samples:
+            report.problems.append(f"{bench.name} (data: {source}): no rows")
+        report.rows[bench.name] = len(samples)
+
+
+def context_length(model: str) -> int | None:
+    """The model's context in tokens, from a local folder's config.json (else None)."""
+    path = Path(model).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None
+    for section in (config, config.get("text_config") or {}):
+        for key in _CONTEXT_KEYS:
+            if isinstance(section.get(key), int) and section[key] > 0:
+                return int(section[key])
+    return None
+
+
+def clamp_max_tokens(
+    runner: Runner, benches: Sequence[Benchmark], model: str, report: Preflight
+) -> None:
+    """Cap each benchmark's max_tokens at context - longest prompt (rendered, tokenized)."""
+    context = report.context = context_length(model)
+    if context is None:
+        return
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    settings = runner.settings
+    changed = []
+    for bench in benches:
+        samples = runner._loaded.get(bench.name)
+        if not samples:
+            continue
+        conversations = [bench.messages(s, p) for s in samples for p in settings.protocols]
+        # Only the longest few by characters are rendered: token order follows closely.
+        longest = sorted(conversations, key=prompt_size, reverse=True)[:8]
+        tokens = 0
+        for messages in longest:
+            text = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            tokens = max(tokens, len(tokenizer(str(text), add_special_tokens=False)["input_ids"]))
+        room = context - tokens
+        wanted = settings.sampling(bench, 0).max_tokens
+        if room < 1:
+            report.problems.append(
+                f"{bench.name}: its longest prompt is {tokens} tokens, the model holds "
+                f"{context}: no room to answer (use a model with a longer context)"
+            )
+        elif wanted > room:
+            settings.max_tokens_cap[bench.name] = room
+            changed.append(f"{bench.name} {wanted}->{room}")
+    if changed:
+        report.notes.append(
+            f"max_tokens clamped to the model's {context}-token context minus the longest "
+            f"prompt: {', '.join(changed)}"
+        )
+
+
+def greedy_note(runner: Runner, benches: Sequence[Benchmark], report: Preflight) -> None:
+    if runner.settings.trials < 2:
+        return
+    once = [b.name for b in benches if runner.settings.trials_for(b) == 1]
+    if once:
+        report.notes.append(
+            f"--trials {runner.settings.trials}: {', '.join(once)} decode greedily "
+            "(temperature 0), which gives the same output every trial, so they run once; "
+            "set --temperature > 0 for trials that differ"
+        )
+
+
+def check_backend(
+    backend: str,
+    model: str,
+    report: Preflight,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+) -> None:
+    """Is the backend installed, the model there, the server up and serving it?"""
+    if backend in ("transformers", "vllm"):
+        problem = model_problem(model)
+        if problem:
+            report.problems.append(problem)
+        if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            report.problems.append(
+                "--backend vllm needs vLLM, which is not installed: pip install "
+                "'secreason[vllm]' (GPU only), or use --backend transformers"
+            )
+        return
+    import httpx
+
+    url = (base_url or "").rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout)
+    except httpx.HTTPError as error:
+        report.problems.append(
+            f"--base-url {base_url}: cannot list the served models ({error}); start the "
+            "server (e.g. secreason serve --model M) or fix --base-url"
+        )
+        return
+    if response.status_code in (401, 403):
+        report.problems.append(f"--base-url {base_url}: the server refused the API key")
+        return
+    try:  # a server without /models (or an odd one) is not checked further
+        entries = (response.json().get("data") or []) if response.is_success else []
+    except (ValueError, AttributeError):
+        entries = []
+    served = {str(e.get("id")): e for e in entries if isinstance(e, dict)}
+    if served and model not in served:
+        report.problems.append(
+            f"--model {model}: not served at {base_url}; it serves {', '.join(served)}"
+        )
+        return
+    entry = served.get(model, {})
+    meta = entry.get("secreason") if isinstance(entry.get("secreason"), dict) else {}
+    report.server = {"url": base_url, "owned_by": entry.get("owned_by")}
+    if isinstance(meta, dict) and meta.get("system_prompt") is not None:
+        report.server["system_prompt"] = meta["system_prompt"]
+    if isinstance(entry.get("max_model_len"), int):
+        report.context = int(entry["max_model_len"])
+
+
+def check_extras(lm_eval: bool, alpaca: bool, report: Preflight) -> None:
+    wanted_modules = ((lm_eval, "lm_eval", "--lm-eval"), (alpaca, "alpaca_eval", "--alpaca-eval"))
+    for wanted, module, flag in wanted_modules:
+        if wanted and importlib.util.find_spec(module) is None:
+            report.problems.append(
+                f"{flag} needs {module}, which is not installed: pip install 'secreason[general]'"
+            )

@@ -1,0 +1,228 @@
+"""The bad-input table: every command, each user mistake, run as a real subprocess.
+
+Each row asserts what a newcomer needs: a non-zero exit, no traceback, one or two
+lines on stderr naming the file (and line) or the name at fault and what to do. One
+row reruns with ``--debug`` to show the traceback is still there for developers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "benchmarks"
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "SECREASON_PROGRESS": "0",
+    "SECREASON_DEBUG": "",
+    "COLUMNS": "200",
+}
+LATIN1 = "Rückmeldung: Café ☕".encode("latin-1", "replace")
+
+
+def secreason(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "secreason.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or ENV,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of bad (and a few good) inputs; commands run from inside it."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "empty.jsonl").write_text("")
+    (root / "blank.jsonl").write_text("\n\n")
+    (root / "latin1.jsonl").write_bytes(
+        b'{"completion": "Answer: CWE-79", "reference": "CWE-79"}\n'
+        b'{"completion": "' + LATIN1 + b'", "reference": "CWE-79"}\n'
+    )
+    (root / "preds-latin1.jsonl").write_bytes(
+        b'{"index": 0, "completion": "A"}\n{"index": 1, "completion": "' + LATIN1 + b'"}\n'
+    )
+    mcq = (FIXTURES / "ctibench" / "cti-mcq.tsv").read_bytes().splitlines(keepends=True)
+    (root / "cti-mcq.tsv").write_bytes(b"".join(mcq[:3]) + LATIN1 + b"\t" + mcq[3])
+    (root / "broken.yaml").write_text("model_name_or_path: tiny\nmax_steps: [1\n")
+    (root / "latin1.yaml").write_bytes(b"model_name_or_path: tiny\n# " + LATIN1 + b"\n")
+    (root / "unknown-key.yaml").write_text("mix:\n  seed: 1\nbogus_section: 2\n")
+    (root / "list.yaml").write_text("- a\n- b\n")
+    (root / "missing-model.yaml").write_text(
+        "model_name_or_path: runs/none/final\ndataset_path: empty.jsonl\n"
+        "output_dir: out\nuse_cpu: true\nbf16: false\n"
+    )
+    (root / "runs").mkdir()
+    return root
+
+
+MCQ = str(FIXTURES / "ctibench")
+CYBERMETRIC_80 = str(FIXTURES / "cybermetric" / "CyberMetric-80-v1.json")
+PREDS = ("--predictions", "empty.jsonl")
+
+# (id, argv, strings stderr must contain)
+TABLE = [
+    # eval: data
+    (
+        "eval-missing-data",
+        ["eval", "ctibench-mcq", "--data", "nothere/", "--model", "m"],
+        ["nothere"],
+    ),
+    (
+        "eval-wrong-benchmark-file",
+        ["eval", "ctibench-mcq", "--data", f"ctibench={CYBERMETRIC_80}", *PREDS],
+        ["CyberMetric-80-v1.json", "cti-mcq.tsv", "another benchmark"],
+    ),
+    (
+        "eval-benchmark-not-utf8",
+        ["eval", "ctibench-mcq", "--data", "ctibench-mcq=cti-mcq.tsv", *PREDS],
+        ["cti-mcq.tsv:4", "UTF-8"],
+    ),
+    (
+        "eval-empty-predictions",
+        ["eval", "ctibench-mcq", "--data", MCQ, *PREDS],
+        ["empty.jsonl", "empty"],
+    ),
+    (
+        "eval-blank-predictions",
+        ["eval", "ctibench-mcq", "--data", MCQ, "--predictions", "blank.jsonl"],
+        ["blank.jsonl"],
+    ),
+    (
+        "eval-predictions-not-utf8",
+        ["eval", "ctibench-mcq", "--data", MCQ, "--predictions", "preds-latin1.jsonl"],
+        ["preds-latin1.jsonl:2", "UTF-8"],
+    ),
+    (
+        "eval-missing-predictions",
+        ["eval", "ctibench-mcq", "--data", MCQ, "--predictions", "no.jsonl"],
+        ["no.jsonl"],
+    ),
+    # eval: names
+    (
+        "eval-unknown-name",
+        ["eval", "ctibench-mq", "--model", "m"],
+        ["ctibench-mq", "did you mean", "ctibench-mcq"],
+    ),
+    ("eval-no-name", ["eval", "--model", "m"], ["--list"]),
+    # eval: model, backend, preflight
+    (
+        "eval-model-not-found",
+        ["eval", "ctibench-mcq", "--data", MCQ, "--model", "runs/none/final"],
+        ["runs/none/final", "no such folder"],
+    ),
+    (
+        "eval-cwe-prediction-unbuilt-and-model-missing",
+        ["eval", "ctibench-mcq", "cwe-prediction", "--data", MCQ, "--model", "./nope"],
+        ["2 problem(s)", "secreason build-benchmark cwe-prediction", "./nope"],
+    ),
+    (
+        "eval-server-down",
+        [
+            "eval",
+            "ctibench-mcq",
+            "--data",
+            MCQ,
+            "--backend",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+        ],
+        ["127.0.0.1:9", "secreason serve"],
+    ),
+    # score
+    ("score-missing-file", ["score", "cwe", "nothere.jsonl"], ["nothere.jsonl"]),
+    ("score-empty", ["score", "cwe", "empty.jsonl"], ["empty.jsonl", "empty"]),
+    ("score-not-utf8", ["score", "cwe", "latin1.jsonl"], ["latin1.jsonl:2", "UTF-8"]),
+    ("score-unknown-task", ["score", "cwes", "empty.jsonl"], ["unknown task 'cwes'"]),
+    # sft / rl
+    ("sft-missing-recipe", ["sft", "nothere.yaml"], ["nothere.yaml", "not found"]),
+    ("sft-broken-yaml", ["sft", "broken.yaml"], ["broken.yaml:3:1", "not valid YAML"]),
+    ("sft-recipe-not-utf8", ["sft", "latin1.yaml"], ["latin1.yaml:2", "UTF-8"]),
+    ("sft-bad-set", ["sft", "missing-model.yaml", "--set", "nonsense"], ["nonsense", "key=value"]),
+    (
+        "sft-model-not-found",
+        ["sft", "missing-model.yaml"],
+        ["missing-model.yaml", "runs/none/final", "no such folder"],
+    ),
+    (
+        "rl-model-not-found-by-override",
+        ["rl", "missing-model.yaml", "--set", "model_name_or_path=./gone"],
+        ["./gone"],
+    ),
+    ("rl-missing-recipe", ["rl", "nothere.yaml"], ["nothere.yaml"]),
+    ("rl-not-a-mapping", ["rl", "list.yaml"], ["list.yaml", "mapping"]),
+    # data run
+    ("data-missing-recipe", ["data", "run", "nothere.yaml"], ["nothere.yaml", "not found"]),
+    ("data-broken-yaml", ["data", "run", "broken.yaml"], ["broken.yaml:3:1"]),
+    (
+        "data-unknown-key",
+        ["data", "run", "unknown-key.yaml"],
+        ["unknown-key.yaml", "bogus_section"],
+    ),
+    # serve
+    ("serve-model-not-found", ["serve", "--model", "runs/none/final"], ["runs/none/final"]),
+    ("serve-broken-config", ["serve", "--config", "broken.yaml"], ["broken.yaml:3:1"]),
+    ("serve-unknown-setting", ["serve", "--model", "m", "--set", "bogus=1"], ["bogus"]),
+    # kb
+    ("kb-unknown-cwe", ["kb", "cwe", "CWE-99999999"], ["99999999"]),
+    ("kb-bad-cvss", ["kb", "cvss", "CVSS:3.1/AV:Q"], ["CVSS:3.1/AV:Q"]),
+]
+if importlib.util.find_spec("vllm") is None:
+    TABLE.append(
+        (
+            "eval-vllm-not-installed",
+            ["eval", "ctibench-mcq", "--data", MCQ, "--backend", "vllm", "--model", "m"],
+            ["secreason[vllm]"],
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"), [row[1:] for row in TABLE], ids=[r[0] for r in TABLE]
+)
+def test_bad_input_is_one_clear_message(inputs: Path, argv: list[str], expected: list[str]) -> None:
+    result = secreason(*argv, cwd=inputs)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for text in expected:
+        assert text in result.stderr, (text, result.stderr)
+    # One or two lines, plus at most one per listed problem and deprecation warnings.
+    lines = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith("  - ")]
+    lines = [x for x in lines if not x.startswith(("warning:", "note:"))]
+    assert 1 <= len(lines) <= 2, result.stderr
+
+
+def test_debug_shows_the_traceback(inputs: Path) -> None:
+    plain = secreason("score", "cwe", "latin1.jsonl", cwd=inputs)
+    debug = secreason("--debug", "score", "cwe", "latin1.jsonl", cwd=inputs)
+    by_env = secreason(
+        "score", "cwe", "latin1.jsonl", cwd=inputs, env={**ENV, "SECREASON_DEBUG": "1"}
+    )
+    assert "Traceback" not in plain.stderr
+    assert "UnicodeDecodeError" in debug.stderr and "Traceback" in debug.stderr
+    assert "UnicodeDecodeError" in by_env.stderr
+    assert debug.returncode != 0
+
+
+def test_version(inputs: Path) -> None:
+    from secreason import __version__
+
+    result = secreason("--version", cwd=inputs)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"secreason {__version__}"
