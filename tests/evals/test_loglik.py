@@ -1,0 +1,78 @@
+"""Log-likelihood multiple choice on the tiny model, checked against a direct forward pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from secreason.backends.transformers import TransformersBackend
+from secreason.evals import get_benchmark
+from secreason.evals.loglik import answer_prompt, choice_logprobs, evaluate_loglik, loglik_results
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks" / "athenabench"
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir: Path) -> TransformersBackend:
+    return TransformersBackend(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+def by_hand(backend: TransformersBackend, prompt: str, choice: str) -> float:
+    """log p(choice | prompt): one unpadded forward pass over prompt + choice."""
+    tok = backend.tokenizer
+    context = tok(prompt, add_special_tokens=False)["input_ids"]
+    cont = tok(choice, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([context + cont])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(backend.model(input_ids=ids).logits.float(), -1)[0]
+    return float(sum(logprobs[len(context) - 1 + i, t] for i, t in enumerate(cont)))
+
+
+def test_letters_and_long_choices_match_a_direct_forward_pass(backend) -> None:
+    prompts = ["Question: which? Answer:", "A much longer question about a toy lab. Answer:", "x"]
+    letters = [" A", " B", " C"]
+    long = [" Execution Prevention", " Audit"]
+    tok = backend.tokenizer
+    assert all(len(tok(c, add_special_tokens=False)["input_ids"]) == 1 for c in letters)
+    assert len(tok(long[0], add_special_tokens=False)["input_ids"]) > 1
+    for choices in (letters, long):
+        batched = choice_logprobs(backend.model, tok, prompts, choices, batch_size=4)
+        alone = choice_logprobs(backend.model, tok, prompts, choices, batch_size=1)
+        for got, one, prompt in zip(batched, alone, prompts, strict=True):
+            for choice in choices:
+                expected = by_hand(backend, prompt, choice)
+                assert got[choice] == pytest.approx(expected, abs=1e-4)
+                assert one[choice] == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_letter_is_read_after_closed_reasoning(backend) -> None:
+    prompt = answer_prompt(backend, [{"role": "user", "content": "Q"}])
+    assert backend.prefilled
+    assert prompt.endswith("<think>\n</think>\nAnswer:")
+
+
+def test_benchmark_scores_the_most_likely_letter(backend) -> None:
+    bench = get_benchmark("athenabench-mcq")
+    samples = bench.load(FIXTURES)
+    results = loglik_results(bench, samples, backend, "official")
+    chosen = [max(r.extra["logprobs"], key=r.extra["logprobs"].get) for r in results]
+    assert all(sorted(r.extra["logprobs"]) == list("ABCDE") for r in results)
+    expected = sum(c == s.reference for c, s in zip(chosen, samples, strict=True)) / 4
+    metrics = evaluate_loglik(bench, backend, FIXTURES)
+    for protocol in ("official", "strict"):
+        assert metrics[protocol]["accuracy"] == pytest.approx(expected)
+        assert metrics[protocol]["format_proper"] == 1.0  # never invalid
+    with pytest.raises(ValueError, match="no options"):
+        loglik_results(
+            get_benchmark("athenabench-rcm"),
+            get_benchmark("athenabench-rcm").load(FIXTURES),
+            backend,
+        )
+
+
+def test_refused_without_token_probabilities() -> None:
+    bench = get_benchmark("athenabench-mcq")
+    with pytest.raises(TypeError, match="transformers backend"):
+        loglik_results(bench, bench.load(FIXTURES), object())
