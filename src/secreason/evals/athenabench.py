@@ -7,8 +7,11 @@ project reads them from the user's ``--data DIR`` (the file, a folder holding it
 the repository root with ``benchmark/`` or ``benchmark-mini/``) and ships none.
 
 Both protocols send the row's ``prompt`` as the only user turn (it already asks for a
-final ``Answer:`` line), so one generation serves both. Official = the authors' scorer
-(``athena_eval/evaluate.py`` and ``answer_extractors.py``), reproduced rule for rule:
+final ``Answer:`` line), so one generation serves both; decoding is greedy (2048 new
+tokens) unless the run says otherwise. Official = the authors' scorer
+(``athena_eval/evaluate.py`` and ``answer_extractors.py``), reproduced rule for rule on
+the answer region (as everywhere here, nothing is read inside a reasoning block; the
+authors' models write none, so for them the answer region is the whole response):
 
 * reading: the last non-empty line with a match, after one leading ``Answer:``-style
   label is dropped (``tasks.mitigation.athena_last_match``); MCQ: first standalone
