@@ -161,8 +161,8 @@ def register(app: typer.Typer) -> None:
         server_system_prompt: str = typer.Option(
             None,
             "--server-system-prompt",
-            help="openai: the server's system-prompt policy (keep|replace|prepend|off), "
-            "recorded in run.json when the server does not report it.",
+            help="openai: the server's system-prompt policy (replace|extend|client|off), "
+            "recorded in run.json and the report when the server does not report it.",
         ),
         judge_model: str = typer.Option(None, "--judge-model", help="Judge for HarmBench."),
         judge_backend: str = typer.Option(None, "--judge-backend"),
@@ -229,6 +229,10 @@ def register(app: typer.Typer) -> None:
 
         if protocol not in ("official", "strict", "both"):
             _fail(f"--protocol {protocol!r}: choose official, strict or both")
+        if server_system_prompt not in (None, "replace", "extend", "client", "off"):
+            _fail(
+                f"--server-system-prompt {server_system_prompt!r}: replace, extend, client or off"
+            )
         if prefilled not in ("auto", "yes", "no"):
             _fail(f"--prefilled {prefilled!r}: choose auto, yes or no")
         if backend not in ("transformers", "vllm", "openai"):
@@ -357,8 +361,8 @@ def register(app: typer.Typer) -> None:
             ):
                 typer.echo(
                     "warning: a secreason server replaces the benchmarks' system prompts "
-                    "unless it runs with system_prompt.mode: keep; say which with "
-                    "--server-system-prompt",
+                    "unless it runs with system_prompt.mode: off (--no-system-prompt); say "
+                    "which with --server-system-prompt",
                     err=True,
                 )
         run_info = {

@@ -174,6 +174,14 @@ def markdown(report: dict[str, Any]) -> str:
         "the token limit; unclosed = reasoning never closed. mad: lower is better.",
         "",
     ]
+    server = run.get("server") or {}
+    if server:  # through a server: its system-prompt policy decides what the model saw
+        policy = (server.get("system_prompt") or {}).get("mode", "unknown")
+        lines += [
+            f"Served at {server.get('url', '-')}; server system-prompt policy: **{policy}** "
+            "(benchmark prompts reach the model unchanged only under `off`).",
+            "",
+        ]
     caveats = [b["caveat"] for b in report["benchmarks"] if b.get("caveat")]
     if caveats:
         lines += ["> **Subset.** " + " ".join(f"{c}." for c in caveats), ""]
