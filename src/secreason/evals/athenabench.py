@@ -40,130 +40,34 @@ maps, ``rms``.
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from secreason.backends.base import SamplingParams
+from secreason.evals.athenabench_rules import (
+    ALIAS_FILE,
+    RELATED_FILE,
+    VSP_DENOMINATOR,
+    AthenaTask,
+    Graph,
+    exact,
+    line_reader,
+    read_pairs,
+    taa_connection,
+    technique,
+    vsp,
+)
 from secreason.evals.base import Benchmark, ItemResult
 from secreason.evals.choice import accuracy_by
 from secreason.evals.choice_measures import choice_measures
 from secreason.evals.fewshot import with_fewshot
 from secreason.evals.shuffle import orders, shuffle_measures, shuffled
-from secreason.evals.sources import Row, limited, local_file, read_jsonl, read_table
+from secreason.evals.sources import Row, limited, local_file, read_jsonl
 from secreason.tasks.actor import ThreatActorAttribution
 from secreason.tasks.attack import TechniqueExtraction
-from secreason.tasks.base import (
-    Extraction,
-    Protocol,
-    Sample,
-    Score,
-    ScoreStatus,
-    Task,
-    get_task,
-)
-from secreason.tasks.cvss import parse_vector
+from secreason.tasks.base import Protocol, Sample, Score, Task, get_task
 from secreason.tasks.mcq import MCQ
-from secreason.tasks.mitigation import athena_freeform, athena_last_match
-
-VSP_DENOMINATOR = 7.7
-ALIAS_FILE = "aliases.csv"
-RELATED_FILE = "related_groups.csv"
-Graph = dict[str, set[str]]
-
-
-@dataclass(frozen=True)
-class AthenaPrediction(Extraction):
-    """What the authors' reader returned (``raw``, '' when it found nothing)."""
-
-    raw: str = ""
-
-
-def _same(pred: str, gold: str) -> bool:
-    return pred.strip().lower() == gold.strip().lower()
-
-
-def _exact(pred: str, gold: str) -> Score:
-    hit = _same(pred, gold)
-    return Score(float(hit), "correct" if hit else ("incorrect" if pred else "invalid"))
-
-
-def _technique(pred: str, gold: str) -> Score:
-    p, a = pred.strip().split(".")[0].upper(), gold.strip().split(".")[0].upper()
-    hit = bool(p) and p == a
-    return Score(float(hit), "correct" if hit else ("incorrect" if pred else "invalid"))
-
-
-def _vsp(pred: str, gold: str) -> Score:
-    try:
-        p, a = parse_vector(pred.strip()), parse_vector(gold.strip())
-    except Exception as error:  # the authors count any failure as "not scored"
-        return Score(0.0, "invalid", {"success": False, "error": str(error)})
-    if p.base_score is None or a.base_score is None:
-        return Score(0.0, "invalid", {"success": False, "error": p.error or a.error})
-    deviation = abs(p.base_score - a.base_score)
-    value = 1.0 - deviation / VSP_DENOMINATOR
-    status: ScoreStatus = "correct" if deviation == 0 else "incorrect"
-    return Score(value, status, {"success": True, "deviation": deviation})
-
-
-def _reaches(start: str, target: str, graphs: Sequence[Graph]) -> bool:
-    seen, queue = {start}, deque([start])
-    while queue:
-        node = queue.popleft()
-        if node == target:
-            return True
-        for graph in graphs:
-            for nxt in graph.get(node, ()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append(nxt)
-    return False
-
-
-def read_pairs(path: Path, column: str) -> Graph:
-    """An authors' CSV (``ThreatActor``, ``column``) as a symmetric lower-cased graph."""
-    graph: Graph = {}
-    for number, row in enumerate(read_table(path, ","), 2):
-        if "ThreatActor" not in row or column not in row:
-            raise ValueError(f"{path}: line {number}: needs columns ThreatActor and {column}")
-        a, b = str(row["ThreatActor"]).strip().lower(), str(row[column] or "").strip().lower()
-        graph.setdefault(a, set()).add(b)
-        graph.setdefault(b, set()).add(a)
-    return graph
-
-
-class AthenaTask(Task):
-    """Strict: a project task. Official: the authors' reader and scorer (see module)."""
-
-    def __init__(
-        self, strict: Task, read: Callable[[str], str], mark: Callable[[str, str], Score]
-    ) -> None:
-        self.strict, self.read, self.mark = strict, read, mark
-        self.name = strict.name
-
-    def prompt(self, sample: Sample) -> list[dict[str, str]]:
-        return self.strict.prompt(sample)
-
-    def extract(self, answer_text: str, protocol: Protocol = "strict") -> Extraction:
-        if protocol != "official":
-            return self.strict.extract(answer_text, protocol)
-        raw = self.read(answer_text)
-        error = None if raw else "the authors' reader found nothing"
-        return AthenaPrediction(raw or None, error, raw)
-
-    def score(self, extracted: Extraction, reference: str) -> Score:
-        if isinstance(extracted, AthenaPrediction):
-            return self.mark(extracted.raw, reference)
-        return self.strict.score(extracted, reference)
-
-    def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
-        return self.strict.aggregate(scores)
-
-
-def _line(pattern: str, transform: Callable[[str], str]) -> Callable[[str], str]:
-    return lambda text: athena_last_match(text, pattern, transform)
+from secreason.tasks.mitigation import athena_freeform
 
 
 class AthenaBenchTask(Benchmark):
@@ -242,8 +146,8 @@ class AthenaMCQ(AthenaBenchTask):
         return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
 
     def make_task(self) -> Task:
-        read = _line(r"\b([A-E])\b", str.upper)
-        return AthenaTask(MCQ(letters="ABCDE"), read, _exact)
+        read = line_reader(r"\b([A-E])\b", str.upper)
+        return AthenaTask(MCQ(letters="ABCDE"), read, exact)
 
     def sample(self, index: int, row: Row, path: Path) -> Sample:
         out = super().sample(index, row, path)
@@ -270,8 +174,8 @@ class AthenaATE(AthenaBenchTask):
     columns = ("technique_id", "scenario")
 
     def make_task(self) -> Task:
-        read = _line(r"(T\d{4}(?:\.\d{3})?)", lambda s: s.upper().split(".")[0])
-        return AthenaTask(TechniqueExtraction(collapse_subtechniques=True), read, _technique)
+        read = line_reader(r"(T\d{4}(?:\.\d{3})?)", lambda s: s.upper().split(".")[0])
+        return AthenaTask(TechniqueExtraction(collapse_subtechniques=True), read, technique)
 
 
 class AthenaRCM(AthenaBenchTask):
@@ -280,7 +184,7 @@ class AthenaRCM(AthenaBenchTask):
     columns = ("cve_id", "description")
 
     def make_task(self) -> Task:
-        return AthenaTask(get_task("cwe"), _line(r"(CWE-\d+)", str.upper), _exact)
+        return AthenaTask(get_task("cwe"), line_reader(r"(CWE-\d+)", str.upper), exact)
 
 
 class AthenaRMS(AthenaBenchTask):
@@ -304,7 +208,7 @@ class AthenaVSP(AthenaBenchTask):
     columns = ("cve_id", "description", "vector_score", "severity")
 
     def make_task(self) -> Task:
-        return AthenaTask(get_task("cvss"), _line(r"(CVSS:3\.1/[^\s]+)", str.strip), _vsp)
+        return AthenaTask(get_task("cvss"), line_reader(r"(CVSS:3\.1/[^\s]+)", str.strip), vsp)
 
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
@@ -351,15 +255,10 @@ class AthenaTAA(AthenaBenchTask):
             aliases={k: sorted(v) for k, v in self.alias.items()},
             related={k: sorted(v) for k, v in self.related.items()},
         )
-        return AthenaTask(strict, _line(r"(.+)", athena_freeform), self._connection)
+        return AthenaTask(strict, line_reader(r"(.+)", athena_freeform), self._connection)
 
     def _connection(self, pred: str, gold: str) -> Score:
-        a, b = gold.strip().lower(), pred.strip().lower()
-        if _reaches(a, b, [self.alias]):
-            return Score(1.0, "correct", {"label": "correct"})
-        if _reaches(a, b, [self.alias, self.related]):
-            return Score(0.5, "incorrect", {"label": "plausible"})
-        return Score(0.0, "incorrect" if pred else "invalid", {"label": "incorrect"})
+        return taa_connection(pred, gold, self.alias, self.related)
 
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
