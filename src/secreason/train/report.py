@@ -39,24 +39,39 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
 
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over up to ``window`` points (the first points average fewer)."""
+    import numpy as np
+
+    if not values:
+        return []
+    data = np.asarray(values, dtype=float)
+    sums = np.cumsum(np.insert(data, 0, 0.0))
+    ends = np.arange(1, len(data) + 1)
+    starts = np.maximum(0, ends - max(1, window))
+    return list((sums[ends] - sums[starts]) / (ends - starts))
+
+
 def _plot_curves(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Per task: raw points faint, their moving average (a tenth of the run) bold."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks = sorted({t for r in records for t in r["tasks"]})
+    window = max(1, len(records) // 10)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for task in tasks:
+    for n, task in enumerate(tasks):
+        color = f"C{n}"
         steps = [r["step"] for r in records if task in r["tasks"]]
         for ax, key in zip(axes, ("reward", "format_valid", "reasoning_words"), strict=True):
-            ax.plot(
-                steps, [r["tasks"][task][key] for r in records if task in r["tasks"]], label=task
-            )
-    for ax, title in zip(
-        axes, ("task reward (train rollouts)", "format-valid rate", "reasoning words"), strict=True
-    ):
-        ax.set_title(title)
+            raw = [float(r["tasks"][task][key]) for r in records if task in r["tasks"]]
+            ax.plot(steps, raw, color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(steps, moving_average(raw, window), color=color, linewidth=2, label=task)
+    titles = ("task reward (train rollouts)", "format-valid rate", "reasoning words")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(f"{title}\nfaint: raw, bold: {window}-step mean", fontsize=9)
         ax.set_xlabel("RL step")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train import continuation
+from secreason.train import continuation, progress
 from secreason.train.config import (
     RecipeError,
     RecipeT,
@@ -202,6 +202,7 @@ def run_stage(name: str, recipe: SFTRecipe | RLRecipe, build_trainer: Callable[[
     stamp = fingerprint(recipe)
     resume = prepare_output(recipe)
     trainer = build_trainer()
+    progress.install(trainer)
     train_with_resume(trainer, resume)
     out = export(trainer, recipe)
     mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
