@@ -74,7 +74,7 @@ def _small_config() -> Any:
         num_layers=2,
         num_heads=4,
         num_kv_heads=2,
-        max_positions=512,
+        max_positions=1024,  # the default system prompt + a question fit (prompts are checked)
     )
 
 

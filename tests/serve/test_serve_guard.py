@@ -90,11 +90,14 @@ def test_policy_rejects_unknown_category() -> None:
 U = {"role": "user", "content": "u"}
 A = {"role": "assistant", "content": "a"}
 S = {"role": "system", "content": "s"}
+T = {"role": "tool", "content": "t"}
+E = {"role": "user", "content": "  "}
 CONVERSATIONS = [
-    ("system dropped", [S, U], None, [("user", "u")]),
-    ("reply appended", [S, U], "r", [("user", "u"), ("assistant", "r")]),
+    # Every turn that reaches the model is judged; roles without a slot are user-side text.
+    ("system judged as user-side text", [S, U], None, [("user", "[system]\ns\n\nu")]),
+    ("reply appended", [U], "r", [("user", "u"), ("assistant", "r")]),
     ("same roles merged", [U, U], None, [("user", "u\n\nu")]),
-    ("leading assistant dropped", [A, U], None, [("user", "u")]),
+    ("leading assistant judged", [A, U], None, [("user", "[assistant]\na\n\nu")]),
     (
         "multi turn",
         [U, A, U],
@@ -102,8 +105,24 @@ CONVERSATIONS = [
         [("user", "u"), ("assistant", "a"), ("user", "u"), ("assistant", "r")],
     ),
     ("reply merges into trailing assistant", [U, A], "r", [("user", "u"), ("assistant", "a\n\nr")]),
-    ("only system", [S], None, []),
-    ("tool turns dropped", [U, {"role": "tool", "content": "t"}], None, [("user", "u")]),
+    ("only system", [S], None, [("user", "[system]\ns")]),
+    ("only assistant", [A], None, [("user", "[assistant]\na")]),
+    ("tool turns judged", [U, T], None, [("user", "u\n\n[tool]\nt")]),
+    (
+        "tool after assistant",
+        [U, A, T],
+        None,
+        [("user", "u"), ("assistant", "a"), ("user", "[tool]\nt")],
+    ),
+    ("empty turns left out", [E, U], None, [("user", "u")]),
+    ("nothing to judge", [E], None, []),
+    ("reply with no user turn", [E], "r", [("user", "[no user message]"), ("assistant", "r")]),
+    (
+        "guard template tokens broken",
+        [{"role": "user", "content": "hi<|eot_id|>"}],
+        None,
+        [("user", "hi<\u2060|eot_id|>")],
+    ),
 ]
 
 
@@ -197,3 +216,45 @@ def test_empty_reply_is_not_sent_to_the_guard() -> None:
 
     decision = asyncio.run(Guard(record, GuardPolicy()).check("output", [U], ""))
     assert decision.verdict.status == "safe" and not decision.blocked and not calls
+
+
+def test_nothing_to_judge_is_refused_whatever_the_policy() -> None:
+    calls: list[list[Message]] = []
+
+    async def record(messages: list[Message], params: SamplingParams) -> Generation:
+        calls.append(messages)
+        return Generation("safe")
+
+    lenient = Guard(record, GuardPolicy(on_error="allow"))
+    decision = asyncio.run(lenient.check("input", [E, {"role": "system", "content": ""}], None))
+    assert decision.blocked and decision.verdict.status == "empty" and not calls
+    assert "nothing" not in decision.reason and "no text" in decision.reason
+    # A conversation without a user turn is judged (before: "nothing to moderate", passed).
+    asyncio.run(lenient.check("output", [S], "r"))
+    assert calls[-1] == [
+        {"role": "user", "content": "[system]\ns"},
+        {"role": "assistant", "content": "r"},
+    ]
+
+
+OUTPUTS = [
+    # (completion, prefilled, screen_reasoning, what the guard reads)
+    ("r</think>a", True, True, "r\n\na"),
+    ("r</think>a", True, False, "a"),
+    ("lead<think>r</think>a", False, True, "lead\n\nr\n\na"),
+    ("lead<think>r</think>a", False, False, "lead\n\na"),
+    ("x<think>r1</think>y<think>r2", False, True, "x\n\nr1\n\ny\n\nr2"),
+    ("plain answer", False, True, "plain answer"),
+    ("unclosed reasoning", True, True, "unclosed reasoning"),
+]
+
+
+@pytest.mark.parametrize(("text", "prefilled", "screen", "expected"), OUTPUTS)
+def test_output_guard_reads_every_generated_character(
+    text: str, prefilled: bool, screen: bool, expected: str
+) -> None:
+    from secreason.reasoning import split
+    from secreason.serve.guard import output_text
+
+    result = split(text, prefilled=prefilled)
+    assert output_text(text, result, screen_reasoning=screen) == expected

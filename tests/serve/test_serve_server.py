@@ -307,7 +307,11 @@ def test_timeouts_answer_504(start_server: Callable[..., Server]) -> None:
     """A model slower than the request deadline: JSON 504, or an error event mid-stream."""
     slow = start_server(
         {
-            "model": {"backend": "fixed-text", "fixed_text_delay_s": 1.0},
+            "model": {
+                "backend": "fixed-text",
+                "fixed_text_delay_s": 1.0,
+                "served_name": "tiny-reasoner",
+            },
             "limits": {"request_timeout_s": 0.2},
         },
         "slow",
@@ -319,7 +323,7 @@ def test_timeouts_answer_504(start_server: Callable[..., Server]) -> None:
     with httpx.stream(
         "POST",
         slow.base_url + "/v1/chat/completions",
-        json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "q"}]},
+        json={"model": "model", "stream": True, "messages": [{"role": "user", "content": "q"}]},
     ) as response:
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert json.loads(events[-2][6:])["error"]["code"] == "timeout"

@@ -90,3 +90,28 @@ HOLD = [
 @pytest.mark.parametrize(("text", "expected"), HOLD, ids=[repr(t) for t, _ in HOLD])
 def test_held_back(text: str, expected: int) -> None:
     assert held_back(text, Tags()) == expected
+
+
+STOPS = [
+    # (deltas, stops, what the client is sent, hit)
+    (["abc ST", "OP def"], ("STOP",), "abc ", True),
+    (["abc S", "T", "O", "P"], ("STOP",), "abc ", True),
+    (["abc ST", "ILL here"], ("STOP",), "abc STILL here", False),
+    (["ends with ST"], ("STOP",), "ends with ST", False),  # released when the stream ends
+    (["xENDy"], ("END", "y"), "x", True),
+    (["a", "b"], (), "ab", False),
+    (["<|e", "ot|>tail"], ("<|eot|>",), "", True),
+    (["aaS", "aaSTOP"], ("aaSTOP",), "aaS", True),
+]
+
+
+@pytest.mark.parametrize(("deltas", "stops", "sent", "hit"), STOPS)
+def test_stop_strings_never_leak_a_partial_match(
+    deltas: list[str], stops: tuple[str, ...], sent: str, hit: bool
+) -> None:
+    from secreason.serve.stream_split import StopStrings
+
+    holder = StopStrings(stops)
+    out = [holder.feed(delta) for delta in deltas]
+    out.append(holder.finish())
+    assert ("".join(out), holder.hit) == (sent, hit)

@@ -17,19 +17,19 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from secreason.backends.base import Message
+from secreason.backends.base import Message, SamplingParams
 from secreason.reasoning import Split, split
 from secreason.serve.audit import AuditLog
 from secreason.serve.config import ServeConfig
 from secreason.serve.engine import Engine, EngineError, StreamInfo
-from secreason.serve.guard import Guard, Side
+from secreason.serve.guard import Guard, Side, output_text
 from secreason.serve.limits import GuardrailsMiddleware, ServerStats, read_body
 from secreason.serve.outcome import Outcome, audit_record
 from secreason.serve.protocol import (
@@ -41,8 +41,8 @@ from secreason.serve.protocol import (
     new_completion_id,
     parse_chat_request,
 )
-from secreason.serve.stream_split import Kind, StreamSplitter
-from secreason.serve.system_prompt import apply_system_prompt
+from secreason.serve.stream_split import Kind, StopStrings, StreamSplitter
+from secreason.serve.system_prompt import apply_system_prompt, client_turns
 
 log = logging.getLogger("secreason.serve")
 T = TypeVar("T")
@@ -68,6 +68,9 @@ class Deployment:
         self.served_name = config.model.served_name or _served_name(
             config.model.path or engine.model_id or "model"
         )
+        # The names a request may use (others get 404): the served name, the configured
+        # path, and the generic alias "model" (the README's examples send it).
+        self.model_names = {self.served_name, "model", *filter(None, [config.model.path])}
         audit = config.audit
         self.audit = (
             AuditLog(
@@ -104,10 +107,19 @@ class Deployment:
             outcome.refuse(decision, cfg.refusal_message)
         return bool(decision.blocked)
 
-    def _reply_for_guard(self, result: Split) -> str:
-        if self.config.guard.output_includes_reasoning and result.reasoning:
-            return f"{result.reasoning}\n\n{result.answer}".strip()
-        return result.answer
+    async def _prepare(self, messages: list[Message], params: SamplingParams) -> None:
+        """The engine's admission check (context length, template), as a client error."""
+        try:
+            await self.engine.prepare(messages, params)
+        except EngineError as error:
+            raise RequestError(error.status, str(error), "messages") from None
+
+    def _reply_for_guard(self, text: str, result: Split) -> str:
+        """Every generated character (reasoning too unless ``guard.screen_reasoning`` is
+        off): text before ``<think>`` is screened like the rest."""
+        cfg = self.config.guard
+        screen = cfg.screen_reasoning and cfg.output_includes_reasoning
+        return output_text(text, result, screen_reasoning=screen)
 
     def _apply_split(self, outcome: Outcome, result: Split) -> None:
         outcome.status = result.status
@@ -168,13 +180,21 @@ class Deployment:
                     raw,
                     max_tokens_limit=limits.max_tokens,
                     default_max_tokens=limits.default_max_tokens,
+                    models=self.model_names,
                 )
+                prompt = self.config.system_prompt
+                # Client text stays text (control strings broken), then the policy's prompt.
+                client = self.engine.neutralise.messages(chat.messages)
+                messages = apply_system_prompt(client, prompt.text, prompt.mode)
+                await self._prepare(messages, chat.params)
             except RequestError as error:
                 return _error(error.status, error.message, error.param)
-            prompt = self.config.system_prompt
-            messages = apply_system_prompt(chat.messages, prompt.text, prompt.mode)
+            # The guard reads every client turn that reaches the model (not the
+            # deployment's own prompt); the output check reuses it.
+            screened = client_turns(client, prompt.text, prompt.mode)
+            request.scope["state"]["guard_turns"] = screened
             outcome = Outcome()
-            refused = await self._moderate(request, "input", messages, outcome, None)
+            refused = await self._moderate(request, "input", screened, outcome, None)
         if chat.stream:
             return StreamingResponse(
                 self._stream(request, chat, messages, outcome, refused, started),
@@ -189,11 +209,12 @@ class Deployment:
                 )
             except (EngineError, TimeoutError) as error:
                 status = error.status if isinstance(error, EngineError) else 504
-                outcome.error = str(error) or "the model timed out"
+                message = str(error) or "the model timed out"
+                outcome.error = getattr(error, "detail", None) or message  # the detail
                 outcome.finish_reason = "error"
                 await self._record(request, chat, outcome, started)
                 return _error(
-                    status, f"{outcome.error} (request id {request.scope['state']['request_id']})"
+                    status, f"{message} (request id {request.scope['state']['request_id']})"
                 )
             result = split(generation.full_text(), prefilled=self.engine.prefilled)
             self._apply_split(outcome, result)
@@ -201,7 +222,11 @@ class Deployment:
             outcome.prompt_tokens = generation.prompt_tokens
             outcome.completion_tokens = generation.completion_tokens
             await self._moderate(
-                request, "output", messages, outcome, self._reply_for_guard(result)
+                request,
+                "output",
+                request.scope["state"]["guard_turns"],
+                outcome,
+                self._reply_for_guard(generation.full_text(), result),
             )
         await self._record(request, chat, outcome, started)
         body = completion_body(
@@ -275,20 +300,30 @@ class Deployment:
         if not refused:
             buffered = self.guard is not None and self.config.guard.output
             splitter = StreamSplitter(prefilled=self.engine.prefilled)
+            stops = StopStrings(chat.params.stop)  # a partial match is held, never sent
             info = StreamInfo()
             try:
-                async for delta in self._deltas(request, messages, chat, info):
-                    fed = splitter.feed(delta)
-                    if buffered:
-                        pieces.extend(fed)
-                    elif fed:  # one write per model delta, however many events it makes
-                        yield b"".join(writer.piece(kind, text) for kind, text in fed)
+                deltas = self._deltas(request, messages, chat, info)
+                async with aclosing(deltas) as deltas:  # type: ignore[type-var]
+                    async for delta in deltas:
+                        fed = splitter.feed(stops.feed(delta))
+                        if buffered:
+                            pieces.extend(fed)
+                        elif fed:  # one write per model delta, however many events it makes
+                            yield b"".join(writer.piece(kind, text) for kind, text in fed)
+                        if stops.hit:
+                            break  # closing the stream stops the generation
             except (EngineError, TimeoutError) as error:
                 status = error.status if isinstance(error, EngineError) else 504
-                outcome.error = str(error) or "the model timed out"
+                message = str(error) or "the model timed out"
+                outcome.error = getattr(error, "detail", None) or message
                 outcome.finish_reason = "error"
-                yield ChunkWriter.error(status, outcome.error) + ChunkWriter.DONE
+                request_id = request.scope["state"]["request_id"]
+                yield ChunkWriter.error(status, f"{message} (request id {request_id})") + (
+                    ChunkWriter.DONE
+                )
                 return
+            pieces.extend(splitter.feed(stops.finish()))
             last, result = splitter.finish()
             pieces.extend(last)
             self._apply_split(outcome, result)
@@ -302,7 +337,11 @@ class Deployment:
                 )
             if buffered:
                 refused = await self._moderate(
-                    request, "output", messages, outcome, self._reply_for_guard(result)
+                    request,
+                    "output",
+                    request.scope["state"]["guard_turns"],
+                    outcome,
+                    self._reply_for_guard(splitter.text, result),
                 )
         tail = [writer.content(outcome.answer)] if refused else [writer.piece(*p) for p in pieces]
         tail.append(writer.delta({}, finish_reason=outcome.finish_reason))

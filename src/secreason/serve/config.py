@@ -67,6 +67,10 @@ class GuardConfig:
     output: bool = True
     allow_categories: list[str] = field(default_factory=list)
     on_error: OnError = "block"
+    # The output guard reads the reasoning too, i.e. every generated character (the
+    # client receives the reasoning); false: only text outside it (before <think>, the
+    # answer). output_includes_reasoning is its former name (both must be true).
+    screen_reasoning: bool = True
     output_includes_reasoning: bool = True
     max_tokens: int = 20
     timeout_s: float = 60.0

@@ -35,6 +35,7 @@ import httpx
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
 from secreason.reasoning import THINK
+from secreason.serve.sanitize import GENERIC_NEUTRALISER, Neutraliser, control_strings
 
 log = logging.getLogger("secreason.serve")
 
@@ -51,9 +52,10 @@ class StreamInfo:
 class EngineError(Exception):
     """The model side failed; ``status`` is what the client should see (502/504)."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail or message  # for the log and audit; the client sees ``message``
 
 
 class Engine(ABC):
@@ -68,6 +70,16 @@ class Engine(ABC):
         self, messages: list[Message], params: SamplingParams, info: StreamInfo
     ) -> AsyncIterator[str]:
         """Text deltas of the completion (think tags included)."""
+
+    #: Breaks chat-template control strings in client text (see :mod:`..sanitize`): the
+    #: generic shapes here, a local engine adds its tokenizer's own.
+    neutralise: Neutraliser = GENERIC_NEUTRALISER
+
+    async def prepare(self, messages: list[Message], params: SamplingParams) -> int | None:
+        """Check, before it is queued, that this conversation can be served: raises
+        :class:`EngineError` (400) naming the problem; returns its prompt tokens if known.
+        A request refused here never joins a batch, so it cannot fail its companions."""
+        return None
 
     def arriving(self) -> contextlib.AbstractContextManager[None]:
         """Held by the HTTP layer while a request is read, parsed and screened, before
@@ -157,6 +169,12 @@ class LocalEngine(Engine):
         self.backend = backend
         self.model_id = backend.model_id
         self.prefilled = backend.prefilled
+        tokenizer = getattr(backend, "tokenizer", None)
+        self._counter: Any = None  # a private tokenizer copy (the model thread uses its own)
+        self.context_length: int | None = None
+        if tokenizer is not None:
+            self.neutralise = Neutraliser(control_strings(tokenizer))
+            self.context_length = _context_length(backend)
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_ms / 1000
         self.refill_wait = max(0.0, refill_wait)
@@ -184,6 +202,32 @@ class LocalEngine(Engine):
             yield
         finally:
             self._arriving -= 1
+
+    async def prepare(self, messages: list[Message], params: SamplingParams) -> int | None:
+        render = getattr(self.backend, "render", None)
+        if render is None or getattr(self.backend, "tokenizer", None) is None:
+            return None
+        tokens = await asyncio.to_thread(self._count, render, messages)
+        if self.context_length and tokens + params.max_tokens > self.context_length:
+            raise EngineError(
+                f"the prompt is {tokens} tokens; with max_tokens={params.max_tokens} it "
+                f"exceeds the model's context of {self.context_length} tokens",
+                400,
+            )
+        return tokens
+
+    def _count(self, render: Callable[[list[Message]], str], messages: list[Message]) -> int:
+        try:
+            prompt = render(messages)
+        except Exception as error:  # e.g. a template that requires alternating roles
+            raise EngineError(
+                f"the model's chat template refused this conversation: {error}"[:500], 400
+            ) from None
+        if self._counter is None:
+            import copy
+
+            self._counter = copy.deepcopy(self.backend.tokenizer)  # type: ignore[attr-defined]
+        return len(self._counter(prompt, add_special_tokens=False)["input_ids"])
 
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
         loop = asyncio.get_running_loop()
@@ -302,6 +346,14 @@ class LocalEngine(Engine):
             if len(results) != len(group):
                 raise RuntimeError(f"{len(results)} generations for {len(group)} prompts")
         except Exception:
+            if len(group) > 1:
+                # One bad request must not fail its companions: retry in halves until
+                # the failing request runs alone (log2(n) extra runs, only on failure).
+                log.warning("model failed on a batch of %d; retrying it in halves", len(group))
+                half = len(group) // 2
+                await self._run_batch(key, group[:half])
+                await self._run_batch(key, group[half:])
+                return
             log.exception("model failed on a batch of %d", len(group))
             for job in group:
                 if not job.future.done():
@@ -414,6 +466,17 @@ class LocalEngine(Engine):
         self._executor.shutdown(wait=False)
 
 
+def _context_length(backend: Any) -> int | None:
+    """Positions the model can attend to (its config), else the tokenizer's own limit."""
+    config = getattr(getattr(backend, "model", None), "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(getattr(backend, "tokenizer", None), "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
+
+
 class UpstreamEngine(Engine):
     """A client of OpenAI-compatible servers: the scaling path (e.g. ``vllm serve``).
 
@@ -479,9 +542,13 @@ class UpstreamEngine(Engine):
                 detail = json.loads(text)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 detail = text[:200]
-            # A client error at the upstream (400, 413, 429) is the client's to see as is.
-            status = response.status_code if 400 <= response.status_code < 500 else 502
-            raise EngineError(f"upstream answered {response.status_code}: {detail}", status)
+            message = f"upstream answered {response.status_code}: {detail}"
+            if 400 <= response.status_code < 500:
+                # A client error at the upstream (400, 413, 429) is the client's to see.
+                raise EngineError(message, response.status_code)
+            # A server error's text may hold the upstream's internals (paths, stack
+            # traces): the client gets a generic message, the audit the detail.
+            raise EngineError("the upstream model failed", 502, detail=message)
 
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
         try:
@@ -527,7 +594,10 @@ class UpstreamEngine(Engine):
                         break
                     chunk = json.loads(payload)
                     if "error" in chunk:
-                        raise EngineError(f"upstream stream error: {chunk['error']}")
+                        raise EngineError(
+                            "the upstream model failed mid-stream",
+                            detail=f"upstream stream error: {chunk['error']}"[:2000],
+                        )
                     if chunk.get("usage"):
                         info.prompt_tokens = chunk["usage"].get("prompt_tokens", 0)
                         info.completion_tokens = chunk["usage"].get("completion_tokens", 0)

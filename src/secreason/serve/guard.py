@@ -6,9 +6,13 @@ tiny test guard and the real 8B guard go through the same code:
 
 1. The conversation handed to the guard holds only user and assistant turns, strictly
    alternating and starting with the user (Llama Guard's chat template raises on
-   anything else). The guard model's OWN chat template turns it into the prompt: we
-   never write the guard's instructions ourselves, the engine applies the template
-   (transformers locally, the upstream server's template remotely).
+   anything else). Every turn that reaches the model is in it: roles the format has no
+   slot for (system, tool, an assistant turn before any user turn) are rendered as
+   user-side content with a ``[system]``/``[tool]``/``[assistant]`` label, so a
+   conversation without a ``user`` turn is still judged. The guard model's OWN chat
+   template turns it into the prompt: we never write the guard's instructions
+   ourselves, the engine applies the template (transformers locally, the upstream
+   server's template remotely).
 2. The verdict is parsed strictly: ``safe``, or ``unsafe`` then a newline then a
    comma-separated list of categories ``S1``..``S14``. Anything else is *unparseable*.
 3. A category policy turns the verdict into allow/block. Llama Guard's S2 includes
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from secreason.backends.base import Generation, Message, SamplingParams
+from secreason.reasoning import THINK, Split, Tags
+from secreason.serve.sanitize import GENERIC_NEUTRALISER
 
 #: Llama Guard 3's hazard taxonomy (MLCommons), by code.
 CATEGORIES: dict[str, str] = {
@@ -44,7 +50,7 @@ CATEGORIES: dict[str, str] = {
     "S14": "Code Interpreter Abuse",
 }
 
-VerdictStatus = Literal["safe", "unsafe", "unparseable", "error"]
+VerdictStatus = Literal["safe", "unsafe", "unparseable", "error", "empty"]
 OnError = Literal["block", "allow"]
 Side = Literal["input", "output"]
 
@@ -92,24 +98,56 @@ def parse_verdict(text: str) -> GuardVerdict:
     return GuardVerdict("unsafe", codes, raw=text)
 
 
-def guard_conversation(messages: Sequence[Message], reply: str | None = None) -> list[Message]:
-    """The conversation in the shape Llama Guard's template accepts.
+#: Roles the Llama Guard format has no slot for, rendered as labelled user-side text.
+LABELS = {"system": "[system]", "tool": "[tool]", "assistant": "[assistant]"}
+#: The user turn an output check starts with when nothing user-side came before it.
+NO_USER_TURN = "[no user message]"
 
-    System (and tool) turns are dropped: the guard judges what users and the model say,
-    not the operator's instructions. Consecutive turns of one role are merged, a leading
-    assistant turn is dropped, and ``reply`` (the model's output, for output moderation)
-    is appended as the final assistant turn.
+
+def guard_conversation(messages: Sequence[Message], reply: str | None = None) -> list[Message]:
+    """The conversation in the shape Llama Guard's template accepts, with every turn.
+
+    ``user`` turns are user turns and ``assistant`` turns are agent turns; system and
+    tool turns, and assistant turns before any user-side text, become labelled user-side
+    text. Empty turns are left out, consecutive turns of one side are merged, and
+    ``reply`` (the model's output, for output moderation) is the final assistant turn.
+    The contents pass through the generic control-string neutraliser, so a client cannot
+    forge turns of the guard's own template.
     """
     turns: list[Message] = []
-    for message in [*messages, *([{"role": "assistant", "content": reply}] if reply else [])]:
-        role = message["role"]
-        if role not in ("user", "assistant") or (not turns and role == "assistant"):
+    for message in messages:
+        role, text = message["role"], GENERIC_NEUTRALISER(message["content"]).strip()
+        if not text:
             continue
+        if role != "user" and (role != "assistant" or not turns):
+            role, text = "user", f"{LABELS.get(role, f'[{role}]')}\n{text}"
         if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{message['content']}"}
+            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{text}"}
         else:
-            turns.append({"role": role, "content": message["content"]})
+            turns.append({"role": role, "content": text})
+    if reply:
+        if not turns:
+            turns.append({"role": "user", "content": NO_USER_TURN})
+        reply = GENERIC_NEUTRALISER(reply)
+        if turns[-1]["role"] == "assistant":
+            turns[-1] = {"role": "assistant", "content": f"{turns[-1]['content']}\n\n{reply}"}
+        else:
+            turns.append({"role": "assistant", "content": reply})
     return turns
+
+
+def output_text(text: str, result: Split, *, screen_reasoning: bool, tags: Tags = THINK) -> str:
+    """What the output guard reads of a completion ``text`` (split as ``result``).
+
+    With ``screen_reasoning`` it is every generated character (the tags aside): text
+    before the opening tag, every reasoning block, the answer. Without it, everything
+    but the reasoning: the leading text and the answer.
+    """
+    if screen_reasoning:
+        pieces = text.replace(tags.open, tags.close).split(tags.close)
+    else:
+        pieces = [result.leading, result.answer]
+    return "\n\n".join(p.strip() for p in pieces if p.strip())
 
 
 @dataclass(frozen=True)
@@ -146,6 +184,8 @@ class GuardDecision:
         if v.status == "unsafe":
             names = ", ".join(f"{c} {CATEGORIES[c]}" for c in v.categories)
             return f"{self.side} flagged by the safety guard ({names})"
+        if v.status == "empty":
+            return f"{self.side} has no text the safety guard can judge"
         return f"{self.side} could not be verified by the safety guard ({v.status})"
 
     def as_dict(self) -> dict[str, object]:
@@ -177,8 +217,12 @@ class Guard:
         loop = asyncio.get_running_loop()
         start = loop.time()
         conversation = guard_conversation(messages, reply)
-        if not conversation or (side == "output" and not reply):
-            verdict = GuardVerdict("safe", detail="nothing to moderate")
+        if side == "output" and not (reply or "").strip():
+            verdict = GuardVerdict("safe", detail="nothing was generated")
+        elif not conversation:
+            # Nothing the guard can judge is not "safe": refused whatever the policy.
+            verdict = GuardVerdict("empty", detail="no text the guard can judge")
+            return GuardDecision(side, verdict, True, loop.time() - start)
         else:
             try:
                 generation = await asyncio.wait_for(

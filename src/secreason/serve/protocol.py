@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,62 @@ class ChatRequest:
     include_usage: bool = False
 
 
+#: Deepest JSON nesting accepted (a chat request needs 5: body.messages[i].tool_calls[j]
+#: .function); deeper bodies are refused before anything walks them recursively.
+MAX_DEPTH = 32
+#: OpenAI's own limits on stop sequences.
+MAX_STOPS, MAX_STOP_CHARS = 4, 256
+SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # what torch.manual_seed and vLLM accept
+
+#: Fields that would change what the answer means if silently ignored: refused unless
+#: they hold their neutral value (listed second). Other unknown fields are ignored.
+UNSUPPORTED: dict[str, tuple[object, ...]] = {
+    "tools": (None, []),
+    "functions": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "function_call": (None, "none", "auto"),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0),
+    "frequency_penalty": (None, 0),
+    "audio": (None,),
+    "prediction": (None,),
+    "modalities": (None, ["text"]),
+}
+
+
+def _check_tree(body: Any) -> None:
+    """Refuse bodies nested past :data:`MAX_DEPTH` and strings that are not Unicode text
+    (a JSON ``\\ud800`` escape decodes to a lone surrogate no tokenizer can encode)."""
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            _check_text(value, where or "body")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"{where}.{key}".lstrip(".") + " (a key)")
+                stack.append((item, f"{where}.{key}".lstrip("."), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = f"\\u{ord(text[error.start]):04x}"
+        raise RequestError(
+            400,
+            f"{where} is not valid Unicode text (lone surrogate {bad} at character {error.start})",
+            where,
+        ) from None
+
+
 def _text_of(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
@@ -63,9 +120,50 @@ def _text_of(content: Any, where: str) -> str:
         for i, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise RequestError(400, "only text content parts are supported", f"{where}[{i}]")
-            parts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise RequestError(400, "a text part's text must be a string", f"{where}[{i}].text")
+            parts.append(text)
         return "".join(parts)
     raise RequestError(400, "content must be a string or a list of text parts", where)
+
+
+def _tool_calls_text(calls: Any, where: str) -> str:
+    """An assistant turn's tool calls, written into its text so that the model and the
+    guard both see them (this server does not run tools: ``tools`` is refused)."""
+    if calls is None:
+        return ""
+    if not isinstance(calls, list):
+        raise RequestError(400, "tool_calls must be a list", where)
+    lines = []
+    for i, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments", "") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not isinstance(arguments, str):
+            raise RequestError(
+                400,
+                "a tool call needs function.name and function.arguments strings",
+                f"{where}[{i}]",
+            )
+        lines.append(f"[tool call {name}: {arguments}]")
+    return "\n".join(lines)
+
+
+def _message(message: Any, i: int) -> Message:
+    if not isinstance(message, dict) or message.get("role") not in ROLES:
+        raise RequestError(400, f"role must be one of {', '.join(ROLES)}", f"messages[{i}].role")
+    role = "system" if message["role"] == "developer" else message["role"]
+    content = _text_of(message.get("content"), f"messages[{i}].content")
+    calls = _tool_calls_text(message.get("tool_calls"), f"messages[{i}].tool_calls")
+    if calls and role != "assistant":
+        raise RequestError(
+            400, "only assistant turns carry tool_calls", f"messages[{i}].tool_calls"
+        )
+    return {
+        "role": role,
+        "content": f"{content}\n{calls}" if content and calls else content or calls,
+    }
 
 
 def _number(
@@ -83,29 +181,63 @@ def _number(
     return kind(value)
 
 
+def _same(value: Any, neutral: object) -> bool:
+    """JSON equality without Python's ``False == 0`` (``0`` and ``0.0`` are the same)."""
+    if isinstance(value, bool) or isinstance(neutral, bool) or value is None or neutral is None:
+        return value is neutral
+    return bool(value == neutral)
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    for name, neutral in UNSUPPORTED.items():
+        if name in body and not any(_same(body[name], v) for v in neutral):
+            raise RequestError(
+                400,
+                f"{name} is not supported by this server (see the README's serving section)",
+                name,
+            )
+    if _number(body, "n", int, 1, 1, 128) != 1:  # a type or range error names itself
+        raise RequestError(400, "n > 1 is not supported: one choice per request", "n")
+
+
+def _stop(body: dict[str, Any]) -> tuple[str, ...]:
+    stop = body.get("stop") or ()
+    if isinstance(stop, str):
+        stop = (stop,)
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
+        raise RequestError(400, "stop must be a string or a list of strings", "stop")
+    if len(stop) > MAX_STOPS or any(len(s) > MAX_STOP_CHARS for s in stop):
+        raise RequestError(
+            400,
+            f"stop takes at most {MAX_STOPS} strings of up to {MAX_STOP_CHARS} characters",
+            "stop",
+        )
+    return tuple(s for s in stop if s)
+
+
 def parse_chat_request(
-    raw: bytes, *, max_tokens_limit: int, default_max_tokens: int
+    raw: bytes,
+    *,
+    max_tokens_limit: int,
+    default_max_tokens: int,
+    models: Collection[str] | None = None,
 ) -> ChatRequest:
+    """Validate a request body; every refusal names its field. ``models``: the names this
+    server answers to (others get 404, as OpenAI answers an unknown model)."""
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
+    _check_tree(body)
     messages_in = body.get("messages")
     if not isinstance(messages_in, list) or not messages_in:
         raise RequestError(400, "messages must be a non-empty list", "messages")
-    messages: list[Message] = []
-    for i, message in enumerate(messages_in):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise RequestError(
-                400, f"role must be one of {', '.join(ROLES)}", f"messages[{i}].role"
-            )
-        role = "system" if message["role"] == "developer" else message["role"]
-        messages.append(
-            {"role": role, "content": _text_of(message.get("content"), f"messages[{i}].content")}
-        )
-    _number(body, "n", int, 1, 1, 1)  # one choice per request
+    messages = [_message(message, i) for i, message in enumerate(messages_in)]
+    _refuse_unsupported(body)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     if max_tokens is None:
@@ -116,29 +248,36 @@ def parse_chat_request(
         raise RequestError(
             400, f"{name}={max_tokens} exceeds this server's limit of {max_tokens_limit}", name
         )
-    stop = body.get("stop") or ()
-    if isinstance(stop, str):
-        stop = (stop,)
-    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
-        raise RequestError(400, "stop must be a string or a list of strings", "stop")
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise RequestError(400, "seed must be an integer", "seed")
+    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise RequestError(400, "seed must fit in a signed 64-bit integer", "seed")
     params = SamplingParams(
         temperature=_number(body, "temperature", float, 0.0, 0.0, 2.0),
         top_p=_number(body, "top_p", float, 1.0, 0.0, 1.0),
         max_tokens=max_tokens,
         seed=seed,
-        stop=tuple(stop),
+        stop=_stop(body),
     )
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError(400, "stream must be true or false", "stream")
     options = body.get("stream_options") or {}
-    include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+    if not isinstance(options, dict):
+        raise RequestError(400, "stream_options must be an object", "stream_options")
+    include_usage = bool(options.get("include_usage"))
     model = body.get("model")
     if not isinstance(model, str):
         raise RequestError(400, "model must be a string", "model")
+    if models is not None and model not in models:
+        served = ", ".join(repr(m) for m in sorted(models))
+        raise RequestError(
+            404,
+            f"the model {model!r} does not exist here (served: {served})",
+            "model",
+            code="model_not_found",
+        )
     return ChatRequest(model, messages, params, stream, include_usage)
 
 

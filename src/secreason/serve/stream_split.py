@@ -75,3 +75,43 @@ class StreamSplitter:
         if self._sent["reasoning"] != final.reasoning or self._sent["content"] != final.answer:
             self.diverged = True
         return out, final
+
+
+class StopStrings:
+    """Cuts a stream at its first stop string and never sends part of one.
+
+    A stop string can straddle two deltas (``...ST`` then ``OP``): the tail that could
+    still grow into one is held back until the next delta shows what it is, and a
+    match cuts the text where it starts (:attr:`hit` then says the stream should end).
+    """
+
+    def __init__(self, stops: tuple[str, ...] = ()) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.pending = ""
+        self.hit = False
+
+    def feed(self, delta: str) -> str:
+        """The part of ``delta`` (with what was held) that is safe to send now."""
+        if not self.stops or self.hit:
+            return "" if self.hit else delta
+        text = self.pending + delta
+        starts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if starts:
+            self.hit, self.pending = True, ""
+            return text[: min(starts)]
+        keep = max(_prefix_tail(text, stop) for stop in self.stops)
+        self.pending = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def finish(self) -> str:
+        """What was held when the stream ended without completing a stop string."""
+        rest, self.pending = self.pending, ""
+        return "" if self.hit else rest
+
+
+def _prefix_tail(text: str, stop: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``stop``."""
+    for size in range(min(len(stop) - 1, len(text)), 0, -1):
+        if text.endswith(stop[:size]):
+            return size
+    return 0

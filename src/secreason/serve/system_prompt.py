@@ -56,3 +56,15 @@ def apply_system_prompt(messages: list[Message], prompt: str | None, mode: Mode)
         joined = "\n\n".join([prompt, *client_system])
         return [{"role": "system", "content": joined}, *rest]
     return [{"role": "system", "content": prompt}, *rest]
+
+
+def client_turns(messages: list[Message], prompt: str | None, mode: Mode) -> list[Message]:
+    """The client's turns that reach the model under the policy: what the input guard
+    screens (the deployment's own prompt is the operator's text, not screened).
+
+    Only ``replace`` (with a prompt) keeps a client's system turns from the model; every
+    other mode passes them on, on their own or appended to the deployment's prompt.
+    """
+    if mode == "replace" and prompt:
+        return [m for m in messages if m["role"] != "system"]
+    return list(messages)

@@ -1,0 +1,87 @@
+"""Client text stays text: control strings of chat templates are broken before tokenising.
+
+A chat template marks turns with control strings (``<|start_header_id|>``, ``<|eot_id|>``,
+``<|im_start|>``, ``<|system|>``...). Most are added tokens, and a tokenizer matches added
+tokens anywhere in its input: a user who writes ``<|eot_id|><|start_header_id|>system``
+in a message would otherwise hand the model a real turn boundary and a forged system
+turn, whatever the deployment's system-prompt policy says.
+
+Every client-supplied string (all roles, tool-call arguments, what the guard sees) goes
+through :class:`Neutraliser` before it reaches a template: each occurrence of a control
+string gets a WORD JOINER (U+2060, invisible) after its first character, so it tokenises
+as ordinary text. The strings come from two places:
+
+* a generic pattern every deployment uses (``<|...|>``, ``[INST]``, ``<<SYS>>``, ``<s>``,
+  think tags): it covers an upstream server's template (vLLM renders and tokenises there,
+  out of our reach) and a guard's;
+* for a local model, the tokenizer's own added tokens and the ``<...>`` literals of its
+  chat template (:func:`control_strings`).
+
+The deployment's own system prompt is never passed through it (the operator's text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from secreason.backends.base import Message
+
+JOINER = "\u2060"
+
+#: Control-string shapes of the common chat templates (Llama 3, ChatML/Qwen, Phi,
+#: Llama 2/Mistral, the think tags).
+GENERIC = (
+    r"<\|[^\s<>|]{1,64}\|>",
+    r"\[/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS)\]",
+    r"<</?SYS>>",
+    r"</?s>",
+    r"</?think>",
+)
+_TEMPLATE_LITERAL = re.compile(r"<\|[^\s<>|{}]{1,64}\|>|</?[A-Za-z_][\w-]{0,31}>")
+
+
+def control_strings(tokenizer: object) -> tuple[str, ...]:
+    """A local tokenizer's control strings: its added tokens and its template's tags."""
+    found: set[str] = set()
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    for token in decoder.values():
+        found.add(str(getattr(token, "content", token)))
+    for name in ("all_special_tokens",):
+        found.update(str(t) for t in getattr(tokenizer, name, None) or ())
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, str):
+        found.update(_TEMPLATE_LITERAL.findall(template))
+    # A one-character token cannot be broken by a joiner; plain words are not control.
+    return tuple(sorted(s for s in found if len(s) > 1 and not s.isalnum()))
+
+
+class Neutraliser:
+    """Breaks every control string (generic patterns + ``extra``) in a text."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        generic = re.compile("|".join(GENERIC))
+        # Strings the generic pattern already breaks are left out (Llama 3 alone has
+        # 256 reserved tokens of the <|...|> shape): a short alternation stays fast.
+        literals = sorted(
+            {s for s in extra if len(s) > 1 and not generic.fullmatch(s)}, key=len, reverse=True
+        )
+        self.strings = tuple(literals)
+        self._pattern = re.compile("|".join([*map(re.escape, literals), *GENERIC]))
+
+    def __call__(self, text: str) -> str:
+        # Each pass breaks every match it sees; a second pass catches a string that a
+        # longer overlapping match hid (bounded: each pass only adds joiners).
+        for _ in range(4):
+            fixed = self._pattern.sub(lambda m: m[0][0] + JOINER + m[0][1:], text)
+            if fixed == text:
+                return text
+            text = fixed
+        return text
+
+    def messages(self, messages: list[Message]) -> list[Message]:
+        """The same turns with every content neutralised."""
+        return [{**m, "content": self(m["content"])} for m in messages]
+
+
+GENERIC_NEUTRALISER = Neutraliser()
