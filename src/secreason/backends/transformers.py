@@ -155,8 +155,14 @@ class TransformersBackend(Backend):
     # --------------------------------------------------------------- generation
 
     def generate(
-        self, conversations: Sequence[list[Message]], params: SamplingParams
+        self,
+        conversations: Sequence[list[Message]],
+        params: SamplingParams,
+        *,
+        cancel: Sequence[threading.Event] | None = None,
     ) -> list[Generation]:
+        """``cancel`` (one event per conversation, for the server): a row whose event is
+        set stops at its next token; the batch returns once every row has stopped."""
         import torch
 
         if not conversations:
@@ -176,8 +182,11 @@ class TransformersBackend(Backend):
                 padding=True,
                 return_tensors="pt",
             ).to(self.device)
+            extra = {}
+            if cancel is not None:
+                extra["stopping_criteria"] = _cancel_criteria([cancel[i] for i in chunk])
             with torch.inference_mode():
-                output = self.model.generate(**batch, **kwargs)
+                output = self.model.generate(**batch, **kwargs, **extra)
             width = batch["input_ids"].shape[1]
             for row, index in enumerate(chunk):
                 new = output[row, width:].tolist()
@@ -233,17 +242,18 @@ class TransformersBackend(Backend):
 
     # ---------------------------------------------------------------- streaming
 
-    def stream(self, conversation: list[Message], params: SamplingParams) -> Iterator[str]:
-        """Text deltas of one generation, decoded as they come (for the server)."""
+    def stream(
+        self,
+        conversation: list[Message],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Text deltas of one generation, decoded as they come (for the server); setting
+        ``cancel`` stops the generation at its next token."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
 
-        stop = threading.Event()
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
-
+        stop = cancel if cancel is not None else threading.Event()
         streamer = _make_streamer(self, timeout=None)
         batch = self.tokenizer(
             self.render(conversation), add_special_tokens=False, return_tensors="pt"
@@ -260,7 +270,7 @@ class TransformersBackend(Backend):
                         **batch,
                         **kwargs,
                         streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                        stopping_criteria=_cancel_criteria([stop]),
                     )
             except BaseException as error:  # surfaced to the consumer below
                 errors.append(error)
@@ -297,6 +307,19 @@ class TransformersBackend(Backend):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _cancel_criteria(events: Sequence[threading.Event]) -> Any:
+    """A stopping criterion that ends row ``i`` once ``events[i]`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            flags = [event.is_set() for event in events]
+            return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Cancelled()])
 
 
 def _make_streamer(backend: TransformersBackend, timeout: float | None) -> Any:

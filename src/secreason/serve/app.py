@@ -13,10 +13,12 @@ refusal cannot be unsent).
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +32,7 @@ from secreason.serve.audit import AuditLog
 from secreason.serve.config import ServeConfig
 from secreason.serve.engine import Engine, EngineError, StreamInfo
 from secreason.serve.guard import Guard, Side, output_text
-from secreason.serve.limits import GuardrailsMiddleware, ServerStats, read_body
+from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, ServerStats, read_body
 from secreason.serve.outcome import Outcome, audit_record
 from secreason.serve.protocol import (
     ChatRequest,
@@ -74,7 +76,11 @@ class Deployment:
         audit = config.audit
         self.audit = (
             AuditLog(
-                audit.path, max_bytes=audit.max_bytes, backups=audit.backups, fsync=audit.fsync
+                audit.path,
+                max_bytes=audit.max_bytes,
+                backups=audit.backups,
+                retain_days=audit.retain_days,
+                fsync=audit.fsync,
             )
             if audit.path
             else None
@@ -103,6 +109,7 @@ class Deployment:
             return False
         decision = await self._timed(request, self.guard.check(side, messages, reply))
         outcome.guard[side] = decision.as_dict()
+        outcome.guard_ms[side] = 1000 * decision.elapsed_s
         if decision.blocked:
             outcome.refuse(decision, cfg.refusal_message)
         return bool(decision.blocked)
@@ -127,13 +134,19 @@ class Deployment:
         outcome.answer = result.answer
 
     def _audit_record(
-        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+        self,
+        state: dict[str, Any],
+        chat: ChatRequest | None,
+        outcome: Outcome,
+        messages: list[Message] | None = None,
     ) -> dict[str, Any] | None:
-        """Log the request's line (no prompt text unless asked) and build its audit record."""
-        request_id = request.scope["state"]["request_id"]
-        latency_ms = 1000 * (time.perf_counter() - started)
+        """Log the request's line (no prompt text unless asked) and build its audit record.
+
+        ``messages``: what the model saw (after the system-prompt policy)."""
+        request_id = state["request_id"]
+        latency_ms = 1000 * (time.perf_counter() - state["started"])
         log.info("request %s %s latency_ms=%.1f", request_id, outcome.summary(), latency_ms)
-        if self.config.log_prompts:
+        if self.config.log_prompts and chat is not None:
             log.info("request %s messages=%s", request_id, chat.messages)
         if self.audit is None:
             return None
@@ -145,37 +158,76 @@ class Deployment:
             system_prompt_version=self.prompt_version,
             redact_user=self.config.audit.redact_user,
             latency_ms=latency_ms,
+            model_messages=messages,
+            key_id=state.get("key_id"),
+            client=state.get("client"),
+            model_ms=max(0.0, 1000 * state["model_s"] - sum(outcome.guard_ms.values())),
         )
 
+    def _write(self, state: dict[str, Any], build: Callable[[], dict[str, Any] | None]) -> None:
+        """Build and append the record; whatever fails, a minimal record is still tried
+        (an audit line is never skipped silently, and never takes the server down)."""
+        state["recorded"] = True
+        try:
+            record = build()
+            if record is not None and self.audit is not None:
+                self.audit.write(record)
+            return
+        except Exception as error:
+            log.exception("audit write failed for request %s", state["request_id"])
+            failure = f"{type(error).__name__}: {error}"[:300]
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(
+                {
+                    "request_id": state["request_id"],
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "key_id": state.get("key_id"),
+                    "client": state.get("client"),
+                    "audit_error": failure,
+                }
+            )
+        except Exception:
+            log.exception("fallback audit write failed for request %s", state["request_id"])
+
     async def _record(
-        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+        self,
+        request: Request,
+        chat: ChatRequest | None,
+        outcome: Outcome,
+        messages: list[Message] | None = None,
     ) -> None:
-        record = self._audit_record(request, chat, outcome, started)
-        if record is not None and self.audit is not None:
-            try:
-                await asyncio.to_thread(self.audit.write, record)
-            except OSError:
-                log.exception("audit write failed for request %s", record["request_id"])
+        state = request.scope["state"]
+        build = functools.partial(self._audit_record, state, chat, outcome, messages)
+        await asyncio.to_thread(self._write, state, build)
 
     def _record_now(
-        self, request: Request, chat: ChatRequest, outcome: Outcome, started: float
+        self, request: Request, chat: ChatRequest, outcome: Outcome, messages: list[Message]
     ) -> None:
         """Synchronous variant for a stream torn down by its client (no awaiting there)."""
-        record = self._audit_record(request, chat, outcome, started)
-        if record is not None and self.audit is not None:
-            try:
-                self.audit.write(record)
-            except OSError:
-                log.exception("audit write failed for request %s", record["request_id"])
+        state = request.scope["state"]
+        self._write(state, functools.partial(self._audit_record, state, chat, outcome, messages))
+
+    async def record_unanswered(
+        self, scope: MutableMapping[str, Any], status: int, message: str
+    ) -> None:
+        """The record of a request refused before the handler (401, 413, 429) or lost to
+        a crash: called by the middleware for any request that left none."""
+        outcome = Outcome(finish_reason="error", error=message or None, http_status=status)
+        state = scope["state"]
+        build = functools.partial(self._audit_record, state, None, outcome, None)
+        await asyncio.to_thread(self._write, state, build)
 
     # --------------------------------------------------------------- handlers
 
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
+        request.scope["state"].setdefault("started", started)
         limits = self.config.limits
         with self.engine.arriving():  # a batching engine waits for this request
             try:
-                raw = await read_body(request, limits.max_body_bytes)
+                raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
                 chat = parse_chat_request(
                     raw,
                     max_tokens_limit=limits.max_tokens,
@@ -188,7 +240,11 @@ class Deployment:
                 messages = apply_system_prompt(client, prompt.text, prompt.mode)
                 await self._prepare(messages, chat.params)
             except RequestError as error:
-                return _error(error.status, error.message, error.param)
+                refused_outcome = Outcome(
+                    finish_reason="error", error=error.message, http_status=error.status
+                )
+                await self._record(request, None, refused_outcome)
+                return _error(error.status, error.message, error.param, error.code)
             # The guard reads every client turn that reaches the model (not the
             # deployment's own prompt); the output check reuses it.
             screened = client_turns(client, prompt.text, prompt.mode)
@@ -204,15 +260,27 @@ class Deployment:
         if not refused:
             try:
                 deadline = started + limits.request_timeout_s
+                # The deadline and a client hanging up both cancel the generation itself.
                 generation = await self._timed(
-                    request, _before(deadline, self.engine.complete(messages, chat.params))
+                    request,
+                    _before(
+                        deadline,
+                        _unless_disconnected(request, self.engine.complete(messages, chat.params)),
+                    ),
                 )
-            except (EngineError, TimeoutError) as error:
-                status = error.status if isinstance(error, EngineError) else 504
+            except (EngineError, TimeoutError, ClientGone) as error:
+                status = (
+                    error.status
+                    if isinstance(error, EngineError)
+                    else 499
+                    if isinstance(error, ClientGone)
+                    else 504
+                )
                 message = str(error) or "the model timed out"
                 outcome.error = getattr(error, "detail", None) or message  # the detail
                 outcome.finish_reason = "error"
-                await self._record(request, chat, outcome, started)
+                outcome.http_status = status
+                await self._record(request, chat, outcome, messages)
                 return _error(
                     status, f"{message} (request id {request.scope['state']['request_id']})"
                 )
@@ -228,7 +296,7 @@ class Deployment:
                 outcome,
                 self._reply_for_guard(generation.full_text(), result),
             )
-        await self._record(request, chat, outcome, started)
+        await self._record(request, chat, outcome, messages)
         body = completion_body(
             new_completion_id(),
             self.served_name,
@@ -274,17 +342,20 @@ class Deployment:
         """SSE events; the audit record is written before ``[DONE]`` (a client may hang
         up as soon as it sees it) or, if the client leaves early, synchronously on exit."""
         recorded = False
+        delivered: list[bytes] = []  # events handed to the connection (after the yield)
         try:
             async for event in self._events(request, chat, messages, outcome, refused):
                 if event.endswith(ChunkWriter.DONE):
-                    await self._record(request, chat, outcome, started)
+                    await self._record(request, chat, outcome, messages)
                     recorded = True
                 yield event
+                delivered.append(event)
         finally:
             if not recorded:
                 outcome.error = outcome.error or "client disconnected"
                 outcome.finish_reason = "error"
-                self._record_now(request, chat, outcome, started)
+                outcome.sent = sent_text(delivered)
+                self._record_now(request, chat, outcome, messages)
 
     async def _events(
         self,
@@ -349,6 +420,29 @@ class Deployment:
             tail.append(writer.usage(outcome.prompt_tokens, outcome.completion_tokens))
         yield b"".join([*tail, ChunkWriter.DONE])
 
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        """Each dependency's state: the model, and the guard when one screens requests."""
+        engines = {"model": self.engine}
+        if self.guard is not None and self.guard_engine is not None:
+            engines["guard"] = self.guard_engine
+        checks: dict[str, dict[str, Any]] = {}
+        for name, engine in engines.items():
+            try:
+                ok, detail = await asyncio.wait_for(engine.ready(), 5.0)
+            except Exception as error:  # a check that fails is an answer, not a crash
+                ok, detail = False, f"{type(error).__name__}: {error}"[:200]
+            checks[name] = {"ready": ok, "detail": detail}
+        return checks
+
+    def cancel_all(self) -> int:
+        """Stop the generations in progress (the drain deadline passed)."""
+        cancelled = 0
+        for engine in (self.engine, self.guard_engine):
+            cancel = getattr(engine, "cancel_all", None)
+            if cancel is not None:
+                cancelled += cancel()
+        return cancelled
+
     async def aclose(self) -> None:
         """Release the engines (threads, connections) and the audit file at shutdown."""
         for engine in (self.engine, self.guard_engine):
@@ -367,6 +461,49 @@ class Deployment:
         return {"object": "list", "data": [entry]}
 
 
+class ClientGone(Exception):
+    """The client hung up before its answer was ready."""
+
+    def __init__(self) -> None:
+        super().__init__("client disconnected")
+
+
+async def _unless_disconnected(request: Request, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` unless the client disconnects first; then it is cancelled
+    (a generation nobody will read stops) and :class:`ClientGone` is raised."""
+    work = asyncio.ensure_future(awaitable)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, gone):
+            if not task.done():
+                task.cancel()
+    if work.done():
+        return work.result()
+    raise ClientGone()
+
+
+def sent_text(events: list[bytes]) -> dict[str, str]:
+    """What a client received, read back from the SSE events it was sent."""
+    reasoning: list[str] = []
+    content: list[str] = []
+    for event in events:
+        for line in event.split(b"\n\n"):
+            if not line.startswith(b"data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices") or []:
+                delta = choice.get("delta") or {}
+                reasoning.append(delta.get("reasoning_content") or "")
+                content.append(delta.get("content") or "")
+    return {"reasoning": "".join(reasoning), "content": "".join(content)}
+
+
 async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
     """Await with a deadline (perf_counter time); cheap on 3.11+, no task per call."""
     if sys.version_info >= (3, 11):
@@ -381,8 +518,9 @@ def _served_name(path: str) -> str:
     return Path(path).name or path if Path(path).is_dir() else path
 
 
-def _error(status: int, message: str, param: str | None = None) -> Response:
-    return Response(error_body(status, message, param), status, media_type="application/json")
+def _error(status: int, message: str, param: str | None = None, code: str = "") -> Response:
+    body = error_body(status, message, param, code)
+    return Response(body, status, media_type="application/json")
 
 
 def create_app(deployment: Deployment) -> GuardrailsMiddleware:
@@ -398,7 +536,15 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
     )
 
     async def health(request: Request) -> Response:
+        """Liveness: the process answers. Whether it can serve is ``/ready``."""
         return JSONResponse({"status": "ok", "model": deployment.served_name})
+
+    async def ready(request: Request) -> Response:
+        """Readiness: the model AND (when configured) the guard can be reached now."""
+        checks = await deployment.readiness()
+        ok = all(check["ready"] for check in checks.values())
+        body = {"status": "ready" if ok else "not ready", "checks": checks}
+        return JSONResponse(body, 200 if ok else 503)
 
     async def models(request: Request) -> Response:
         return JSONResponse(deployment.models())
@@ -410,12 +556,15 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
             "batches": getattr(engine, "batches", 0),
             "batched_requests": getattr(engine, "batched", 0),
             "model_busy_s": round(getattr(engine, "busy_s", 0.0), 6),
+            "model_running": getattr(engine, "running", 0),
+            "cancelled": getattr(engine, "cancelled", 0),
         }
         return JSONResponse({**deployment.stats.snapshot(), **batching})
 
     # Plain routes (no dependency injection or response models): the handlers parse and
     # validate by hand, and this is the hot path.
     app.add_route("/health", health, methods=["GET"])
+    app.add_route("/ready", ready, methods=["GET"])
     app.add_route("/v1/models", models, methods=["GET"])
     app.add_route("/metrics", metrics, methods=["GET"])
     app.add_route("/v1/chat/completions", deployment.chat, methods=["POST"])
@@ -434,10 +583,17 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         return _error(405, f"method {request.method} not allowed on {request.url.path}")
 
     limits = deployment.config.limits
+    keys = deployment.config.api_keys()
+    per_key = limits.max_concurrent_per_key or (
+        max(1, limits.max_concurrent // 2) if len(keys) > 1 else limits.max_concurrent
+    )
     return GuardrailsMiddleware(
         app,
-        api_keys=deployment.config.api_keys(),
+        api_keys=keys,
         max_body_bytes=limits.max_body_bytes,
         max_concurrent=limits.max_concurrent,
         stats=deployment.stats,
+        key_names=limits.named_api_keys,
+        key_limits=KeyLimits(per_key, limits.requests_per_minute_per_key, limits.rate_burst),
+        on_unrecorded=deployment.record_unanswered,
     )

@@ -12,7 +12,14 @@ process dying at any moment:
 * on open, a trailing fragment without its newline (left by a machine crash in the
   middle of a large write) is moved to ``<path>.torn`` so the log itself only ever
   holds whole lines;
-* the file rotates by size (``path`` -> ``path.1`` -> ``path.2`` ...).
+* the file rotates by size (``path`` -> ``path.1`` -> ``path.2`` ..., ``.1`` newest),
+  and rotation deletes nothing a retention rule has not released: by default every
+  file is kept (a client sending large requests cannot flush evidence out); with
+  ``backups`` and/or ``retain_days`` a rotated file goes once it is beyond that many
+  newer files AND older than that many days. Low disk space is warned about;
+* every file (the log, its rotations, ``.torn``) is readable by the owner only (0600);
+* a record that cannot be encoded as UTF-8 (a lone surrogate) is written with JSON
+  escapes instead, never dropped.
 
 User content can be redacted to a digest, which still lets two records be matched.
 """
@@ -21,11 +28,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("secreason.serve")
+MODE = 0o600
 
 
 def redact(text: str) -> str:
@@ -37,11 +51,18 @@ class AuditLog:
     """Thread-safe appender; call :meth:`write` from a worker thread, not the event loop."""
 
     def __init__(
-        self, path: str | Path, *, max_bytes: int = 100 << 20, backups: int = 5, fsync: bool = True
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 100 << 20,
+        backups: int | None = None,
+        retain_days: float | None = None,
+        fsync: bool = True,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.backups = backups
+        self.backups = backups  # None: no count rule (with no age rule either: keep all)
+        self.retain_days = retain_days
         self.fsync = fsync
         self._lock = threading.Lock()  # guards the descriptor, rotation and counters
         self._sync_lock = threading.Lock()  # one fsync at a time
@@ -50,9 +71,12 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._recover_torn_tail()
         self._fd = self._open()
+        self._check_disk()
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, MODE)
+        os.fchmod(fd, MODE)  # a file that existed with wider permissions is narrowed
+        return fd
 
     def _recover_torn_tail(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -69,21 +93,63 @@ class AuditLog:
             keep = size - block + cut + 1 if cut >= 0 else 0
             handle.seek(keep)
             fragment = handle.read()
-            with open(self.path.with_name(self.path.name + ".torn"), "ab") as torn:
-                torn.write(fragment + b"\n")
+            torn = os.open(
+                self.path.with_name(self.path.name + ".torn"),
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                MODE,
+            )
+            try:
+                os.fchmod(torn, MODE)
+                os.write(torn, fragment + b"\n")
+            finally:
+                os.close(torn)
             handle.truncate(keep)
+
+    def rotated(self) -> list[tuple[int, Path]]:
+        """The rotated files as (index, path), newest (``.1``) first."""
+        pattern = re.compile(re.escape(self.path.name) + r"\.(\d+)")
+        found = []
+        for candidate in self.path.parent.iterdir():
+            match = pattern.fullmatch(candidate.name)
+            if match:
+                found.append((int(match.group(1)), candidate))
+        return sorted(found)
 
     def _rotate(self) -> None:
         os.close(self._fd)
-        for index in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-        if self.backups > 0:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink(missing_ok=True)
+        for index, older in reversed(self.rotated()):  # oldest first: targets are free
+            os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._release()
         self._fd = self._open()
+        self._check_disk()
+
+    def _release(self) -> None:
+        """Delete the rotated files every configured retention rule has released."""
+        if self.backups is None and self.retain_days is None:
+            return
+        cutoff = time.time() - 86400 * (self.retain_days or 0.0)
+        for index, older in self.rotated():
+            beyond_count = self.backups is None or index > self.backups
+            aged = self.retain_days is None or older.stat().st_mtime < cutoff
+            if beyond_count and aged:
+                older.unlink(missing_ok=True)
+
+    def _check_disk(self) -> None:
+        try:
+            usage = shutil.disk_usage(self.path.parent)
+        except OSError:
+            return
+        if usage.free < 10 * self.max_bytes or usage.free < usage.total // 20:
+            log.warning(
+                "audit log %s: %.1f GiB free on its disk; retention keeps %s, so the log "
+                "will fill it (set audit.backups / audit.retain_days, or archive old files)",
+                self.path,
+                usage.free / (1 << 30),
+                "everything"
+                if self.backups is None and self.retain_days is None
+                else "what its rules have not released",
+            )
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; with ``fsync``, return once it is on disk.
@@ -92,7 +158,10 @@ class AuditLog:
         ``fsync`` find their line already covered (or wait for the next ``fsync``), so
         concurrent requests share one disk flush instead of queueing for one each.
         """
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        try:
+            line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate: JSON escapes keep it, readable
+            line = (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode()
         with self._lock:
             full = self._would_overflow(len(line))
         if full:  # lock order everywhere: sync lock, then descriptor lock

@@ -86,16 +86,30 @@ class LimitsConfig:
     max_body_bytes: int = 1 << 20
     max_tokens: int = 4096  # the most a request may ask for
     default_max_tokens: int = 1024
+    # name -> key: accepted like api_keys, and the audit names the key by this name
+    # (other keys appear as a sha256 prefix; a key itself is never written anywhere).
+    named_api_keys: dict[str, str] = field(default_factory=dict)
     max_concurrent: int = 64
-    request_timeout_s: float = 600.0
+    # In flight per key (per client address on an open server). None: half of
+    # max_concurrent when several keys are configured, else max_concurrent.
+    max_concurrent_per_key: int | None = None
+    requests_per_minute_per_key: float = 0.0  # 0: no rate limit
+    rate_burst: int | None = None  # requests a key may send at once; None: 10 s worth
+    request_timeout_s: float = 600.0  # the model's deadline: the generation is cancelled
+    body_timeout_s: float = 30.0  # the whole body must arrive within this (else 408)
+    header_timeout_s: float = 10.0  # a connection's request headers, likewise (closed)
+    drain_timeout_s: float = 30.0  # on SIGTERM: in-flight requests get this long, then cut
 
 
 @dataclass
 class AuditConfig:
     path: str | None = None  # None: no audit log
     redact_user: bool = False
-    max_bytes: int = 100 << 20
-    backups: int = 5
+    max_bytes: int = 100 << 20  # the live file rotates past this size
+    # Retention: a rotated file is deleted only once every rule set here releases it
+    # (beyond ``backups`` newer files AND older than ``retain_days``). None: keep all.
+    backups: int | None = None
+    retain_days: float | None = None
     fsync: bool = True
 
 
@@ -120,7 +134,7 @@ class ServeConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def api_keys(self) -> set[str]:
-        keys = set(self.limits.api_keys)
+        keys = set(self.limits.api_keys) | set(self.limits.named_api_keys.values())
         keys.update(k.strip() for k in os.environ.get(self.limits.api_keys_env, "").split(","))
         keys.discard("")
         return keys
@@ -211,6 +225,26 @@ def validate(config: ServeConfig) -> None:
     for name in ("max_body_bytes", "max_tokens", "max_concurrent", "default_max_tokens"):
         if getattr(limits, name) < 1:
             raise ConfigError(f"limits.{name}: must be at least 1")
+    for name in ("max_concurrent_per_key", "rate_burst"):
+        if getattr(limits, name) is not None and getattr(limits, name) < 1:
+            raise ConfigError(f"limits.{name}: must be at least 1")
+    for name in (
+        "requests_per_minute_per_key",
+        "request_timeout_s",
+        "body_timeout_s",
+        "header_timeout_s",
+        "drain_timeout_s",
+    ):
+        value = getattr(limits, name)
+        if value < 0 or (value == 0 and name != "requests_per_minute_per_key"):
+            raise ConfigError(f"limits.{name}: must be positive")
+    audit = config.audit
+    if audit.backups is not None and audit.backups < 0:
+        raise ConfigError("audit.backups: must not be negative (or null: keep all)")
+    if audit.retain_days is not None and audit.retain_days < 0:
+        raise ConfigError("audit.retain_days: must not be negative (or null: keep all)")
+    if audit.max_bytes < 1:
+        raise ConfigError("audit.max_bytes: must be at least 1")
     if config.model.max_batch_size < 1:
         raise ConfigError("model.max_batch_size: must be at least 1")
     for name in (

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import inspect
 import itertools
 import json
 import logging
@@ -28,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -86,6 +88,10 @@ class Engine(ABC):
         it reaches the engine: a batching engine waits for such requests."""
         return contextlib.nullcontext()
 
+    async def ready(self) -> tuple[bool, str]:
+        """Whether a request sent now can be answered, and why not (for ``/ready``)."""
+        return True, "ok"
+
     async def aclose(self) -> None:  # noqa: B027  (optional hook)
         pass
 
@@ -105,6 +111,9 @@ class _Job:
     params: SamplingParams
     future: asyncio.Future[Generation]
     queued_at: float  # event-loop time it reached the queue
+    # Set when the request no longer wants its generation (deadline, disconnect,
+    # shutdown): the backend stops that row at its next token.
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 def batch_key(params: SamplingParams) -> SamplingParams:
@@ -188,6 +197,13 @@ class LocalEngine(Engine):
         self.batches = 0  # totals since start: batches run and the requests they held
         self.batched = 0
         self.busy_s = 0.0  # model time spent on batches (utilisation = busy_s / wall time)
+        # Cancellation: a backend whose generate/stream take ``cancel=`` stops a row once
+        # its event is set; one without it runs to the end (its result is discarded).
+        self._cancel_generate = _accepts_cancel(backend.generate)
+        self._cancel_stream = _accepts_cancel(backend.stream)
+        self._live: set[threading.Event] = set()  # events of generations in progress
+        self.running = 0  # generations on the model thread now (batches and streams)
+        self.cancelled = 0  # requests that gave up on their generation before it ended
 
     def _ensure_worker(self) -> asyncio.Queue[_Job]:
         if self._queue is None or self._worker is None or self._worker.done():
@@ -232,8 +248,15 @@ class LocalEngine(Engine):
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Generation] = loop.create_future()
-        self._ensure_worker().put_nowait(_Job(messages, params, future, loop.time()))
-        return await future
+        job = _Job(messages, params, future, loop.time())
+        self._ensure_worker().put_nowait(job)
+        try:
+            return await future
+        except BaseException:  # deadline, disconnect or shutdown: stop the row's work
+            if not job.cancel.is_set():
+                job.cancel.set()
+                self.cancelled += 1
+            raise
 
     async def _collect(
         self, queue: asyncio.Queue[_Job], expected: int, deadline: float
@@ -324,7 +347,7 @@ class LocalEngine(Engine):
             started = loop.time()
             groups: dict[SamplingParams, list[_Job]] = {}
             for job in jobs:
-                if not job.future.cancelled():
+                if not job.future.done() and not job.cancel.is_set():
                     groups.setdefault(batch_key(job.params), []).append(job)
             for key, group in groups.items():
                 await self._run_batch(key, group)
@@ -339,9 +362,15 @@ class LocalEngine(Engine):
         self.batches += 1
         self.batched += len(group)
         conversations = [job.messages for job in group]
+        generate: Callable[..., list[Generation]] = self.backend.generate
+        if self._cancel_generate:
+            generate = functools.partial(generate, cancel=[job.cancel for job in group])
+        events = {job.cancel for job in group}
+        self._live |= events
+        self.running += 1
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.backend.generate, conversations, params
+                self._executor, generate, conversations, params
             )
             if len(results) != len(group):
                 raise RuntimeError(f"{len(results)} generations for {len(group)} prompts")
@@ -359,6 +388,9 @@ class LocalEngine(Engine):
                 if not job.future.done():
                     job.future.set_exception(EngineError("the model failed", 500))
             return
+        finally:
+            self.running -= 1
+            self._live -= events
         for job, result in zip(group, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
@@ -372,7 +404,10 @@ class LocalEngine(Engine):
 
         def produce(emit: Callable[[str], None], stop: threading.Event) -> Finish:
             parts: list[str] = []
-            iterator = backend.stream(messages, params)
+            # With ``cancel=`` the backend stops at its next token once ``stop`` is set,
+            # even when no text is coming out (a long prefill, special tokens).
+            extra = {"cancel": stop} if self._cancel_stream else {}
+            iterator = backend.stream(messages, params, **extra)
             try:
                 for delta in iterator:
                     emit(delta)
@@ -435,6 +470,8 @@ class LocalEngine(Engine):
                 outcome.append(error)
             loop.call_soon_threadsafe(ready.set)
 
+        self._live.add(stop)
+        self.running += 1
         future = loop.run_in_executor(self._executor, produce)
         try:
             while True:
@@ -456,14 +493,47 @@ class LocalEngine(Engine):
                 raise EngineError("the model failed", 500)
             info.finish_reason, info.prompt_tokens, info.completion_tokens = result
         finally:
+            if not future.done() and not stop.is_set():
+                self.cancelled += 1
             stop.set()
+            future.add_done_callback(lambda _: self._stream_ended(stop))
             await asyncio.shield(future)
 
-    async def aclose(self) -> None:
+    def _stream_ended(self, stop: threading.Event) -> None:
+        self.running -= 1
+        self._live.discard(stop)
+
+    async def ready(self) -> tuple[bool, str]:
+        if getattr(self.backend, "model", True) is None:
+            return False, "the model is unloaded"
+        if self._worker is not None and self._worker.done():
+            return False, "the batching loop has stopped"
+        return True, "ok"
+
+    def cancel_all(self) -> int:
+        """Stop every generation in progress (shutdown); returns how many were asked."""
+        live = [event for event in self._live if not event.is_set()]
+        for event in live:
+            event.set()
+        return len(live)
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        self.cancel_all()
         if self._worker is not None:
             self._worker.cancel()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.backend.close)
+        closing = asyncio.get_running_loop().run_in_executor(self._executor, self.backend.close)
+        try:  # the model thread frees up at its next token; a stuck one is not waited on
+            await asyncio.wait_for(asyncio.shield(closing), timeout_s)
+        except asyncio.TimeoutError:
+            log.error("the model thread did not stop within %.0f s of shutdown", timeout_s)
         self._executor.shutdown(wait=False)
+
+
+def _accepts_cancel(method: Callable[..., Any]) -> bool:
+    try:
+        return "cancel" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _context_length(backend: Any) -> int | None:
@@ -622,6 +692,17 @@ class UpstreamEngine(Engine):
             raise EngineError(f"upstream unreachable: {type(error).__name__}") from None
         except (ValueError, KeyError, TypeError, AttributeError):
             raise EngineError("upstream sent a malformed stream") from None
+
+    async def ready(self, timeout_s: float = 2.0) -> tuple[bool, str]:
+        """Every replica answers ``GET models`` (the cheapest call the API has)."""
+        for client in self._clients:
+            try:
+                response = await client.get("models", timeout=timeout_s)
+            except httpx.HTTPError as error:
+                return False, f"{client.base_url} unreachable: {type(error).__name__}"
+            if response.status_code != 200:
+                return False, f"{client.base_url} answered {response.status_code}"
+        return True, "ok"
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -9,6 +9,7 @@ server labels it in ``/v1/models`` (``owned_by: secreason-benchmark-fixed-text``
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -40,10 +41,14 @@ class FixedTextBackend(Backend):
         self.text = f"<think>\n{FIXED_REASONING}\n</think>\n\n{FIXED_ANSWER}"
 
     def generate(
-        self, conversations: Sequence[list[Message]], params: SamplingParams
+        self,
+        conversations: Sequence[list[Message]],
+        params: SamplingParams,
+        *,
+        cancel: Sequence[threading.Event] | None = None,
     ) -> list[Generation]:
         if self.delay_s:
-            time.sleep(self.delay_s)
+            _pause(self.delay_s, cancel or ())
         words = len(self.text.split())
         return [
             Generation(
@@ -54,11 +59,32 @@ class FixedTextBackend(Backend):
             for c in conversations
         ]
 
-    def stream(self, conversation: list[Message], params: SamplingParams) -> Iterator[str]:
-        if self.delay_s:
-            time.sleep(self.delay_s)
+    def stream(
+        self,
+        conversation: list[Message],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        events = (cancel,) if cancel is not None else ()
+        if self.delay_s and _pause(self.delay_s, events):
+            return
         size = max(1, len(self.text) // self.chunks)
         for start in range(0, len(self.text), size):
-            if self.chunk_delay_s and start:
-                time.sleep(self.chunk_delay_s)
+            if self.chunk_delay_s and start and _pause(self.chunk_delay_s, events):
+                return
             yield self.text[start : start + size]
+
+
+def _pause(seconds: float, cancel: Sequence[threading.Event]) -> bool:
+    """Sleep like a model computing, cut short (True) once every request has cancelled,
+    as the real backend stops at its next token."""
+    if not cancel:
+        time.sleep(seconds)
+        return False
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if all(event.is_set() for event in cancel):
+            return True
+        time.sleep(min(left, 0.01))
+    return False

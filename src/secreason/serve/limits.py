@@ -1,4 +1,4 @@
-"""Protection in front of the model: API keys, body size, concurrency, error hygiene.
+"""Protection in front of the model: API keys, body size and time, concurrency, rates.
 
 Written as one plain ASGI middleware rather than framework dependencies because it
 has to see the whole life of a request (a streamed response ends long after the
@@ -6,19 +6,27 @@ handler returns) and because it runs on every request: it also measures the serv
 own overhead, the time of a request not spent waiting on the model.
 
 * keys: ``Authorization: Bearer <key>``; with no keys configured the server is open
-  (the CLI warns about it). ``/health`` never needs a key.
+  (the CLI warns about it). ``/health`` and ``/ready`` never need a key. A key is known
+  by its id (a configured name, or ``sha256:`` and 12 hex digits), never by itself.
 * body size: a declared ``Content-Length`` over the limit is refused before reading;
-  :func:`read_body` enforces the same bound on bodies sent without one.
-* concurrency: requests beyond ``max_concurrent`` in flight get 429 at once (with
-  ``Retry-After``) instead of queueing without bound.
+  :func:`read_body` enforces the same bound on bodies sent without one, and a time
+  bound on the whole body (a client sending half a body does not keep its slot).
+* concurrency: requests beyond ``max_concurrent`` in flight, or beyond a key's share,
+  get 429 at once (with ``Retry-After``) instead of queueing without bound; so does a
+  key over its request rate (a token bucket per key).
+* evidence: a request that ends without the handler having written its audit record
+  (401, 413, 429, a crash) is handed to ``on_unrecorded``, so every request leaves one.
 * errors: any exception is logged with its traceback under a request id and the
   client gets a JSON 500 naming only that id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -37,7 +45,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = ("/health",)
+OPEN_PATHS = ("/health", "/ready")
+OnUnrecorded = Callable[[Scope, int, str], Awaitable[None]]
 
 
 class ServerStats:
@@ -60,15 +69,69 @@ class ServerStats:
         }
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+def key_id(key: str, names: dict[str, str] | None = None) -> str:
+    """How the audit and the limits know a key: its configured name, else a digest."""
+    for name, value in (names or {}).items():
+        if hmac.compare_digest(value.encode(), key.encode()):
+            return name
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+async def read_body(request: Request, max_bytes: int, timeout_s: float | None = None) -> bytes:
+    """The body, at most ``max_bytes`` (413), all of it within ``timeout_s`` (408)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestError(413, f"request body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise RequestError(413, f"request body exceeds {max_bytes} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            408,
+            f"request body not received within {timeout_s:g} s ({size} bytes arrived)",
+            code="request_timeout",
+        ) from None
     return b"".join(chunks)
+
+
+class KeyLimits:
+    """Per-key share of the concurrency and a token-bucket request rate."""
+
+    def __init__(self, max_in_flight: int, per_minute: float = 0.0, burst: int | None = None):
+        self.max_in_flight = max_in_flight
+        self.rate = per_minute / 60.0  # tokens per second
+        self.burst = float(burst if burst is not None else max(1, math.ceil(self.rate * 10)))
+        self.in_flight: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # identity -> (tokens, when)
+
+    def take(self, identity: str, now: float) -> tuple[str, int] | None:
+        """None when the request may start (counted in); else (message, retry-after s)."""
+        if self.in_flight.get(identity, 0) >= self.max_in_flight:
+            return f"this key has {self.max_in_flight} requests in flight, retry shortly", 1
+        if self.rate > 0:
+            tokens, then = self._buckets.get(identity, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            if tokens < 1:
+                self._buckets[identity] = (tokens, now)
+                wait = math.ceil((1 - tokens) / self.rate)
+                return f"rate limit of {60 * self.rate:g} requests per minute for this key", wait
+            self._buckets[identity] = (tokens - 1, now)
+        self.in_flight[identity] = self.in_flight.get(identity, 0) + 1
+        return None
+
+    def release(self, identity: str) -> None:
+        left = self.in_flight.get(identity, 1) - 1
+        if left > 0:
+            self.in_flight[identity] = left
+        else:
+            self.in_flight.pop(identity, None)
 
 
 class GuardrailsMiddleware:
@@ -81,22 +144,33 @@ class GuardrailsMiddleware:
         max_concurrent: int,
         stats: ServerStats,
         limited_paths: tuple[str, ...] = ("/v1/chat/completions",),
+        key_names: dict[str, str] | None = None,
+        key_limits: KeyLimits | None = None,
+        on_unrecorded: OnUnrecorded | None = None,
     ) -> None:
         self.app = app
-        self.api_keys = [k.encode() for k in api_keys]
+        # (key, id) pairs: every key is compared in constant time, the id is what is kept
+        self.api_keys = [(k.encode(), key_id(k, key_names)) for k in sorted(api_keys)]
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
         self.stats = stats
         self.limited_paths = limited_paths
+        self.key_limits = key_limits or KeyLimits(max_concurrent)
+        self.on_unrecorded = on_unrecorded
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _identify(self, scope: Scope) -> str | None:
+        """The key's id ("" on an open server), or None when the key is missing or wrong."""
         if not self.api_keys:
-            return True
+            return ""
         for name, value in scope.get("headers", ()):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 offered = value[7:].strip()
-                return any(hmac.compare_digest(offered, key) for key in self.api_keys)
-        return False
+                found = None
+                for key, ident in self.api_keys:
+                    if hmac.compare_digest(offered, key):
+                        found = ident
+                return found
+        return None
 
     @staticmethod
     async def _reject(
@@ -123,9 +197,17 @@ class GuardrailsMiddleware:
         start = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
         state = scope.setdefault("state", {})
-        state.update(request_id=request_id, model_s=0.0)
+        client = scope.get("client")
+        state.update(
+            request_id=request_id,
+            model_s=0.0,
+            started=start,
+            client=f"{client[0]}:{client[1]}" if client else None,
+            recorded=False,
+        )
         path = scope["path"]
         status = 0
+        problem = ""
 
         async def send_tracked(message: Message) -> None:
             nonlocal status
@@ -135,45 +217,63 @@ class GuardrailsMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        if path not in OPEN_PATHS and not self._authorized(scope):
-            await self._reject(
-                send_tracked, 401, "missing or invalid API key (Authorization: Bearer)"
-            )
-            self._count(status)
-            return
-        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._reject(
-                send_tracked, 413, f"request body exceeds {self.max_body_bytes} bytes"
-            )
-            self._count(status)
-            return
+        async def refuse(code: int, message: str, headers: list[Any] | None = None) -> None:
+            nonlocal problem
+            problem = message
+            await self._reject(send_tracked, code, message, headers)
+
         limited = path in self.limited_paths
-        if limited and self.stats.in_flight >= self.max_concurrent:
-            await self._reject(
-                send_tracked,
-                429,
-                f"server busy: {self.max_concurrent} requests in flight, retry shortly",
-                [(b"retry-after", b"1")],
-            )
-            self._count(status)
-            return
-        if limited:
-            self.stats.in_flight += 1
+        identity = self._identify(scope) if path not in OPEN_PATHS else ""
+        state["key_id"] = identity or None
+        # Limits apply per key; on an open server, per client address.
+        holder = identity or f"client:{client[0] if client else '?'}"
+        counted = False
         try:
+            if identity is None:
+                await refuse(401, "missing or invalid API key (Authorization: Bearer)")
+                return
+            declared = next(
+                (v for k, v in scope.get("headers", ()) if k == b"content-length"), None
+            )
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await refuse(413, f"request body exceeds {self.max_body_bytes} bytes")
+                return
+            if limited and self.stats.in_flight >= self.max_concurrent:
+                busy = f"server busy: {self.max_concurrent} requests in flight, retry shortly"
+                await refuse(429, busy, [(b"retry-after", b"1")])
+                return
+            if limited:
+                refused = self.key_limits.take(holder, time.monotonic())
+                if refused is not None:
+                    message, wait = refused
+                    await refuse(429, message, [(b"retry-after", str(wait).encode())])
+                    return
+                self.stats.in_flight += 1
+                counted = True
             await self.app(scope, receive, send_tracked)
+        except asyncio.CancelledError:  # the drain deadline passed (or the loop stopped)
+            problem = "cancelled: the server shut down before the answer was ready"
+            status = status or 503
+            raise
         except Exception:
             log.exception("request %s failed", request_id)
+            problem = problem or "internal error"
             if status == 0:
                 await self._reject(send_tracked, 500, f"internal error (request id {request_id})")
         finally:
-            if limited:
+            if counted:
                 self.stats.in_flight -= 1
+                self.key_limits.release(holder)
                 total = time.perf_counter() - start
                 model_s = state.get("model_s", 0.0)
                 self.stats.overhead_ms.append(1000 * max(0.0, total - model_s))
                 self.stats.model_ms.append(1000 * model_s)
             self._count(status)
+            if (limited or status == 401) and not state.get("recorded") and self.on_unrecorded:
+                try:
+                    await self.on_unrecorded(scope, status, problem)
+                except Exception:  # the response is gone; keep the server up
+                    log.exception("audit of request %s failed", request_id)
 
     def _count(self, status: int) -> None:
         self.stats.requests += 1

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from secreason.backends.base import Message
 from secreason.serve.audit import redact
 from secreason.serve.guard import GuardDecision
 from secreason.serve.protocol import ChatRequest
@@ -29,6 +30,11 @@ class Outcome:
     refusal: str | None = None
     refusal_reason: str | None = None
     error: str | None = None
+    http_status: int = 200
+    # What the client was actually sent (a stream torn down by its client: what had
+    # been handed to the connection before it went); None: the response above, whole.
+    sent: dict[str, str] | None = None
+    guard_ms: dict[str, float] = field(default_factory=dict)  # side -> guard time
 
     def refuse(self, decision: GuardDecision, message: str) -> None:
         """Replace the completion by the refusal; the reasoning is never returned with it."""
@@ -62,28 +68,46 @@ class Outcome:
 
 def audit_record(
     outcome: Outcome,
-    chat: ChatRequest,
+    chat: ChatRequest | None,
     *,
     request_id: str,
     model: str,
     system_prompt_version: str | None,
     redact_user: bool,
     latency_ms: float,
+    model_messages: list[Message] | None = None,
+    key_id: str | None = None,
+    client: str | None = None,
+    model_ms: float = 0.0,
 ) -> dict[str, Any]:
+    """The audit line. ``messages`` is what the MODEL saw (after the system-prompt policy;
+    the client's own messages when the request never reached that step); ``sent`` is
+    what the client received."""
+    seen = model_messages if model_messages is not None else chat.messages if chat else None
     messages = [
         {**m, "content": redact(m["content"])} if redact_user and m["role"] == "user" else m
-        for m in chat.messages
+        for m in seen or []
     ]
+    if outcome.sent is not None:
+        sent = outcome.sent
+    elif outcome.http_status != 200:
+        sent = {"error": outcome.error or ""}
+    else:
+        sent = {"reasoning": outcome.reasoning or "", "content": outcome.answer}
     return {
         "request_id": request_id,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "key_id": key_id,
+        "client": client,
+        "status": outcome.http_status,
         "model": model,
         "system_prompt_version": system_prompt_version,
-        "stream": chat.stream,
-        "messages": messages,
-        "params": chat.params.as_dict(),
+        "stream": chat.stream if chat else None,
+        "messages": messages if seen is not None else None,
+        "params": chat.params.as_dict() if chat else None,
         "reasoning": outcome.reasoning,
         "answer": outcome.answer,
+        "sent": sent,
         "split_status": outcome.status,
         "finish_reason": outcome.finish_reason,
         "guard": outcome.guard,
@@ -91,4 +115,9 @@ def audit_record(
         "error": outcome.error,
         "usage": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens},
         "latency_ms": round(latency_ms, 2),
+        "timings": {
+            "total_ms": round(latency_ms, 2),
+            "model_ms": round(model_ms, 2),
+            "guard_ms": {side: round(ms, 2) for side, ms in outcome.guard_ms.items()},
+        },
     }

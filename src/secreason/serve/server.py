@@ -4,12 +4,22 @@ Engines are chosen here and nowhere else: an ``http(s)://`` address means an ups
 OpenAI-compatible server, anything else a local model folder or hub id loaded through
 the project's transformers backend (imported lazily, so a proxy-only deployment never
 loads torch).
+
+Time bounds that need the server itself live here too: a connection has
+``limits.header_timeout_s`` to send each request's headers (uvicorn has no such bound, a
+slow client could hold a connection forever), and SIGTERM drains: in-flight requests get
+``limits.drain_timeout_s`` to finish, then their generations are cancelled and the
+process exits (a model thread that ignores cancellation does not keep it alive).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
+import threading
+import time
 from typing import Any
 
 from secreason.serve.config import GuardConfig, ServeConfig
@@ -80,6 +90,67 @@ def build_guard(config: GuardConfig) -> tuple[Guard, Engine] | None:
     return guard, engine
 
 
+def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, closing a connection whose request headers have not all
+    arrived ``timeout_s`` after it opened or after its previous response ended."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class HeaderTimeoutProtocol(base):
+        _timer: asyncio.TimerHandle | None = None
+        _waiting_after: Any = None  # the cycle (None: none yet) the timer was armed after
+
+        def _between_requests(self) -> bool:
+            return self.cycle is None or bool(self.cycle.response_complete)
+
+        def _arm(self) -> None:
+            if self._timer is not None and self._waiting_after is self.cycle:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._waiting_after = self.cycle
+            self._timer = self.loop.call_later(timeout_s, self._expire)
+
+        def _expire(self) -> None:
+            self._timer = None
+            idle = self._waiting_after is self.cycle and self._between_requests()
+            if idle and self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._between_requests():
+                self._arm()
+            super().data_received(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
+
+
+def _exit_when_stuck(grace_s: float) -> None:
+    """After shutdown, wait for worker threads briefly; a model thread still busy (a
+    backend that ignores cancellation) must not keep the process alive."""
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    if len(stuck) > 1:  # the main thread is always there
+        log.error("threads still busy after the drain (%s): exiting anyway", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(0)
+
+
 def run(config: ServeConfig) -> None:
     """Load the model (and guard), then serve until interrupted."""
     import uvicorn
@@ -106,11 +177,14 @@ def run(config: ServeConfig) -> None:
         config.audit.path or "off",
         config.system_prompt.version if config.system_prompt.mode != "off" else "off",
     )
+    limits = config.limits
     uvicorn.run(
         create_app(deployment),
         host=config.host,
         port=config.port,
         log_level=config.log_level,
         access_log=False,
-        timeout_graceful_shutdown=5,
+        http=header_timeout_protocol(limits.header_timeout_s),
+        timeout_graceful_shutdown=math.ceil(limits.drain_timeout_s),
     )
+    _exit_when_stuck(grace_s=5.0)

@@ -1,0 +1,207 @@
+"""Bounded work: a request that gives up stops its generation, and no key fills the server.
+
+Unit level: the local engine with a backend that only ends when told to (so a missing
+cancellation shows as a hang, not as a timing), the real transformers backend's
+stopping criterion, and the per-key limiter. The end-to-end checks against real server
+processes (deadline, disconnect, slow headers and bodies, SIGTERM) are in
+``test_serve_bounded_server.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from secreason.backends.base import Backend, Generation, Message, SamplingParams
+from secreason.serve.engine import LocalEngine, StreamInfo
+from secreason.serve.limits import KeyLimits, key_id
+
+HANG = "hang"  # a prompt the test backend works on until its request is cancelled
+
+
+class UntilCancelled(Backend):
+    """Answers at once, except conversations saying HANG: those run until cancelled
+    (at most ``cap_s``, so a missing cancellation fails the test instead of hanging it)."""
+
+    model_id = "until-cancelled"
+
+    def __init__(self, cap_s: float = 20.0) -> None:
+        self.cap_s = cap_s
+        self.stopped: list[str] = []  # how each hanging generation ended
+
+    def _hang(self, events: Sequence[threading.Event]) -> None:
+        ended = all(event.wait(self.cap_s) for event in events) if events else False
+        self.stopped.append("cancelled" if ended else "ran to the cap")
+
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        params: SamplingParams,
+        *,
+        cancel: Sequence[threading.Event] | None = None,
+    ) -> list[Generation]:
+        hanging = [i for i, c in enumerate(conversations) if c[-1]["content"] == HANG]
+        if hanging:
+            self._hang([cancel[i] for i in hanging] if cancel else [])
+        return [Generation("</think>done") for _ in conversations]
+
+    def stream(
+        self,
+        conversation: list[Message],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        if conversation[-1]["content"] == HANG:
+            self._hang([cancel] if cancel else [])
+            return
+        yield "</think>done"
+
+
+def _ask(text: str) -> list[Message]:
+    return [{"role": "user", "content": text}]
+
+
+def test_a_deadline_cancels_the_batched_generation_and_frees_the_model() -> None:
+    backend = UntilCancelled()
+
+    async def scenario() -> str:
+        engine = LocalEngine(backend, arrival_wait_ms=0, burst_gap_ms=0)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(engine.complete(_ask(HANG), SamplingParams()), 0.2)
+        # The next request must not wait behind the abandoned generation.
+        later = await asyncio.wait_for(engine.complete(_ask("hi"), SamplingParams()), 10)
+        assert engine.cancelled == 1 and engine.running == 0
+        await engine.aclose()
+        return later.text
+
+    assert asyncio.run(scenario()) == "</think>done"
+    assert backend.stopped == ["cancelled"]
+
+
+def test_a_closed_stream_cancels_the_generation_even_without_output() -> None:
+    backend = UntilCancelled()
+
+    async def scenario() -> list[str]:
+        engine = LocalEngine(backend)
+        stream = engine.stream(_ask(HANG), SamplingParams(), StreamInfo())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(stream.__anext__(), 0.2)  # nothing comes out
+        await asyncio.wait_for(stream.aclose(), 10)  # type: ignore[attr-defined]
+        info = StreamInfo()
+        got = [d async for d in engine.stream(_ask("hi"), SamplingParams(), info)]
+        assert engine.cancelled == 1
+        await engine.aclose()
+        return got
+
+    assert asyncio.run(scenario()) == ["</think>done"]
+    assert backend.stopped == ["cancelled"]
+
+
+def test_only_the_cancelled_row_of_a_batch_is_asked_to_stop() -> None:
+    seen: list[list[bool]] = []
+
+    class Recording(UntilCancelled):
+        def generate(self, conversations, params, *, cancel=None):  # type: ignore[no-untyped-def]
+            assert cancel is not None and len(cancel) == len(conversations)
+            first = cancel[0].wait(10)  # the first row's request gives up meanwhile
+            seen.append([first, cancel[1].is_set()])
+            return [Generation("</think>ok") for _ in conversations]
+
+    async def scenario() -> str:
+        engine = LocalEngine(Recording(), max_batch_size=2, arrival_wait_ms=0)
+        quitter = asyncio.ensure_future(engine.complete(_ask("a"), SamplingParams()))
+        stayer = asyncio.ensure_future(engine.complete(_ask("b"), SamplingParams()))
+        await asyncio.sleep(0.2)
+        quitter.cancel()
+        result = await asyncio.wait_for(stayer, 10)
+        await engine.aclose()
+        return result.text
+
+    assert asyncio.run(scenario()) == "</think>ok"
+    assert seen == [[True, False]]
+
+
+def test_shutdown_cancels_generations_in_progress() -> None:
+    backend = UntilCancelled()
+
+    async def scenario() -> None:
+        engine = LocalEngine(backend, arrival_wait_ms=0)
+        task = asyncio.ensure_future(engine.complete(_ask(HANG), SamplingParams()))
+        while engine.running == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(engine.aclose(), 15)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert backend.stopped == ["cancelled"]
+
+
+def test_transformers_rows_stop_at_their_next_token(chat_model_dir: Path) -> None:
+    """The real backend: a cancelled row ends after one token, its neighbour runs on."""
+    from secreason.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(str(chat_model_dir), device="cpu")
+    backend._eos_ids = []  # never stop on EOS: only the cancellation or the length ends a row
+    params = SamplingParams(max_tokens=24)
+    stop, go = threading.Event(), threading.Event()
+    stop.set()
+    rows = backend.generate([_ask("one"), _ask("two")], params, cancel=[stop, go])
+    assert [r.completion_tokens for r in rows] == [1, 24]
+    assert [r.finish_reason for r in rows] == ["length", "length"]
+    deltas = list(backend.stream(_ask("one"), params, cancel=stop))
+    assert len("".join(deltas).split()) <= 1
+    backend.close()
+
+
+# ------------------------------------------------------------------------ per-key limits
+
+
+@pytest.mark.parametrize(
+    ("per_key", "per_minute", "burst", "steps", "expected"),
+    [
+        # concurrency: a key holding its share is refused, another key is not
+        (1, 0, None, [("a", 0), ("a", 0), ("b", 0)], ["ok", "busy 1", "ok"]),
+        (2, 0, None, [("a", 0), ("a", 0), ("a", 0)], ["ok", "ok", "busy 1"]),
+        # rate: a burst of 2 at 60/min, then one token per second comes back
+        (9, 60, 2, [("a", 0), ("a", 0), ("a", 0), ("a", 1.0)], ["ok", "ok", "rate 1", "ok"]),
+        # a slow rate: the retry-after is the time until the next token
+        (9, 6, 1, [("a", 0), ("a", 0), ("b", 0), ("a", 5)], ["ok", "rate 10", "ok", "rate 5"]),
+    ],
+)
+def test_key_limits_table(
+    per_key: int,
+    per_minute: float,
+    burst: int | None,
+    steps: list[tuple[str, float]],
+    expected: list[str],
+) -> None:
+    limits = KeyLimits(per_key, per_minute, burst)
+    got = []
+    for who, at in steps:
+        refused = limits.take(who, at)
+        if refused is None:
+            got.append("ok")
+        else:
+            message, wait = refused
+            got.append(f"{'rate' if 'rate limit' in message else 'busy'} {wait}")
+    assert got == expected
+
+
+def test_key_limits_release_frees_the_share() -> None:
+    limits = KeyLimits(1)
+    assert limits.take("a", 0) is None and limits.take("a", 0) is not None
+    limits.release("a")
+    assert limits.take("a", 0) is None
+    assert limits.in_flight == {"a": 1}
+
+
+def test_key_ids_never_hold_the_key() -> None:
+    assert key_id("sk-secret", {"alice": "sk-secret"}) == "alice"
+    anonymous = key_id("sk-secret", {"alice": "other"})
+    assert anonymous.startswith("sha256:") and "secret" not in anonymous
+    assert anonymous == key_id("sk-secret") != key_id("sk-secret2")

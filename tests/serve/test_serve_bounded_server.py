@@ -1,0 +1,315 @@
+"""Bounded work and the audit trail, against real server processes on loopback.
+
+``slow`` is ``secreason serve`` with the fixed-text backend taking 120 s per answer,
+so any generation that is not cancelled is still running when the test looks. Slow
+clients are raw sockets (half the headers, half a body); a disconnect is a socket
+closed mid-request; the drain is a real SIGTERM. ``proxy`` is a second server in front
+of a stub upstream written here, which records when its client (the proxy) hangs up.
+No test asserts a duration: each waits for a state (a count in ``/metrics``, a closed
+socket, an exited process) with a bound far above what the behaviour needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serve_fixtures import Server, free_port
+
+from secreason.serve.audit import read_audit
+
+pytestmark = pytest.mark.slow
+
+KEYS = {"alice": "key-alice-0001", "bob": "key-bob-0002", "carol": "key-carol-3", "dave": "k-d4"}
+THOUGHT = "The upstream reasons first."
+PARTIAL = "Partial answer, then the upstream stalls."
+
+
+@pytest.fixture(scope="module")
+def slow(start_server: Callable[..., Server], serve_workdir: Path) -> Server:
+    config: dict[str, Any] = {
+        "model": {"backend": "fixed-text", "fixed_text_delay_s": 120, "served_name": "fixed"},
+        "limits": {
+            "named_api_keys": KEYS,
+            "max_concurrent": 3,
+            "max_concurrent_per_key": 1,
+            "requests_per_minute_per_key": 6,
+            "rate_burst": 3,
+            "request_timeout_s": 300,
+            "body_timeout_s": 1,
+            "header_timeout_s": 1,
+            "drain_timeout_s": 1,
+        },
+        "audit": {"path": str(serve_workdir / "slow-audit.jsonl"), "fsync": False},
+    }
+    return start_server(config, "slow")
+
+
+def _metrics(server: Server) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {KEYS['alice']}"}
+    return httpx.get(server.base_url + "/metrics", headers=headers, timeout=10).json()
+
+
+def _wait_for(check: Callable[[], bool], what: str, bound_s: float = 30.0) -> None:
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def _request_bytes(key: str, body: dict[str, Any] | bytes, declared: int | None = None) -> bytes:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared if declared is not None else len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def _open(server: Server, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(payload)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _records(server: Server, serve_workdir: Path, name: str) -> list[dict[str, Any]]:
+    return list(read_audit(serve_workdir / name))
+
+
+QUESTION = {"model": "fixed", "messages": [{"role": "user", "content": "which CWE?"}]}
+
+
+def test_half_sent_headers_are_cut_off(slow: Server) -> None:
+    sock = _open(slow, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    with sock:
+        assert _read_all(sock) == b"", "the server answered a request it never fully got"
+
+
+def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: Path) -> None:
+    body = json.dumps(QUESTION).encode()
+    with _open(slow, _request_bytes(KEYS["alice"], body[:10], declared=len(body))) as sock:
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert _metrics(slow)["in_flight"] == 0
+    record = _records(slow, serve_workdir, "slow-audit.jsonl")[-1]
+    assert (record["status"], record["key_id"]) == (408, "alice")
+    assert record["client"].startswith("127.0.0.1:")
+
+
+def test_disconnect_cancels_the_generation(slow: Server, serve_workdir: Path) -> None:
+    before = _metrics(slow)["cancelled"]
+    sock = _open(slow, _request_bytes(KEYS["alice"], QUESTION))
+    _wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
+    sock.close()
+    _wait_for(lambda: _metrics(slow)["model_running"] == 0, "the generation stopped")
+    assert _metrics(slow)["cancelled"] == before + 1
+    _wait_for(
+        lambda: _records(slow, serve_workdir, "slow-audit.jsonl")[-1]["status"] == 499,
+        "the disconnect was audited",
+    )
+    record = _records(slow, serve_workdir, "slow-audit.jsonl")[-1]
+    assert record["error"] == "client disconnected" and record["key_id"] == "alice"
+    assert record["messages"][0]["role"] == "system", "the audit must hold what the model saw"
+
+
+def test_one_key_cannot_fill_the_server(slow: Server) -> None:
+    holder = _open(slow, _request_bytes(KEYS["alice"], QUESTION))
+    try:
+        _wait_for(lambda: _metrics(slow)["model_running"] == 1, "alice's generation started")
+        url = slow.base_url + "/v1/chat/completions"
+        alice = {"authorization": f"Bearer {KEYS['alice']}"}
+        second = httpx.post(url, json=QUESTION, headers=alice)
+        assert second.status_code == 429 and second.headers["retry-after"] == "1"
+        assert "this key" in second.json()["error"]["message"]
+        headers = {"authorization": f"Bearer {KEYS['bob']}"}
+        with httpx.stream(
+            "POST", url, json={**QUESTION, "stream": True}, headers=headers, timeout=30
+        ) as other:
+            assert other.status_code == 200, "another key was blocked by alice's request"
+            first = next(other.iter_lines())
+            assert first.startswith("data: ") and '"role": "assistant"' in first
+    finally:
+        holder.close()
+    _wait_for(lambda: _metrics(slow)["model_running"] == 0, "both generations stopped")
+
+
+def test_rate_limit_per_key_with_retry_after(slow: Server, serve_workdir: Path) -> None:
+    url = slow.base_url + "/v1/chat/completions"
+    headers = {"authorization": f"Bearer {KEYS['carol']}"}
+    statuses = [httpx.post(url, content=b"{", headers=headers).status_code for _ in range(3)]
+    limited = httpx.post(url, content=b"{", headers=headers)
+    assert statuses == [400, 400, 400] and limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert "rate limit" in limited.json()["error"]["message"]
+
+    def carol() -> list[int]:
+        records = _records(slow, serve_workdir, "slow-audit.jsonl")
+        return [r["status"] for r in records if r["key_id"] == "carol"]
+
+    _wait_for(lambda: carol() == [400, 400, 400, 429], "carol's four requests were audited")
+
+
+def test_every_refusal_is_audited_and_no_key_is_written(slow: Server, serve_workdir: Path) -> None:
+    url = slow.base_url + "/v1/chat/completions"
+    wrong = httpx.post(url, json=QUESTION, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    with _open(slow, _request_bytes(KEYS["bob"], b"", declared=10**9)) as sock:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+
+    def last_two() -> list[tuple[int, str | None]]:
+        records = _records(slow, serve_workdir, "slow-audit.jsonl")
+        return [(r["status"], r["key_id"]) for r in records[-2:]]
+
+    _wait_for(lambda: last_two() == [(401, None), (413, "bob")], "the refusals were audited")
+    records = _records(slow, serve_workdir, "slow-audit.jsonl")
+    assert all(r["client"] and r["request_id"] for r in records)
+    text = (serve_workdir / "slow-audit.jsonl").read_text()
+    assert not any(key in text for key in KEYS.values()) and "nope" not in text
+    assert stat.S_IMODE(os.stat(serve_workdir / "slow-audit.jsonl").st_mode) == 0o600
+
+
+def test_health_is_liveness_ready_checks_the_model(slow: Server) -> None:
+    assert httpx.get(slow.base_url + "/health").status_code == 200
+    ready = httpx.get(slow.base_url + "/ready")
+    assert ready.status_code == 200 and ready.json()["checks"]["model"]["ready"] is True
+
+
+# ------------------------------------------------------------------- proxy mode
+
+
+class _Stub(BaseHTTPRequestHandler):
+    """An upstream that sends PARTIAL and then stalls, noting when its client leaves."""
+
+    closed: list[str] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # /v1/models, for /ready
+        body = b'{"object": "list", "data": [{"id": "stub"}]}'
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if not request.get("stream"):
+            # Answer nothing; watch the socket until the client closes it.
+            ready, _, _ = select.select([self.connection], [], [], 60)
+            if ready and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                self.closed.append("complete")
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        try:
+            for delta in ({"reasoning_content": THOUGHT}, {"content": PARTIAL}):
+                event = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+            for _ in range(600):
+                time.sleep(0.1)
+                self.wfile.write(b": still thinking\n\n")
+                self.wfile.flush()
+        except OSError:
+            self.closed.append("stream")
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_proxy_deadline_and_disconnect_close_the_upstream(
+    start_server: Callable[..., Server], stub: str, serve_workdir: Path
+) -> None:
+    audit = serve_workdir / "stub-proxy-audit.jsonl"
+    proxy = start_server(
+        {
+            "model": {"path": "stub", "upstream": stub},
+            "system_prompt": {"mode": "off"},
+            "limits": {"request_timeout_s": 2},
+            "audit": {"path": str(audit), "fsync": False},
+        },
+        "stub-proxy",
+    )
+    url = proxy.base_url + "/v1/chat/completions"
+    body = {"model": "stub", "messages": [{"role": "user", "content": "q"}]}
+    timed_out = httpx.post(url, json=body, timeout=60)
+    assert timed_out.status_code == 504
+    _wait_for(lambda: "complete" in _Stub.closed, "the proxy closed the upstream request")
+
+    with _open(proxy, _request_bytes("none", {**body, "stream": True})) as sock:
+        received = b""
+        while PARTIAL.encode() not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "the stream ended before its first content"
+            received += chunk
+        # the client leaves after the first piece of content
+    _wait_for(lambda: "stream" in _Stub.closed, "the proxy closed the upstream stream")
+    _wait_for(lambda: len(list(read_audit(audit))) == 2, "both requests were audited")
+    record = list(read_audit(audit))[-1]
+    assert record["error"] == "client disconnected"
+    assert record["sent"] == {"reasoning": THOUGHT, "content": PARTIAL}, "what was sent is lost"
+
+
+def test_ready_fails_while_the_guard_is_unreachable(
+    start_server: Callable[..., Server], stub: str
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    server = start_server(
+        {"model": {"path": "stub", "upstream": stub}, "guard": {"model": dead}}, "dead-guard"
+    )
+    assert httpx.get(server.base_url + "/health").status_code == 200
+    ready = httpx.get(server.base_url + "/ready", timeout=30)
+    checks = ready.json()["checks"]
+    assert ready.status_code == 503 and checks["model"]["ready"] is True
+    assert checks["guard"]["ready"] is False and "unreachable" in checks["guard"]["detail"]
+
+
+# ---------------------------------------------------------------------- drain (last)
+
+
+def test_sigterm_drains_then_exits_during_a_long_generation(
+    slow: Server, serve_workdir: Path
+) -> None:
+    sock = _open(slow, _request_bytes(KEYS["dave"], QUESTION))
+    try:
+        _wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
+        slow.process.send_signal(signal.SIGTERM)
+        slow.process.wait(60)  # the model would take 120 s: only a cancelled one ends first
+    finally:
+        sock.close()
+    # uvicorn re-raises the signal once it has shut down: killed by SIGTERM, after the drain
+    assert slow.process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in slow.log()
+    dave = [r for r in _records(slow, serve_workdir, "slow-audit.jsonl") if r["key_id"] == "dave"]
+    assert [(r["status"], r["error"][:10]) for r in dave] == [(503, "cancelled:")]
