@@ -263,3 +263,46 @@ def test_real_taa_scores_through_the_authors_maps(shared_benchmarks: Path) -> No
     # Every gold actor reaches itself through its aliases, the two APT-C-36 rows included
     # (FAITH's \w+ stopped at the hyphen and read "apt": 48 / 50).
     assert got["correct"] == pytest.approx(50 / 50)
+
+
+def test_taa_official_reads_hyphenated_aliases_whole() -> None:
+    bench = get_benchmark("ctibench-taa")
+    samples = bench.load(FIXTURES)
+    completions = [
+        "Threat Actor: T-100",  # alias of Toy Bear (FAITH's \w+ read "t")
+        'Threat Actor: "Lonely Group"',  # quotes skipped; itself through the "nan" loop
+        "**Threat Actor:** Loud Kitten.",  # bold and final period skipped; related: plausible
+    ]
+    got = metrics(bench, samples, completions, "official")
+    assert got["correct"] == pytest.approx(2 / 3)
+    assert got["correct_plausible"] == pytest.approx(3 / 3)
+
+
+# The CTIBench authors' hand-read predictions per model (evaluation/responses/
+# cti-taa-responses.tsv in their repository), when a copy sits beside the benchmark files.
+# Correct and correct+plausible per model as this replay measured them (2026-11-30);
+# GPT-4's pair is the paper's 52 / 86 (FAITH's \w+ rule gave 48 / 82), the others were
+# the same under both rules.
+PUBLISHED_TAA = {
+    "ChatGPT-3.5": (0.44, 0.62),
+    "ChatGPT-4": (0.52, 0.86),
+    "Gemini-1.5": (0.38, 0.74),
+    "LLAMA3-70B": (0.52, 0.80),
+    "LLAMA3-8B": (0.28, 0.36),
+}
+
+
+def test_taa_replay_of_the_published_answers(shared_benchmarks: Path) -> None:
+    import csv
+
+    path = shared_benchmarks / "ctibench" / "cti-taa-responses.tsv"
+    if not path.is_file():
+        pytest.skip("cti-taa-responses.tsv (the authors' TAA predictions) is not present")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    bench = get_benchmark("ctibench-taa")
+    samples = bench.load(shared_benchmarks / "ctibench")
+    for model, (correct, plausible) in PUBLISHED_TAA.items():
+        answers = [f"Threat Actor: {row[model].strip()}" for row in rows]
+        got = metrics(bench, samples, answers, "official")
+        assert (got["correct"], got["correct_plausible"]) == pytest.approx((correct, plausible))
