@@ -1,9 +1,12 @@
 """The data card: what a data set contains and how clean it is, in one markdown page.
 
 Written from the pipeline's ``summary.json`` so that the card can never disagree with
-the figures the run measured: counts per task and domain, teacher pass rates and
-difficulty grades, trace lengths, dedup and decontamination figures, the mix against
-its targets, and the recipe that made it.
+the figures the run measured: counts per task and split, the shortcut audit (a
+no-model baseline against chance), label conflicts resolved and cross-split near
+duplicates, length percentiles against the SFT/RL limits, the teacher (pass rates and
+difficulty only for a model teacher: the template teacher writes the gold by
+construction), dedup and decontamination figures, the mix against its targets, and the
+recipe that made it (without endpoint fields a template run never used).
 """
 
 from __future__ import annotations
