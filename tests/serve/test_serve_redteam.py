@@ -117,9 +117,11 @@ def servers(
         **_config(fake_upstream),
         "model": {"path": "echo", "upstream": fake_upstream, "prefilled": False},
     }
+    bare = {**proxy, "guard": {"model": None}}  # no guard: deltas are sent as they come
     started = {
         "local": start_server(local, "red-local", wait=False),
         "proxy": start_server(proxy, "red-proxy", wait=False),
+        "bare": start_server(bare, "red-bare", wait=False),
     }
     return {name: server.wait_ready() for name, server in started.items()}
 
@@ -288,10 +290,11 @@ def test_upstream_error_detail_stays_in_the_server(servers: dict[str, Server]) -
     assert SECRET_PATH not in message and "request id" in message
 
 
-def test_stop_string_never_leaks_when_streaming(servers: dict[str, Server]) -> None:
-    received, finish = _stream_text(
-        servers["proxy"], {"messages": _user("STOPTEST"), "stop": "STOP"}
-    )
+@pytest.mark.parametrize("mode", ["proxy", "bare"])
+def test_stop_string_never_leaks_when_streaming(servers: dict[str, Server], mode: str) -> None:
+    """Held until the guard's verdict (proxy) or sent delta by delta (bare): either way
+    the first half of a stop string split across two deltas is never sent."""
+    received, finish = _stream_text(servers[mode], {"messages": _user("STOPTEST"), "stop": "STOP"})
     assert received.endswith("abc") and "ST" not in received and "secret" not in received
     assert finish == "stop"
 
@@ -383,3 +386,26 @@ def test_model_input_ids_hold_no_control_token_from_user_text(chat_model_dir: Pa
     with pytest.raises(EngineError, match="exceeds the model's context of 1024"):
         asyncio.run(engine.prepare(_user("word " * 1100), params))
     backend.close()
+
+
+def test_a_conversation_the_template_rejects_is_a_400_before_the_batch() -> None:
+    import asyncio
+
+    from secreason.backends.base import SamplingParams
+    from secreason.serve.engine import EngineError, LocalEngine
+    from secreason.serve.fixed_backend import FixedTextBackend
+
+    class Strict(FixedTextBackend):
+        tokenizer = staticmethod(lambda text, **_: {"input_ids": text.split()})
+
+        def render(self, conversation: list[dict[str, str]]) -> str:
+            if conversation[0]["role"] != "user":
+                raise ValueError("Conversation roles must alternate user/assistant")
+            return " ".join(m["content"] for m in conversation)
+
+    engine = LocalEngine(Strict())
+    params = SamplingParams(max_tokens=4)
+    assert asyncio.run(engine.prepare(_user("a b c"), params)) == 3
+    with pytest.raises(EngineError, match="must alternate") as caught:
+        asyncio.run(engine.prepare([{"role": "tool", "content": "x"}], params))
+    assert caught.value.status == 400
