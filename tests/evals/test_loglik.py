@@ -76,3 +76,36 @@ def test_refused_without_token_probabilities() -> None:
     bench = get_benchmark("athenabench-mcq")
     with pytest.raises(TypeError, match="transformers backend"):
         loglik_results(bench, bench.load(FIXTURES), object())
+
+
+def test_cli_mc_mode_loglik_writes_the_report(
+    tiny_model_dir: Path, tmp_path: Path, backend
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from secreason.cli import app
+
+    out = tmp_path / "run"
+    base = ["eval", "athenabench-mcq", "--model", str(tiny_model_dir), "--data", str(FIXTURES)]
+    result = CliRunner().invoke(app, [*base, "--mc-mode", "loglik", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())["benchmarks"][0]
+    expected = evaluate_loglik(get_benchmark("athenabench-mcq"), backend, FIXTURES)
+    for protocol in ("official", "strict"):
+        got = report["protocols"][protocol]["accuracy"]["mean"]
+        assert got == pytest.approx(expected[protocol]["accuracy"])
+    log = (out / "samples" / "athenabench-mcq" / "trial-0.official.jsonl").read_text()
+    assert len(log.splitlines()) == 4 and '"logprobs"' in log
+    assert not (out / "cache" / "athenabench-mcq").exists()  # nothing was generated
+
+    for extra, message in (
+        (["--mc-mode", "sample"], "choose generate or loglik"),
+        (["--mc-mode", "loglik", "--rescore"], "--backend transformers"),
+    ):
+        refused = CliRunner().invoke(app, [*base, *extra, "--out", str(tmp_path / "x")])
+        assert refused.exit_code != 0 and message in refused.stderr
+    rcm = ["eval", "athenabench-rcm", "--model", str(tiny_model_dir), "--data", str(FIXTURES)]
+    refused = CliRunner().invoke(app, [*rcm, "--mc-mode", "loglik", "--out", str(tmp_path / "y")])
+    assert refused.exit_code != 0 and "athenabench-rcm" in refused.stderr

@@ -210,6 +210,12 @@ def register(app: typer.Typer) -> None:
             help="Length-controlled win rate (needs the hub's df_gamed.csv once) or raw.",
         ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
+        mc_mode: str = typer.Option(
+            "generate",
+            "--mc-mode",
+            help="generate, or loglik: multiple choice from the option letters' "
+            "log-probabilities after 'Answer:' (transformers backend; nothing generated).",
+        ),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
     ) -> None:
         """Evaluate a model on benchmarks (resumable), or score a predictions file."""
@@ -288,6 +294,17 @@ def register(app: typer.Typer) -> None:
             )
         if predictions is not None and len(benches) != 1:
             _fail("--predictions scores one benchmark at a time")
+        if mc_mode not in ("generate", "loglik"):
+            _fail(f"--mc-mode {mc_mode!r}: choose generate or loglik")
+        if mc_mode == "loglik":
+            if backend != "transformers" or predictions is not None or rescore:
+                _fail(
+                    "--mc-mode loglik reads log-probabilities from a local model: use it "
+                    "with --backend transformers, without --predictions or --rescore"
+                )
+            open_ended = [b.name for b in benches if b.task.name not in ("mcq",)]
+            if open_ended:
+                _fail(f"--mc-mode loglik is for multiple choice; not: {', '.join(open_ended)}")
 
         def model_backend() -> Any:
             from secreason.backends.registry import make_backend
@@ -388,7 +405,12 @@ def register(app: typer.Typer) -> None:
                     _fail(explain(error)[0])
             else:
                 for bench in benches:
-                    results.append(runner.run(bench))
+                    if mc_mode == "loglik":
+                        from secreason.evals.loglik import loglik_run
+
+                        results.append(loglik_run(runner, bench))
+                    else:
+                        results.append(runner.run(bench))
                 if lm_eval_tasks:
                     results.append(
                         run_general(

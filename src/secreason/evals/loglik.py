@@ -137,3 +137,33 @@ def evaluate_loglik(
         results = loglik_results(benchmark, samples, backend, protocol)
         out[protocol] = benchmark.metrics(samples, results, protocol)
     return out
+
+
+def loglik_run(runner: Any, benchmark: Benchmark) -> Any:
+    """``secreason eval --mc-mode loglik``: one benchmark through the runner's model.
+
+    Same samples, protocols, per-sample logs and report entry as a generating run; one
+    trial (log-likelihoods are deterministic).
+    """
+    import json
+
+    from secreason.evals.runner import BenchmarkResult
+
+    samples = runner.load(benchmark)
+    backend = runner.backend()
+    result = BenchmarkResult(benchmark.name, benchmark.headline, benchmark.references, len(samples))
+    for protocol in runner.settings.protocols:
+        results = loglik_results(
+            benchmark, samples, backend, protocol, getattr(backend, "batch_size", 8)
+        )
+        result.metrics[protocol] = [benchmark.metrics(samples, results, protocol)]
+        log = runner.log_path(benchmark, 0, protocol)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w", encoding="utf-8") as handle:
+            for item in results:
+                record = {"sample_id": item.sample_id, "mode": "loglik", **item.extra}
+                record.update(item.judgement.as_dict())
+                handle.write(json.dumps(record) + "\n")
+        result.samples_log[f"0.{protocol}"] = str(log)
+    result.generated = len(samples)
+    return result
