@@ -208,9 +208,14 @@ def mix_cmd(
 ) -> None:
     """Re-mix a finished run's items and traces to the recipe's ratios (reruns dedup and
     decontamination, which are fast, and reuses the stored items and teacher verdicts)."""
+    from secreason.data.audit import ShortcutError
     from secreason.data.pipeline import run_pipeline
 
-    summary = run_pipeline(_recipe(recipe, overrides, set_))
+    try:
+        summary = run_pipeline(_recipe(recipe, overrides, set_))
+    except ShortcutError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps(summary["mix"], default=str))
 
 
