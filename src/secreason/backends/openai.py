@@ -9,8 +9,8 @@ not trip over it.
 
 Failures that are worth retrying (connection errors, timeouts, 429, 5xx) are retried
 with exponential backoff (honouring ``Retry-After``); anything else (a 400 for a bad
-model name, say) fails at once with the server's message. The client's own retries are
-off so the policy lives in one place.
+model name, say) fails at once with the server's message. The policy is the one in
+:mod:`secreason.backends.retry`, shared with the data teacher.
 
 Servers that split reasoning off (vLLM's reasoning parsers: ``reasoning_content``;
 some others: ``reasoning``) fill :attr:`Generation.reasoning`, and
@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
+from secreason.backends.retry import call_with_retries
 from secreason.reasoning import THINK
 
 T = TypeVar("T")
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 def _reasoning_of(message: Any) -> str | None:
@@ -120,47 +119,29 @@ class OpenAIBackend(Backend):
             body["extra_body"] = self.extra_body
         return body
 
-    def _delay(self, attempt: int, error: Exception) -> float:
-        response = getattr(error, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        if header:
-            try:
-                return min(float(header), self.max_backoff)
-            except ValueError:
-                pass
-        base = self.backoff * (2**attempt)
-        return min(base * (0.5 + random.random() / 2), self.max_backoff)
-
-    @staticmethod
-    def _retryable(error: Exception) -> bool:
-        import openai
-
-        if isinstance(error, (openai.APIConnectionError, openai.APITimeoutError)):
-            return True
-        if isinstance(error, openai.APIStatusError):
-            return error.status_code in _RETRY_STATUS or error.status_code >= 500
-        return False
-
     async def _one(
         self, conversation: list[Message], params: SamplingParams, gate: asyncio.Semaphore
     ) -> Generation:
         client = self._async_client()
         body = self._request(conversation, params)
+
+        def count(_retry: int, _error: BaseException) -> None:
+            self.retries += 1
+
         async with gate:
-            attempt = 0
-            while True:
-                try:
-                    response = await client.chat.completions.create(**body)
-                    break
-                except Exception as error:
-                    if attempt >= self.max_retries or not self._retryable(error):
-                        raise RuntimeError(
-                            f"{self.base_url} ({self.model_id}): request failed after "
-                            f"{attempt + 1} attempt(s): {error}"
-                        ) from error
-                    self.retries += 1
-                    await asyncio.sleep(self._delay(attempt, error))
-                    attempt += 1
+            try:
+                response = await call_with_retries(
+                    lambda: client.chat.completions.create(**body),
+                    max_retries=self.max_retries,
+                    base=self.backoff,
+                    cap=self.max_backoff,
+                    on_retry=count,
+                )
+            except Exception as error:
+                raise RuntimeError(
+                    f"{self.base_url} ({self.model_id}): request failed after "
+                    f"{getattr(error, 'attempts', 1)} attempt(s): {error}"
+                ) from error
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         text, reasoning = choice.message.content or "", _reasoning_of(choice.message)

@@ -24,7 +24,6 @@ import asyncio
 import hashlib
 import json
 import os
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from secreason.backends.retry import backoff_delay
 from secreason.data.store import JsonlStore
 from secreason.reasoning import FormatConfig
 from secreason.tasks import get_task, task_names
@@ -245,16 +245,6 @@ def _classify(err: Exception) -> Exception:
     return RetryableError(f"{type(err).__name__}: {str(err)[:200]}")
 
 
-def _retry_after(err: Exception) -> float | None:
-    """Seconds the server asked us to wait (HTTP ``Retry-After``), when it said so."""
-    response = getattr(err, "response", None)
-    header = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(header) if header else None
-    except ValueError:
-        return None
-
-
 class EndpointTeacher:
     """Sends prompts to an OpenAI-compatible endpoint with retries and limits."""
 
@@ -275,13 +265,14 @@ class EndpointTeacher:
     async def request(self, sample: Sample) -> RequestResult:
         cfg = self.config
         last = "no attempt"
-        hint: float | None = None
+        previous: Exception | None = None
         for attempt in range(cfg.max_retries + 1):
             if attempt:
-                # Exponential backoff with jitter, or longer when the server said so.
-                delay = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random() / 2
-                await asyncio.sleep(min(cfg.backoff_max_s, max(delay, hint or 0.0)))
+                # The shared policy: exponential backoff with jitter, or Retry-After.
+                wait = backoff_delay(
+                    attempt - 1, previous, base=cfg.backoff_base_s, cap=cfg.backoff_max_s
+                )
+                await asyncio.sleep(wait)
             try:
                 async with self._sem:
                     await self._limiter.wait()
@@ -303,7 +294,7 @@ class EndpointTeacher:
                 last = str(err)
                 if isinstance(err, FatalError):
                     return RequestResult(None, error=last, attempts=attempt + 1)
-                hint = _retry_after(raw)
+                previous = raw
         return RequestResult(
             None,
             error=f"gave up after {cfg.max_retries + 1} attempts: {last}",
