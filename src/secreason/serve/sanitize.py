@@ -68,8 +68,13 @@ class Neutraliser:
         )
         self.strings = tuple(literals)
         self._pattern = re.compile("|".join([*map(re.escape, literals), *GENERIC]))
+        # Every match starts with one of these: text without them is returned untouched
+        # (a substring test is ~100x faster than the regex scan on ordinary text).
+        self._starts = frozenset("<[" + "".join(s[0] for s in literals))
 
     def __call__(self, text: str) -> str:
+        if not any(c in text for c in self._starts):
+            return text
         # Each pass breaks every match it sees; a second pass catches a string that a
         # longer overlapping match hid (bounded: each pass only adds joiners).
         for _ in range(4):
