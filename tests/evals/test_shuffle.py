@@ -102,3 +102,31 @@ def test_real_files_shuffle_with_the_gold_text_kept(
         if first.reference in first.meta["options"]:
             before = first.meta["options"][first.reference] or "nan"
             assert gold_text.split()[-1:] == before.split()[-1:], sample.id
+
+
+def test_cli_flags_reach_the_mcq_benchmarks(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from secreason.cli import app
+
+    data = FIXTURES / "athenabench"
+    base = ["eval", "athenabench-mcq", "--model", str(tiny_model_dir), "--data", str(data)]
+    out = tmp_path / "run"
+    flags = ["--shuffle-options", "2", "--fewshot", "1", "--max-tokens", "4"]
+    result = CliRunner().invoke(app, [*base, *flags, "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    bench = json.loads((out / "report.json").read_text())["benchmarks"][0]
+    official = bench["protocols"]["official"]
+    assert official["n"]["mean"] == 8 and official["shuffle_k"]["mean"] == 2
+    assert "shuffle_consistency" in official
+    log = out / "samples" / "athenabench-mcq" / "trial-0.official.jsonl"
+    first = json.loads(log.read_text().splitlines()[0])
+    assert [m["role"] for m in first["prompt"]] == ["user", "assistant", "user"]  # one shot
+
+    rcm = ["eval", "athenabench-rcm", "--model", str(tiny_model_dir), "--data", str(data)]
+    refused = CliRunner().invoke(app, [*rcm, "--fewshot", "2", "--out", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "none of these benchmarks" in refused.stderr
+    refused = CliRunner().invoke(app, [*base, "--shuffle-options", "0", "--out", str(tmp_path)])
+    assert refused.exit_code != 0 and "at least 1" in refused.stderr

@@ -210,6 +210,18 @@ def register(app: typer.Typer) -> None:
             help="Length-controlled win rate (needs the hub's df_gamed.csv once) or raw.",
         ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
+        shuffle_options: int = typer.Option(
+            1,
+            "--shuffle-options",
+            help="Ask each multiple-choice item in K seeded option orders (CTIBench and "
+            "AthenaBench MCQ); adds consistency and accuracy by gold position.",
+        ),
+        fewshot: int = typer.Option(
+            0,
+            "--fewshot",
+            help="N seeded solved items from the same file before each multiple-choice "
+            "question (CTIBench and AthenaBench MCQ).",
+        ),
         mc_mode: str = typer.Option(
             "generate",
             "--mc-mode",
@@ -294,6 +306,21 @@ def register(app: typer.Typer) -> None:
             )
         if predictions is not None and len(benches) != 1:
             _fail("--predictions scores one benchmark at a time")
+        for flag, key, value, default in (
+            ("--shuffle-options", "shuffle", shuffle_options, 1),
+            ("--fewshot", "fewshot", fewshot, 0),
+        ):
+            if value == default:
+                continue
+            if value < default:
+                _fail(f"{flag} {value}: must be at least {default}")
+            takers = [b for b in benches if hasattr(b, key)]
+            if not takers:
+                _fail(
+                    f"{flag}: none of these benchmarks takes it (CTIBench and AthenaBench MCQ do)"
+                )
+            for bench in takers:
+                setattr(bench, key, value)
         if mc_mode not in ("generate", "loglik"):
             _fail(f"--mc-mode {mc_mode!r}: choose generate or loglik")
         if mc_mode == "loglik":
