@@ -1,9 +1,12 @@
 """One table of completions, one expected reward each, through three trainers' conventions.
 
-TRL calls secreason's RewardSuite (task reward + weighted format reward), verl calls
-``compute_score`` with the decoded response, OpenRLHF calls ``reward_func`` with the
-prompt+response decoded with its special tokens. verl and OpenRLHF are not installed
-here (they need CUDA builds), so their calls are written out as they make them.
+TRL calls secreason's RewardSuite (task reward + weighted format reward); verl's reward
+manager decodes the response ids with ``skip_special_tokens=True`` and calls
+``compute_score``; OpenRLHF decodes the left-padded prompt+response ids with their
+special tokens and calls ``reward_func``. Neither trainer can be installed beside
+secreason here (verl 0.9.1 pins transformers below 5.11 and antlr4 4.9; OpenRLHF pulls
+flash-attn and deepspeed), so their two steps are written out, through the tiny
+model's real tokenizer.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from secreason.integrations import openrlhf, verl
 from secreason.integrations.scoring import RoutingError, strip_end_markers
 from secreason.tasks import get_task
 from secreason.train.rewards import RewardSuite
+from secreason.train.tiny import default_corpus, train_tokenizer
 
 WHY = "The report says the actor ran encoded scripts through the shell."
 PROMPT = "<|bos|><|user|>\nWhich tactic?<|end|>\n<|assistant|>\n"
@@ -60,8 +64,13 @@ def trl_total(task: str, reference: str, completion: str, prefilled: bool) -> fl
     return total
 
 
+TOKENIZER = train_tokenizer(default_corpus(), vocab_size=300)
+
+
 def verl_total(task: str, reference: str, completion: str, prefilled: bool) -> float:
     extra = {"split": "train", "index": 0, "task": task}
+    ids = TOKENIZER.encode(completion, add_special_tokens=False) + [TOKENIZER.eos_token_id]
+    completion = TOKENIZER.decode(ids, skip_special_tokens=True)  # verl's reward manager
     result = verl.compute_score(
         f"secreason/{task}", completion, reference, extra, prefilled=prefilled
     )
@@ -73,7 +82,11 @@ def verl_total(task: str, reference: str, completion: str, prefilled: bool) -> f
 def openrlhf_total(task: str, reference: str, completion: str, prefilled: bool) -> float:
     prompt = PROMPT + (PREFILL if prefilled else "")
     # OpenRLHF left-pads and decodes with special tokens: pads before, end marker after.
-    query = "<|pad|><|pad|>" + prompt + completion + "<|end|>"
+    encode = TOKENIZER.encode
+    ids = [TOKENIZER.pad_token_id] * 2 + encode(prompt, add_special_tokens=False)
+    ids += encode(completion, add_special_tokens=False) + [TOKENIZER.eos_token_id]
+    query = TOKENIZER.decode(ids, skip_special_tokens=False)
+    assert query.startswith("<|pad|><|pad|><|bos|>") and query.endswith("<|end|>")
     out = openrlhf.reward_func([query], [prompt], [openrlhf.label_for(task, reference)])
     assert set(out) == {"rewards", "scores", "extra_logs"}
     assert out["scores"].tolist()[0] == pytest.approx(out["extra_logs"]["task_score"].tolist()[0])
@@ -202,3 +215,20 @@ def test_openrlhf_bare_references_with_a_default_task(monkeypatch: pytest.Monkey
     prompt = PROMPT + PREFILL
     out = openrlhf.reward_func([prompt + f"{WHY}</think>\nAnswer: CWE-79"], [prompt], ["CWE-79"])
     assert out["rewards"].tolist() == [1.0]
+
+
+def test_special_think_tags_dropped_by_decoding_leave_only_the_answer_line() -> None:
+    """verl#715: tags that are special tokens vanish in a skip_special_tokens decode. The
+    answer line still scores; the format check cannot see reasoning and fails (the
+    documented reason to keep the tags ordinary tokens)."""
+    from tokenizers import AddedToken
+
+    tok = train_tokenizer(default_corpus(), vocab_size=300)
+    tok.add_special_tokens(
+        {"additional_special_tokens": [AddedToken(t, special=True) for t in ("<t>", "</t>")]}
+    )
+    text = f"<t>{WHY}</t>\nAnswer: B"
+    decoded = tok.decode(tok.encode(text, add_special_tokens=False), skip_special_tokens=True)
+    assert "<t>" not in decoded and decoded.endswith("Answer: B")
+    result = verl.compute_score("secreason/mcq", decoded, "B", None)
+    assert (result["task_score"], result["format_ok"], result["score"]) == (1.0, 0.0, 0.0)
