@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     mcq = (FIXTURES / "ctibench" / "cti-mcq.tsv").read_bytes().splitlines(keepends=True)
     (root / "cti-mcq.tsv").write_bytes(b"".join(mcq[:3]) + LATIN1 + b"\t" + mcq[3])
+    secbench = (FIXTURES / "secbench" / "MCQs_2730.jsonl").read_text().splitlines()
+    (root / "secbench").mkdir()
+    (root / "secbench" / "MCQs_2730.jsonl").write_text("\n".join([*secbench[:2], "{broken"]) + "\n")
     (root / "broken.yaml").write_text("model_name_or_path: tiny\nmax_steps: [1\n")
     (root / "latin1.yaml").write_bytes(b"model_name_or_path: tiny\n# " + LATIN1 + b"\n")
     (root / "unknown-key.yaml").write_text("mix:\n  seed: 1\nbogus_section: 2\n")
@@ -110,6 +114,11 @@ TABLE = [
         "eval-missing-predictions",
         ["eval", "ctibench-mcq", "--data", MCQ, "--predictions", "no.jsonl"],
         ["no.jsonl"],
+    ),
+    (
+        "eval-broken-benchmark-line",
+        ["eval", "secbench", "--data", "secbench=secbench", *PREDS],
+        ["MCQs_2730.jsonl:3", "not valid JSON"],
     ),
     # eval: names
     (
@@ -226,3 +235,69 @@ def test_version(inputs: Path) -> None:
     result = secreason("--version", cwd=inputs)
     assert result.returncode == 0
     assert result.stdout.strip() == f"secreason {__version__}"
+
+
+def _raised(make: Any) -> BaseException:
+    try:
+        make()
+    except Exception as error:  # the error as main() would catch it, traceback included
+        return error
+    raise AssertionError("nothing raised")
+
+
+def _read_latin1(path: Path) -> None:
+    with path.open(encoding="utf-8") as handle:
+        for _line in handle:
+            pass
+
+
+def _missing_module() -> None:
+    raise ModuleNotFoundError("No module named 'lm_eval'", name="lm_eval")
+
+
+def _hub_id() -> None:
+    raise ValueError(
+        "Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'runs/x/final'."
+    )
+
+
+def _bug() -> None:
+    raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected", "code"),
+    [
+        (
+            lambda: Path("/nonexistent/recipe.yaml").read_text(),
+            ["/nonexistent/recipe.yaml", "no such file"],
+            2,
+        ),
+        (_missing_module, ["lm_eval", "pip install 'secreason[general]'"], 2),
+        (_hub_id, ["model runs/x/final", "not a local folder"], 2),
+        (
+            lambda: (_ for _ in ()).throw(OSError("OfflineModeIsEnabled: hub")),
+            ["HF_HUB_OFFLINE"],
+            2,
+        ),
+        (_bug, ["unexpected TypeError", "--debug"], 1),
+    ],
+    ids=["missing-file", "missing-extra", "model-path", "offline", "bug"],
+)
+def test_explain_table(make: Any, expected: list[str], code: int) -> None:
+    from secreason.cli._errors import explain
+
+    message, exit_code = explain(_raised(make))
+    assert exit_code == code
+    assert 1 <= len(message.splitlines()) <= 2
+    for text in expected:
+        assert text in message
+
+
+def test_explain_finds_the_file_and_line_of_a_decode_error(tmp_path: Path) -> None:
+    from secreason.cli._errors import explain
+
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"ok\nok\n" + LATIN1 + b"\n")
+    message, code = explain(_raised(lambda: _read_latin1(path)))
+    assert message.startswith(f"{path}:3: not UTF-8") and code == 2

@@ -112,6 +112,12 @@ def explain(error: BaseException) -> tuple[str, int]:
             "saved model (with config.json) or org/name",
             2,
         )
+    if "OfflineModeIsEnabled" in text or "offline mode is enabled" in text.lower():
+        return (
+            f"{first}\nthis needs the Hugging Face Hub: unset HF_HUB_OFFLINE / "
+            "HF_DATASETS_OFFLINE once to fill the local cache, or give local files",
+            2,
+        )
     if isinstance(error, (ValueError, KeyError, OSError)) or type(error).__module__.startswith(
         "secreason"
     ):

@@ -157,15 +157,13 @@ _SCALARS = (bool, int, float, str)
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` -> (key, value), the value read as a YAML scalar (``3e-4``, ``true``)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip().lstrip("-").replace("-", "_")
-    if not sep or not key:
-        raise RecipeError(f"override {text!r} is not key=value (e.g. learning_rate=3e-4)")
+    from secreason.configfile import ConfigFileError, parse_set
+
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise RecipeError(f"override {text!r}: value is not valid YAML ({err})") from None
-    return key, value
+        key, value = parse_set(text)  # the one --set grammar (secreason.configfile)
+    except ConfigFileError as err:
+        raise RecipeError(str(err)) from None
+    return key.replace("-", "_"), value
 
 
 def _matches(value: Any, annotation: Any) -> bool:
