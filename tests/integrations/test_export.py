@@ -213,7 +213,7 @@ def test_export_refuses_bad_input(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_card_model_index_from_eval_reports(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_card_model_index_from_eval_reports(tmp_path: Path) -> None:
     from huggingface_hub import ModelCard
 
     model = tmp_path / "final"
@@ -225,7 +225,20 @@ def test_card_model_index_from_eval_reports(tiny_model_dir: Path, tmp_path: Path
         "model_name_or_path: fdtn-ai/Foundation-Sec-8B\nlearning_rate: 1.0e-06\nbeta: 0.02\n"
     )
     run = _report(tmp_path / "eval")
-    code, text = invoke("card", str(model), "--eval", str(run), "--name", "tiny-cyber")
+    summary = tmp_path / "summary.json"
+    summary.write_text(
+        json.dumps(
+            {
+                "recipe": {"name": "offline", "teacher": {"kind": "template"}},
+                "outputs": {"sft": {"rows": 10, "path": "runs/data/sft"}},
+                "stats": {"per_task": {"cwe": {"sft": 3, "rl": 2, "heldout": 1}}},
+            }
+        )
+    )
+    code, text = invoke(
+        "card", str(model), "--eval", str(run), "--name", "tiny-cyber",
+        "--data-summary", str(summary),
+    )  # fmt: skip
     assert code == 0, text
     card = ModelCard((model / "README.md").read_text())
     results = card.data.eval_results
@@ -233,6 +246,7 @@ def test_card_model_index_from_eval_reports(tiny_model_dir: Path, tmp_path: Path
     assert any("strict, 2 trial(s) ± 0.050" in str(r.metric_name) for r in results)
     assert card.data.base_model == "fdtn-ai/Foundation-Sec-8B"
     assert "Stage `rl`" in card.text and "learning_rate: 1.0e-06" in card.text
+    assert "| sft | 10 | runs/data/sft |" in card.text and "| cwe | 3 | 2 | 1 |" in card.text
     (run / "report.json").write_text("{broken")
     code, text = invoke("card", str(model), "--eval", str(run))
     assert code == 2 and "report.json:1: not JSON" in text

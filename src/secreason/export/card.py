@@ -91,6 +91,20 @@ def _eval_table(reports: Sequence[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _data_sections(summary: dict[str, Any]) -> list[str]:
+    """The data card's own Outputs and Per task tables (``secreason.data.card``)."""
+    from secreason.data.card import render_card as data_card
+
+    keep, out = False, []
+    for line in data_card(summary).splitlines():
+        if line.startswith("## "):
+            keep = line[3:].strip() in ("Outputs", "Per task")
+            line = "#" + line if keep else line
+        if keep:
+            out.append(line)
+    return out or ["The data summary has no outputs or per-task counts."]
+
+
 def render_card(
     model_dir: Path,
     *,
@@ -148,11 +162,7 @@ def render_card(
         lines.append("No training record found next to the weights.")
     lines += ["", "## Data", ""]
     if data_summary:
-        counts = {k: v for k, v in data_summary.items() if isinstance(v, (int, float))}
-        mix = data_summary.get("mix")
-        lines.append(
-            "From the data run's summary: " + json.dumps(counts or mix, default=str)[:1500]
-        )
+        lines += _data_sections(data_summary)
     else:
         lines.append("No data summary attached (`--data-summary runs/data/summary.json`).")
     lines += ["", "## Deployment", "", *deployment] if deployment else []
