@@ -107,7 +107,10 @@ def _config(fake: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def servers(
-    start_server: Callable[..., Server], chat_model_dir: Path, fake_upstream: str
+    start_server: Callable[..., Server],
+    chat_model_dir: Path,
+    fake_upstream: str,
+    serve_workdir: Path,
 ) -> dict[str, Server]:
     local = {
         **_config(fake_upstream),
@@ -116,8 +119,9 @@ def servers(
     proxy = {
         **_config(fake_upstream),
         "model": {"path": "echo", "upstream": fake_upstream, "prefilled": False},
+        "audit": {"path": str(serve_workdir / "red-proxy-audit.jsonl"), "fsync": False},
     }
-    bare = {**proxy, "guard": {"model": None}}  # no guard: deltas are sent as they come
+    bare = {**proxy, "guard": {"model": None}, "audit": {}}  # no guard: deltas go as they come
     started = {
         "local": start_server(local, "red-local", wait=False),
         "proxy": start_server(proxy, "red-proxy", wait=False),
@@ -288,6 +292,22 @@ def test_upstream_error_detail_stays_in_the_server(servers: dict[str, Server]) -
     assert response.status_code == 502
     message = response.json()["error"]["message"]
     assert SECRET_PATH not in message and "request id" in message
+    streamed = httpx.post(
+        proxy.base_url + "/v1/chat/completions",
+        json={"model": "echo", "stream": True, "messages": _user("FAIL500 streamed")},
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=120,
+    ).text
+    assert SECRET_PATH not in streamed and "the upstream model failed (request id" in streamed
+    # The detail is evidence: it is in the audit record, not lost.
+    request_id = message.split("request id ")[1].rstrip(")")
+    records = [json.loads(line) for line in proxy_audit(proxy).read_text().splitlines()]
+    record = next(r for r in records if r.get("request_id") == request_id)
+    assert SECRET_PATH in json.dumps(record)
+
+
+def proxy_audit(server: Server) -> Path:
+    return server.config_path.with_name("red-proxy-audit.jsonl")
 
 
 @pytest.mark.parametrize("mode", ["proxy", "bare"])
