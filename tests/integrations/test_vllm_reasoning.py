@@ -188,3 +188,8 @@ def test_plugin_file_registers_secreason(tokenizer: Any, monkeypatch: pytest.Mon
     assert delta == DeltaMessage(content="Answer", reasoning=None)
     assert parser.extract_reasoning_streaming("x", "x</th", "</th", [], [], []) is None
     assert split(text, prefilled=True).answer == "Answer: B"  # the same contract
+    # Tags the vocabulary splits into several tokens: the end is read from the text.
+    parser.start_token_id = parser.end_token_id = -1
+    assert parser.is_reasoning_end(ids) and not parser.is_reasoning_end(ids[:3])
+    reopened = tokenizer.encode(text + "<think>more", add_special_tokens=False)
+    assert not parser.is_reasoning_end(reopened)

@@ -135,6 +135,10 @@ if ReasoningParser is not None:
             self.start_token_id, self.end_token_id = ids if ids else (-1, -1)
 
         def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
+            if self.end_token_id < 0:  # tags of several tokens: decide on the text
+                text = self.model_tokenizer.decode(list(input_ids))
+                last = text.rfind(THINK.close)
+                return last >= 0 and THINK.open not in text[last:]
             return reasoning_ended(input_ids, self.start_token_id, self.end_token_id)
 
         def extract_content_ids(self, input_ids: list[int]) -> list[int]:
