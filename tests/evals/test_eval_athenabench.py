@@ -226,3 +226,5 @@ def test_suite_runs_end_to_end_on_the_tiny_model(tiny_model_dir: Path, tmp_path:
         rows = len(CASES[name][0])
         for protocol in ("official", "strict"):
             assert bench["protocols"][protocol]["n"]["mean"] == rows, (name, protocol)
+        # --max-tokens 8 bounds every completion
+        assert 0 < bench["protocols"]["official"]["output_tokens_p95"]["mean"] <= 8

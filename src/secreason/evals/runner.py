@@ -27,6 +27,7 @@ from typing import Any, Literal
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
 from secreason.evals.cache import CachedBackend, CacheRecord, GenerationCache, generation_key
+from secreason.evals.length_stats import length_stats
 from secreason.tasks.base import Judgement, Protocol, Sample
 
 Prefill = Literal["auto", "yes", "no"]
@@ -406,6 +407,7 @@ class Runner:
             / n
         )
         metrics["missing"] = float(sum(s.id not in completions for s in samples))
+        metrics.update(length_stats(results, {k: v for k, v in completions.items() if k in texts}))
 
         path = self.log_path(benchmark, trial, protocol)
         path.parent.mkdir(parents=True, exist_ok=True)
