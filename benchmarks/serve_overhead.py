@@ -26,6 +26,13 @@ It reports, per mode (streaming and not):
 
 Targets (issue 6): zero errors, overhead p50 <= 5 ms and p99 <= 20 ms.
 
+Then the same paced load against a second server whose guard (both sides) is a stub
+speaking the Llama-Guard protocol on loopback that answers ``safe`` after a fixed
+``--guard-ms`` (50): the row shows that screening adds the guard's latency (two calls:
+input, then output) and little else. Its "overhead" excludes the time awaiting the guard,
+as it excludes the model's; "beyond guard" is the client p50 minus the unguarded row's
+minus the two guard calls.
+
     .venv/bin/python benchmarks/serve_overhead.py [--concurrency 32] [--requests 2000]
 """
 
@@ -57,18 +64,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def start_server(workdir: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str]:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = {
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    workdir: Path, audit: bool, guard_url: str | None = None, arrival_wait_ms: float = 50.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": port,
-        "model": {"backend": "fixed-text", "max_batch_size": 32},
+        "model": {
+            "backend": "fixed-text",
+            "max_batch_size": 32,
+            "batch_arrival_wait_ms": arrival_wait_ms,
+        },
         "limits": {"max_concurrent": 256, "api_keys": ["bench"]},
     }
+    if guard_url:
+        config["guard"] = {"model": guard_url, "served_name": "stub-guard"}
     if audit:
-        config["audit"] = {"path": str(workdir / "audit.jsonl")}
+        config["audit"] = {"path": str(workdir / f"audit-{port}.jsonl")}
     path = workdir / f"serve-{port}.yaml"
     path.write_text(yaml.safe_dump(config))
     cli = Path(sys.executable).with_name("secreason")
@@ -87,6 +106,53 @@ def start_server(workdir: Path, audit: bool) -> tuple[subprocess.Popen[bytes], s
             time.sleep(0.1)
     process.kill()
     raise SystemExit(f"server did not start: {(workdir / f'serve-{port}.log').read_text()[-2000:]}")
+
+
+async def guard_stub(port: int, latency_s: float) -> None:
+    """A Llama-Guard-protocol endpoint that says ``safe`` after ``latency_s`` (no model)."""
+    verdict = {
+        "choices": [{"index": 0, "message": {"content": "safe"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 1},
+    }
+    answer = json.dumps(verdict).encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                if head.startswith(b"POST"):
+                    await asyncio.sleep(latency_s)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    + f"content-length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def start_guard_stub(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--guard-stub", str(port), "--guard-ms", str(latency_ms)]
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"http://127.0.0.1:{port}/v1"
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the guard stub did not start")
 
 
 class Connection:
@@ -231,7 +297,15 @@ def main() -> None:
         "--think-ms", type=float, default=100.0, help="pause of each client between calls"
     )
     parser.add_argument("--audit", action="store_true", help="also write the audit log (fsync)")
+    parser.add_argument(
+        "--guard-ms", type=float, default=50.0, help="latency of the loopback guard stub"
+    )
+    parser.add_argument("--no-guard-row", action="store_true", help="skip the guarded rows")
+    parser.add_argument("--guard-stub", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.guard_stub:  # the stub's own process
+        asyncio.run(guard_stub(args.guard_stub, args.guard_ms / 1000))
+        return
 
     rows = []
     load_before = os.getloadavg()[0]
@@ -241,30 +315,62 @@ def main() -> None:
             asyncio.run(drive(base, False, 4, 50, 10))  # warm up
             for think_s in (args.think_ms / 1000, 0.0):
                 for stream in (False, True):
-                    rows.append(measure(process, base, stream, think_s, args))
+                    rows.append({"guard": "off", **measure(process, base, stream, think_s, args)})
         finally:
             process.terminate()
             process.wait(10)
+        if not args.no_guard_row:
+            stub, guard_url = start_guard_stub(args.guard_ms)
+            # Default settings, then without the batcher's wait for requests still in the
+            # input guard (model.batch_arrival_wait_ms: worth it for a real model's batch,
+            # pure cost for the fixed text): the second isolates what screening costs.
+            try:
+                for wait_ms, label in ((50.0, ""), (0.0, ", no arrival wait")):
+                    process, base = start_server(Path(tmp), args.audit, guard_url, wait_ms)
+                    try:
+                        asyncio.run(drive(base, False, 4, 20, 10))  # warm up
+                        for stream in (False, True):
+                            row = measure(process, base, stream, args.think_ms / 1000, args)
+                            rows.append({"guard": f"{args.guard_ms:g} ms{label}", **row})
+                    finally:
+                        process.terminate()
+                        process.wait(10)
+            finally:
+                stub.terminate()
+                stub.wait(10)
+    unguarded = {(r["load"], r["mode"]): r["client p50"] for r in rows if r["guard"] == "off"}
+    for row in rows:
+        if row["guard"] == "off":
+            row["beyond guard"] = "-"
+        else:
+            base_p50 = unguarded[(row["load"], row["mode"])]
+            row["beyond guard"] = row["client p50"] - base_p50 - 2 * args.guard_ms
 
     print(
         f"\nsecreason serve overhead: {args.concurrency} concurrent clients, fixed-text "
-        f"benchmark backend, guard off, audit {'on' if args.audit else 'off'}, "
+        f"benchmark backend, guard off or a {args.guard_ms:g} ms loopback stub (both "
+        f"sides), audit {'on' if args.audit else 'off'}, "
         f"{os.cpu_count()} CPUs shared by client and server, load average before the run "
         f"{load_before:.2f}\n"
     )
     header = list(rows[0])
-    print(" | ".join(f"{h:>14}" for h in header))
-    print("-|-".join("-" * 14 for _ in header))
+    widths = [22 if h == "guard" else 14 for h in header]
+    print(" | ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
     for row in rows:
-        cells = [f"{v:>14.2f}" if isinstance(v, float) else f"{v!s:>14}" for v in row.values()]
+        cells = [
+            f"{v:>{w}.2f}" if isinstance(v, float) else f"{v!s:>{w}}"
+            for v, w in zip(row.values(), widths, strict=True)
+        ]
         print(" | ".join(cells))
     print(
-        "\n(ms unless noted; overhead = time in the server not spent awaiting the model;"
+        "\n(ms unless noted; overhead = time in the server not spent awaiting the model"
+        "\n or the guard; model-wait includes the guard calls;"
         "\n 'saturated' rows have no pause: they measure capacity, and their overhead is"
         "\n mostly queueing behind the other 31 requests once the box's CPU is the limit)"
     )
     for row in rows:
-        if row["load"] == "saturated":
+        if row["load"] == "saturated" or row["guard"] != "off":
             continue
         verdict = (
             "PASS"
@@ -279,6 +385,15 @@ def main() -> None:
         )
     saturated_errors = sum(r["errors"] for r in rows if r["load"] == "saturated")
     print(f"saturated rows: {saturated_errors} errors")
+    for row in rows:
+        if row["guard"] != "off":
+            print(
+                f"{row['mode']:>10} with the {row['guard']} guard: client p50 +"
+                f"{row['beyond guard'] + 2 * args.guard_ms:.1f} ms over the guard-off row "
+                f"(2 guard calls = {2 * args.guard_ms:g} ms; beyond them "
+                f"{row['beyond guard']:.1f} ms), overhead p50 {row['overhead p50']:.2f} ms, "
+                f"{row['errors']} errors"
+            )
 
 
 if __name__ == "__main__":

@@ -106,3 +106,124 @@ def test_audit_record_redacts_user_turns_only() -> None:
     assert hidden["messages"][0]["content"] == "rules"
     assert hidden["messages"][1]["content"] == redact("my secret host")
     assert (hidden["reasoning"], hidden["answer"]) == ("r", "a")
+
+
+# ------------------------------------------------------- retention, permissions, evidence
+
+
+def _fill(path: Path, records: int, **options: object) -> AuditLog:
+    log = AuditLog(path, max_bytes=200, fsync=False, **options)  # type: ignore[arg-type]
+    for i in range(records):
+        log.write({"i": i, "pad": "x" * 60})
+    return log
+
+
+def _kept(path: Path) -> list[int]:
+    return sorted(r["i"] for p in path.parent.glob(path.name + "*") for r in read_audit(p))
+
+
+def test_rotation_keeps_every_record_by_default(tmp_path: Path) -> None:
+    """A client sending many large requests cannot flush older evidence out."""
+    path = tmp_path / "audit.jsonl"
+    _fill(path, 40).close()
+    assert _kept(path) == list(range(40))
+    assert len(list(tmp_path.glob("audit.jsonl.*"))) > 10
+
+
+@pytest.mark.parametrize(
+    ("backups", "retain_days", "old_files", "survivors"),
+    [
+        # old_files: rotated files (by index before the rotation) last written a week ago.
+        # The rotation moves .k to .k+1 and the live file to .1, then applies the rules.
+        (None, None, {1, 2, 3, 4}, {1, 2, 3, 4, 5}),  # no rule: keep all, old or not
+        (2, None, set(), {1, 2}),  # count only
+        (None, 1.0, {3, 4}, {1, 2, 3}),  # age only
+        (1, 1.0, set(), {1, 2, 3, 4, 5}),  # both: young files beyond the count stay
+        (1, 1.0, {2, 3, 4}, {1, 2}),  # old AND beyond the count: released
+        (0, 1.0, {1, 2, 3, 4}, {1}),  # the file rotated now is young: it stays
+    ],
+)
+def test_retention_deletes_only_what_every_rule_releases(
+    tmp_path: Path,
+    backups: int | None,
+    retain_days: float | None,
+    old_files: set[int],
+    survivors: set[int],
+) -> None:
+    import os
+    import time
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, max_bytes=200, fsync=False)
+    for i in range(10):  # two records a file: four rotated files and the live one
+        log.write({"i": i, "pad": "x" * 60})
+    log.close()
+    assert {i for i, _ in AuditLog(path, fsync=False).rotated()} == {1, 2, 3, 4}
+    week_ago = time.time() - 7 * 86400
+    for index in old_files:
+        older = tmp_path / f"audit.jsonl.{index}"
+        os.utime(older, (week_ago, week_ago))
+    log = AuditLog(path, max_bytes=200, backups=backups, retain_days=retain_days, fsync=False)
+    log.write({"i": 10, "pad": "x" * 60})  # one more rotation applies the rules
+    assert {i for i, _ in log.rotated()} == survivors
+    log.close()
+
+
+def test_every_audit_file_is_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"i": 0}\n{"torn')
+    path.chmod(0o644)  # a log left with wider permissions is narrowed on open
+    _fill(path, 10).close()
+    files = list(tmp_path.iterdir())
+    assert {p.name for p in files} >= {"audit.jsonl", "audit.jsonl.1", "audit.jsonl.torn"}
+    assert {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in files} == {
+        p.name: 0o600 for p in files
+    }
+
+
+def test_a_record_with_a_lone_surrogate_is_escaped_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync=False)
+    log.write({"request_id": "s", "answer": "bad \ud800 text"})
+    log.close()
+    assert next(read_audit(path))["answer"] == "bad \ud800 text"
+
+
+def test_low_disk_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(100 << 30, 99 << 30, 1 << 30))
+    with caplog.at_level("WARNING", logger="secreason.serve"):
+        AuditLog(tmp_path / "audit.jsonl", fsync=False).close()
+    assert "free on its disk" in caplog.text
+
+
+def test_a_record_that_cannot_be_built_still_leaves_a_line(tmp_path: Path) -> None:
+    from secreason.serve.app import Deployment
+    from secreason.serve.config import load_config
+    from secreason.serve.engine import LocalEngine
+    from secreason.serve.fixed_backend import FixedTextBackend
+
+    path = tmp_path / "audit.jsonl"
+    config = load_config(
+        overrides={"model.backend": "fixed-text", "audit.path": str(path), "audit.fsync": False}
+    )
+    deployment = Deployment(config, LocalEngine(FixedTextBackend()))
+    state = {"request_id": "r1", "key_id": "alice", "client": "127.0.0.1:5"}
+
+    def broken() -> dict[str, object]:
+        raise RecursionError("a record too deep to build")
+
+    deployment._write(state, broken)
+    deployment.audit.close()  # type: ignore[union-attr]
+    (record,) = read_audit(path)
+    assert record["request_id"] == "r1" and record["key_id"] == "alice"
+    assert record["audit_error"].startswith("RecursionError")
+    assert state["recorded"] is True
