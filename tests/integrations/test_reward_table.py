@@ -182,6 +182,8 @@ def test_verl_reward_kwargs_set_penalty_and_format_thresholds() -> None:
         ("Answer: B<|end|>", "Answer: B"),
         ("Answer: B<|eot_id|><|pad|><|pad|>", "Answer: B"),
         ("Answer: B</s>", "Answer: B"),
+        ("Answer: B<|end|>" + "<|pad|>" * 300 + "\n", "Answer: B"),  # right padding
+        ("Answer: B \n", "Answer: B \n"),  # no marker: unchanged
         ("Answer: B <｜end▁of▁sentence｜>\n", "Answer: B"),
         ("x</think>\nAnswer: B", "x</think>\nAnswer: B"),  # the close tag is no end marker
         ("Answer: <|B|> is odd", "Answer: <|B|> is odd"),  # only trailing markers go

@@ -36,7 +36,7 @@ from secreason.tasks.base import Task
 # End-of-turn / padding markers as tokenizers spell them: <|...|>, DeepSeek's <｜...｜>,
 # and the classic </s>, <eos>, <pad>, <end_of_turn>.
 _MARKER = r"<\|[^<>|\s]{1,64}\|>|<｜[^<>｜]{1,64}｜>|</s>|<eos>|<pad>|<end_of_turn>"
-_TRAILING = re.compile(rf"(?:\s*(?:{_MARKER}))+\s*\Z")
+_LAST_MARKER = re.compile(rf"(?:{_MARKER})\Z")
 
 METRIC_KEYS = (
     "score",
@@ -91,8 +91,16 @@ class Reward:
 
 
 def strip_end_markers(text: str) -> str:
-    """Cut trailing end-of-turn and padding markers a special-token decode leaves."""
-    return _TRAILING.sub("", text)
+    """Cut trailing end-of-turn and padding markers a special-token decode leaves (and
+    the whitespace around them); a text without them is returned unchanged."""
+    out = text
+    while True:
+        trimmed = out.rstrip()
+        # A marker is at most ~70 characters: only the tail is searched, never the text.
+        match = _LAST_MARKER.search(trimmed, max(0, len(trimmed) - 72))
+        if match is None:
+            return text if out is text else trimmed
+        out = trimmed[: match.start()]
 
 
 class Scorer:
