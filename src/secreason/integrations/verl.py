@@ -112,6 +112,8 @@ def read_rl_rows(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         from datasets import load_from_disk
 
         loaded = load_from_disk(str(p / "hf"))
+        if not hasattr(loaded, "items"):  # a single Dataset, not a DatasetDict
+            return {"train": [dict(r) for r in loaded]}
         return {name: [dict(r) for r in ds] for name, ds in loaded.items()}
     files = sorted(p.glob("*.jsonl")) if p.is_dir() else []
     if not files:
