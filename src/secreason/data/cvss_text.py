@@ -16,6 +16,10 @@ from parts:
 
 Every part has several wordings, none of them the specification's, and the reasoning
 facts tie each wording to the metric it implies.
+
+The CVE one-liners the CWE catalog quotes are not used as flaws: they state their own
+attacker and effect ("allows remote attackers to..."), which would contradict the
+generated vector; real CVE text with its real vector comes from NVD (``data.nvd``).
 """
 
 from __future__ import annotations

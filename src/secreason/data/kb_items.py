@@ -43,9 +43,14 @@ def _options(gold: str, distractors: list[str], rng: random.Random) -> tuple[dic
     return dict(zip(LETTERS, opts, strict=False)), LETTERS[opts.index(gold)]
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _content(text: str) -> frozenset[str]:
+    return frozenset(shortcuts._content(text))
+
+
 def _overlap(option: str, question: str) -> float:
-    own = shortcuts._content(option)
-    return len(own & shortcuts._content(question)) / max(1, len(own))
+    own = _content(option)
+    return len(own & _content(question)) / max(1, len(own))
 
 
 def quoted(option: str, question: str) -> bool:
