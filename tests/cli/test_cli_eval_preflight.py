@@ -238,7 +238,7 @@ def test_a_model_the_server_does_not_serve_is_refused(models_server: str) -> Non
     assert report.problems and "serves srv" in report.problems[0]
 
 
-def test_server_policy_flag_is_recorded_in_run_json(tmp_path: Path) -> None:
+def test_server_policy_flag_and_skipped_benchmarks_are_recorded(tmp_path: Path) -> None:
     import sys
 
     sys.path.insert(0, str(REPO / "tests" / "backends"))
@@ -249,6 +249,8 @@ def test_server_policy_flag_is_recorded_in_run_json(tmp_path: Path) -> None:
             [
                 "eval",
                 "ctibench-mcq",
+                "cwe-prediction",  # no built file under the root: skipped, and said so
+                "--skip-unavailable",
                 "--backend",
                 "openai",
                 "--base-url",
@@ -256,7 +258,7 @@ def test_server_policy_flag_is_recorded_in_run_json(tmp_path: Path) -> None:
                 "--model",
                 "srv",
                 "--data",
-                str(FIXTURES / "ctibench"),
+                str(FIXTURES),
                 "--limit",
                 "2",
                 "--server-system-prompt",
@@ -269,4 +271,6 @@ def test_server_policy_flag_is_recorded_in_run_json(tmp_path: Path) -> None:
     run = json.loads((tmp_path / "o" / "run.json").read_text())
     assert run["server"]["system_prompt"] == {"mode": "off", "source": "flag"}
     assert run["rows"] == {"ctibench-mcq": 2}
+    assert run["benchmarks"] == ["ctibench-mcq"] and run["skipped"] == ["cwe-prediction"]
+    assert "skipped (--skip-unavailable): cwe-prediction (no data)" in result.output
     assert "system-prompt policy: **off**" in (tmp_path / "o" / "report.md").read_text()

@@ -37,6 +37,9 @@ class Preflight:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    #: benchmark -> why it cannot run: no data, or prompts beyond the context (the full
+    #: message is in ``problems``)
+    unavailable: dict[str, str] = field(default_factory=dict)
     context: int | None = None
     server: dict[str, Any] | None = None
 
@@ -50,13 +53,34 @@ def check_data(runner: Runner, benches: Sequence[Benchmark], report: Preflight) 
         except Exception as error:  # each problem is reported, not raised
             message = explain(error)[0].splitlines()[0]
             hint = "" if "build-benchmark" in message else BUILD_HINT.get(bench.name, "")
-            report.problems.append(
-                f"{bench.name} (data: {source}): {message}" + (f"; {hint}" if hint else "")
-            )
+            problem = f"{bench.name} (data: {source}): {message}" + (f"; {hint}" if hint else "")
+            report.problems.append(problem)
+            report.unavailable[bench.name] = "no data"
             continue
         if not samples:
-            report.problems.append(f"{bench.name} (data: {source}): no rows")
+            problem = f"{bench.name} (data: {source}): no rows"
+            report.problems.append(problem)
+            report.unavailable[bench.name] = "no rows"
         report.rows[bench.name] = len(samples)
+
+
+def skip_unavailable(benches: list[Benchmark], report: Preflight) -> list[Benchmark]:
+    """``--skip-unavailable``: drop the benchmarks that cannot run, and say which and why."""
+    if not report.unavailable:
+        return benches
+    report.problems = [p for p in report.problems if not _about(p, report.unavailable)]
+    reasons = ", ".join(f"{name} ({why})" for name, why in report.unavailable.items())
+    report.notes.append(f"skipped (--skip-unavailable): {reasons}")
+    return [b for b in benches if b.name not in report.unavailable]
+
+
+def _about(problem: str, names: dict[str, str]) -> bool:
+    return any(problem.startswith((f"{name} ", f"{name}:")) for name in names)
+
+
+def other_problems(report: Preflight) -> list[str]:
+    """Problems that are not about one benchmark's data (model, backend, extras)."""
+    return [p for p in report.problems if not _about(p, report.unavailable)]
 
 
 def context_length(model: str) -> int | None:
@@ -107,6 +131,7 @@ def clamp_max_tokens(
                 f"{bench.name}: its longest prompt is {tokens} tokens, the model holds "
                 f"{context}: no room to answer (use a model with a longer context)"
             )
+            report.unavailable[bench.name] = f"prompts up to {tokens} tokens > {context} context"
         elif wanted > room:
             settings.max_tokens_cap[bench.name] = room
             changed.append(f"{bench.name} {wanted}->{room}")

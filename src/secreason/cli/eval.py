@@ -210,6 +210,12 @@ def register(app: typer.Typer) -> None:
             help="Length-controlled win rate (needs the hub's df_gamed.csv once) or raw.",
         ),
         rescore: bool = typer.Option(False, "--rescore", help="Score from the cache only."),
+        skip_unavailable: bool = typer.Option(
+            False,
+            "--skip-unavailable",
+            help="Run the benchmarks whose data is there and skip (and name) the others, "
+            "instead of refusing.",
+        ),
         shuffle_options: int = typer.Option(
             1,
             "--shuffle-options",
@@ -382,8 +388,13 @@ def register(app: typer.Typer) -> None:
             pre.check_backend(backend, model, check, base_url=base_url, api_key=api_key)
             if judge_model and (judge_backend or "transformers") != "openai" and not judge_base_url:
                 check.problems.extend(filter(None, [pre.model_problem(judge_model)]))
-        if generating and not check.problems and backend != "openai":
-            pre.clamp_max_tokens(runner, benches, model, check)
+        if generating and not pre.other_problems(check) and backend != "openai":
+            loaded = [b for b in benches if b.name not in check.unavailable]
+            pre.clamp_max_tokens(runner, loaded, model, check)
+        if skip_unavailable:
+            benches = pre.skip_unavailable(benches, check)
+            if not benches and not (lm_eval_tasks or alpaca):
+                check.problems.append("no benchmark can run; nothing to do")
         pre.greedy_note(runner, benches, check)
         if check.problems:
             typer.echo(
@@ -413,6 +424,7 @@ def register(app: typer.Typer) -> None:
             **settings.as_dict(),
             "benchmarks": [b.name for b in benches],
             "rows": check.rows,
+            "skipped": sorted(check.unavailable) if skip_unavailable else [],
             "model_context": check.context,
             "server": server,
             "judge_model": judge_model,
