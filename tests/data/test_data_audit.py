@@ -133,6 +133,7 @@ def test_ceiling_uses_chance_of_the_best_constant() -> None:
     failed = [r for r in report["rows"] if not r["passed"]]
     assert [r["split"] for r in failed] == ["heldout"]  # sft is measured, not enforced
     assert failed[0]["solved"] == 40 and failed[0]["baseline"] == 1.0
+    assert sorted(failed[0]["solved_ids"]) == sorted(s.id for s in leaky)
 
 
 def test_planted_leak_fails_the_run_naming_it(tmp_path: Path, monkeypatch) -> None:

@@ -64,6 +64,8 @@ class SplitAudit:
     passed: bool
     reasons: dict[str, int]
     examples: list[dict[str, str]]
+    #: every item the baseline solved (the flags), for review or filtering
+    solved_ids: list[str] = field(default_factory=list)
 
 
 def _score(task_name: str, answer: str, reference: str) -> Score:
@@ -92,6 +94,7 @@ def audit_split(
     solved = 0
     reasons: Counter[str] = Counter()
     examples: list[dict[str, str]] = []
+    solved_ids: list[str] = []
     for s in items:
         guess: Guess | None = shortcuts.guess(s)
         answer = guess.answer if guess else chance_answer
@@ -99,6 +102,7 @@ def audit_split(
         total += score
         if guess is not None and score >= 1.0:
             solved += 1
+            solved_ids.append(s.id)
             reasons[guess.reason] += 1
             if len(examples) < config.examples:
                 examples.append(
@@ -120,6 +124,7 @@ def audit_split(
         passed=not enforced or baseline <= ceiling + 1e-9,
         reasons=dict(reasons),
         examples=examples,
+        solved_ids=solved_ids,
     )
 
 
