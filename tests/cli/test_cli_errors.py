@@ -182,7 +182,7 @@ TABLE = [
     (
         "data-unknown-key",
         ["data", "run", "unknown-key.yaml"],
-        ["unknown-key.yaml", "bogus_section"],
+        ["unknown-key.yaml:3", "bogus_section"],
     ),
     # serve
     ("serve-model-not-found", ["serve", "--model", "runs/none/final"], ["runs/none/final"]),

@@ -152,15 +152,16 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_data_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> DataRecipe:
     """Read a recipe file (or the defaults) and apply ``a.b=value`` overrides."""
+    from secreason.configfile import ConfigFileError, line_of, read_yaml
+
     data: dict[str, Any] = {}
     where = "recipe"
+    tree = None
     if path is not None:
-        from secreason.configfile import ConfigFileError, read_yaml
-
         p = Path(path)
         where = str(p)
         try:
-            data, _ = read_yaml(p)  # one reader for every YAML file (secreason.configfile)
+            data, tree = read_yaml(p)  # one reader for every YAML file (secreason.configfile)
         except ConfigFileError as err:
             raise DataRecipeError(str(err)) from None
     for item in overrides:
@@ -168,4 +169,16 @@ def load_data_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> 
             raise DataRecipeError(f"override {item!r} must look like section.field=value")
         key, raw = item.split("=", 1)
         _set_dotted(data, key.strip(), yaml.safe_load(raw))
-    return build(DataRecipe, data, where)
+    try:
+        return build(DataRecipe, data, where)
+    except DataRecipeError as err:
+        # Point at the line: "FILE:LINE: section.field: what is wrong".
+        head, _, tail = str(err)[len(where) :].partition(": ")
+        dotted = head.lstrip(".")
+        unknown = tail.split("'")[1] if tail.startswith("unknown field '") else ""
+        line = line_of(tree, ".".join(filter(None, [dotted, unknown])))
+        if not str(err).startswith(where) or line is None:
+            raise
+        raise DataRecipeError(
+            f"{where}:{line}: " + (f"{dotted}: " if dotted else "") + tail
+        ) from None
