@@ -258,3 +258,15 @@ def test_output_guard_reads_every_generated_character(
 
     result = split(text, prefilled=prefilled)
     assert output_text(text, result, screen_reasoning=screen) == expected
+
+
+def test_without_reasoning_screening_streamed_content_is_still_screened() -> None:
+    """Not prefilled, no opening tag: "x" streams as content before ``</think>`` makes it
+    reasoning; what the client was sent is screened even with screen_reasoning off."""
+    from secreason.reasoning import split
+    from secreason.serve.guard import output_text
+
+    result = split("x</think>y", prefilled=False)
+    assert result.reasoning == "x" and result.answer == "y"
+    assert output_text("x</think>y", result, screen_reasoning=False) == "y"
+    assert output_text("x</think>y", result, screen_reasoning=False, sent="xy") == "y\n\nxy"

@@ -121,12 +121,12 @@ class Deployment:
         except EngineError as error:
             raise RequestError(error.status, str(error), "messages") from None
 
-    def _reply_for_guard(self, text: str, result: Split) -> str:
+    def _reply_for_guard(self, text: str, result: Split, sent: str = "") -> str:
         """Every generated character (reasoning too unless ``guard.screen_reasoning`` is
-        off): text before ``<think>`` is screened like the rest."""
+        off): text before ``<think>`` is screened like the rest, and so is ``sent``."""
         cfg = self.config.guard
         screen = cfg.screen_reasoning and cfg.output_includes_reasoning
-        return output_text(text, result, screen_reasoning=screen)
+        return output_text(text, result, screen_reasoning=screen, sent=sent)
 
     def _apply_split(self, outcome: Outcome, result: Split) -> None:
         outcome.status = result.status
@@ -418,7 +418,9 @@ class Deployment:
                     "output",
                     request.scope["state"]["guard_turns"],
                     outcome,
-                    self._reply_for_guard(splitter.text, result),
+                    self._reply_for_guard(
+                        splitter.text, result, "".join(t for k, t in pieces if k == "content")
+                    ),
                 )
         tail = [writer.content(outcome.answer)] if refused else [writer.piece(*p) for p in pieces]
         tail.append(writer.delta({}, finish_reason=outcome.finish_reason))

@@ -136,17 +136,23 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     return turns
 
 
-def output_text(text: str, result: Split, *, screen_reasoning: bool, tags: Tags = THINK) -> str:
+def output_text(
+    text: str, result: Split, *, screen_reasoning: bool, sent: str = "", tags: Tags = THINK
+) -> str:
     """What the output guard reads of a completion ``text`` (split as ``result``).
 
     With ``screen_reasoning`` it is every generated character (the tags aside): text
     before the opening tag, every reasoning block, the answer. Without it, everything
-    but the reasoning: the leading text and the answer.
+    but the reasoning: the leading text, the answer, and ``sent``, the content a stream
+    hands the client (a malformed completion can stream as content text that the final
+    split calls reasoning).
     """
     if screen_reasoning:
         pieces = text.replace(tags.open, tags.close).split(tags.close)
     else:
         pieces = [result.leading, result.answer]
+        if sent.strip() and sent.strip() != result.answer:
+            pieces.append(sent)
     return "\n\n".join(p.strip() for p in pieces if p.strip())
 
 
