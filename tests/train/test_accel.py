@@ -211,6 +211,24 @@ def test_rollout_engine(
     assert (says in err) if says else err == ""
 
 
+@pytest.mark.parametrize(
+    ("values", "cuda", "vllm", "liger"),
+    [
+        ({}, True, True, True),  # vLLM rollouts: Liger only trains, it stays
+        ({}, True, False, False),  # compiled generate: Liger would break the decode graph
+        (DYNAMIC, True, False, True),  # nothing compiled: Liger stays
+    ],
+    ids=["vllm", "compiled-generate", "dynamic-generate"],
+)
+def test_liger_is_dropped_only_for_compiled_rollouts(
+    capsys: pytest.CaptureFixture[str], values: dict[str, Any], cuda: bool, vllm: bool, liger: bool
+) -> None:
+    recipe = rl_like(use_liger_kernel=True, **values)
+    accel.resolve_rollouts(recipe, cuda=cuda, vllm=vllm)
+    assert recipe.use_liger_kernel is liger
+    assert ("use_liger_kernel off for RL" in capsys.readouterr().err) is not liger
+
+
 def test_legacy_checkpointing_aliases_are_quiet(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
