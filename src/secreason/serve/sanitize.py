@@ -30,13 +30,16 @@ from secreason.backends.base import Message
 JOINER = "\u2060"
 
 #: Control-string shapes of the common chat templates (Llama 3, ChatML/Qwen, Phi,
-#: Llama 2/Mistral, the think tags).
+#: Llama 2/Mistral, the think tags, Llama Guard's conversation markers).
 GENERIC = (
     r"<\|[^\s<>|]{1,64}\|>",
     r"\[/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS)\]",
     r"<</?SYS>>",
     r"</?s>",
     r"</?think>",
+    # Llama Guard 3's prompt frames the conversation with plain-text markers: a user who
+    # writes "<END CONVERSATION>" could end it early and speak in the guard's voice.
+    r"<(?:BEGIN|END) [A-Z ]{1,40}>",
 )
 _TEMPLATE_LITERAL = re.compile(r"<\|[^\s<>|{}]{1,64}\|>|</?[A-Za-z_][\w-]{0,31}>")
 
