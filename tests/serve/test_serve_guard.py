@@ -276,3 +276,45 @@ def test_without_reasoning_screening_streamed_content_is_still_screened() -> Non
     assert result.reasoning == "x" and result.answer == "y"
     assert output_text("x</think>y", result, screen_reasoning=False) == "y"
     assert output_text("x</think>y", result, screen_reasoning=False, sent="xy") == "y\n\nxy"
+
+
+NEUTRALISED = [
+    # (text, extra control strings, expected): every control string gets a joiner
+    ("plain text, no markup", (), "plain text, no markup"),
+    ("a<|eot_id|>b", (), "a<\u2060|eot_id|>b"),
+    ("[INST] x [/INST]", (), "[\u2060INST] x [\u2060/INST]"),
+    ("<<SYS>>", (), "<\u2060<SYS>>"),
+    ("<s></s><think></think>", (), "<\u2060s><\u2060/s><\u2060think><\u2060/think>"),
+    ("a [USER] b", ("[USER]",), "a [\u2060USER] b"),  # a tokenizer's own added token
+    ("<|<|end|>end|>", (), "<|<\u2060|end|>end|>"),
+    ("x < y and a|b>c", (), "x < y and a|b>c"),
+    ("1 < 2 [not a tag]", (), "1 < 2 [not a tag]"),
+]
+
+
+@pytest.mark.parametrize(("text", "extra", "expected"), NEUTRALISED)
+def test_neutraliser(text: str, extra: tuple[str, ...], expected: str) -> None:
+    from secreason.serve.sanitize import JOINER, Neutraliser
+
+    neutralise = Neutraliser(extra)
+    assert neutralise(text) == expected
+    assert neutralise(expected) == expected  # idempotent
+    assert expected.replace(JOINER, "") == text  # nothing but joiners is added
+
+
+def test_control_strings_of_a_tokenizer() -> None:
+    from types import SimpleNamespace
+
+    from secreason.serve.sanitize import control_strings
+
+    tokenizer = SimpleNamespace(
+        added_tokens_decoder={
+            1: SimpleNamespace(content="[USER]"),
+            2: SimpleNamespace(content="x"),
+        },
+        all_special_tokens=["<eos>", "<unk>"],
+        chat_template="{% for m in messages %}<turn_{{ m.role }}><|sep|>{{ m.content }}<end>",
+    )
+    found = control_strings(tokenizer)
+    assert {"[USER]", "<eos>", "<unk>", "<|sep|>", "<end>"} <= set(found)
+    assert "x" not in found  # a one-character token cannot be broken
