@@ -11,10 +11,13 @@ line of a bad field.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigFileError(ValueError):
@@ -71,6 +74,8 @@ def parse_set(item: str) -> tuple[str, Any]:
     key = key.strip().lstrip("-")
     if not sep or not key:
         raise ConfigFileError(f"--set {item!r}: expected key=value, e.g. learning_rate=3e-4")
+    if _EXPONENT.fullmatch(raw.strip()):
+        return key, float(raw)  # 3e-4: a float in YAML 1.2, a string to PyYAML's 1.1
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
