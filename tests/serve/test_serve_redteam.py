@@ -416,7 +416,11 @@ def test_a_conversation_the_template_rejects_is_a_400_before_the_batch() -> None
     from secreason.serve.fixed_backend import FixedTextBackend
 
     class Strict(FixedTextBackend):
-        tokenizer = staticmethod(lambda text, **_: {"input_ids": text.split()})
+        @staticmethod
+        def tokenizer(text: str, **_: Any) -> dict[str, list[str]]:
+            if "BOOM" in text:
+                raise ValueError("cannot encode")
+            return {"input_ids": text.split()}
 
         def render(self, conversation: list[dict[str, str]]) -> str:
             if conversation[0]["role"] != "user":
@@ -428,4 +432,7 @@ def test_a_conversation_the_template_rejects_is_a_400_before_the_batch() -> None
     assert asyncio.run(engine.prepare(_user("a b c"), params)) == 3
     with pytest.raises(EngineError, match="must alternate") as caught:
         asyncio.run(engine.prepare([{"role": "tool", "content": "x"}], params))
+    assert caught.value.status == 400
+    with pytest.raises(EngineError, match="could not be tokenised") as caught:
+        asyncio.run(engine.prepare(_user("BOOM"), params))
     assert caught.value.status == 400

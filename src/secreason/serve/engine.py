@@ -242,8 +242,15 @@ class LocalEngine(Engine):
         if self._counter is None:
             import copy
 
-            self._counter = copy.deepcopy(self.backend.tokenizer)  # type: ignore[attr-defined]
-        return len(self._counter(prompt, add_special_tokens=False)["input_ids"])
+            tokenizer = self.backend.tokenizer  # type: ignore[attr-defined]
+            try:
+                self._counter = copy.deepcopy(tokenizer)
+            except Exception:  # a tokenizer that cannot be copied is shared (read only)
+                self._counter = tokenizer
+        try:
+            return len(self._counter(prompt, add_special_tokens=False)["input_ids"])
+        except Exception as error:  # refused here, it cannot fail a batch later
+            raise EngineError(f"the prompt could not be tokenised: {error}"[:300], 400) from None
 
     async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
         loop = asyncio.get_running_loop()
