@@ -121,6 +121,7 @@ TABLE = [
         ["MCQs_2730.jsonl:3", "not valid JSON"],
     ),
     # eval: names
+    ("eval-plugin-not-importable", ["eval", "nomod.sub:Bench", "--model", "m"], ["cannot import"]),
     (
         "eval-unknown-name",
         ["eval", "ctibench-mq", "--model", "m"],

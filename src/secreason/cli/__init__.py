@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         app(args=args, prog_name="secreason")
+    except SystemExit as done:
+        if done.code == 130:  # Ctrl-C (Typer turns it into exit code 130)
+            typer.echo("interrupted; rerun the same command to resume", err=True)
+        raise
     except KeyboardInterrupt:
         typer.echo("interrupted; rerun the same command to resume", err=True)
         sys.exit(130)

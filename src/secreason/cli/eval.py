@@ -32,7 +32,10 @@ def load_plugin(spec: str) -> Any:
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     else:
-        module = importlib.import_module(target)
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            _fail(f"{spec}: cannot import {target} ({error}); is it on PYTHONPATH?")
     try:
         obj = getattr(module, attr)
     except AttributeError:
