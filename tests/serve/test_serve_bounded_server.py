@@ -196,6 +196,15 @@ def test_health_is_liveness_ready_checks_the_model(slow: Server) -> None:
     assert ready.status_code == 200 and ready.json()["checks"]["model"]["ready"] is True
 
 
+def test_models_name_the_system_prompt_policy(slow: Server) -> None:
+    from secreason.serve.system_prompt import SYSTEM_PROMPT_VERSION
+
+    headers = {"authorization": f"Bearer {KEYS['bob']}"}
+    (entry,) = httpx.get(slow.base_url + "/v1/models", headers=headers).json()["data"]
+    policy = {"mode": "replace", "version": SYSTEM_PROMPT_VERSION}
+    assert entry["secreason"]["system_prompt"] == policy
+
+
 # ------------------------------------------------------------------- proxy mode
 
 
@@ -279,6 +288,14 @@ def test_proxy_deadline_and_disconnect_close_the_upstream(
     record = list(read_audit(audit))[-1]
     assert record["error"] == "client disconnected"
     assert record["sent"] == {"reasoning": THOUGHT, "content": PARTIAL}, "what was sent is lost"
+
+    # A stream the deadline ends: the client gets the partial text, then an error event.
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=60) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert json.loads(events[-2][6:])["error"]["code"] == "timeout"
+    record = list(read_audit(audit))[-1]
+    assert record["error"] == "the model timed out"
+    assert record["sent"] == {"reasoning": THOUGHT, "content": PARTIAL}
 
 
 def test_ready_fails_while_the_guard_is_unreachable(

@@ -312,7 +312,11 @@ class Deployment:
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
             refusal=outcome.refusal,
-            extra=outcome.extension(request.scope["state"]["request_id"], self.prompt_version),
+            extra=outcome.extension(
+                request.scope["state"]["request_id"],
+                self.prompt_version,
+                self.config.system_prompt.mode,
+            ),
         )
         return JSONResponse(body)
 
@@ -352,6 +356,8 @@ class Deployment:
         try:
             async for event in self._events(request, chat, messages, outcome, refused):
                 if event.endswith(ChunkWriter.DONE):
+                    if outcome.error:  # ended by an error event: what went out before it
+                        outcome.sent = sent_text(delivered)
                     await self._record(request, chat, outcome, messages)
                     recorded = True
                 yield event
@@ -465,7 +471,19 @@ class Deployment:
             if self.config.model.backend == "fixed-text" and not self.config.model.upstream
             else "secreason"
         )
-        entry = {"id": self.served_name, "object": "model", "created": 0, "owned_by": owner}
+        entry = {
+            "id": self.served_name,
+            "object": "model",
+            "created": 0,
+            "owned_by": owner,
+            # the policy a client's eval records (secreason eval --backend openai reads it)
+            "secreason": {
+                "system_prompt": {
+                    "mode": self.config.system_prompt.mode,
+                    "version": self.prompt_version,
+                }
+            },
+        }
         return {"object": "list", "data": [entry]}
 
 

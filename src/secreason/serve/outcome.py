@@ -49,7 +49,12 @@ class Outcome:
             f"refused={self.refusal_reason is not None} error={self.error}"
         )
 
-    def extension(self, request_id: str, system_prompt_version: str | None) -> dict[str, Any]:
+    def extension(
+        self,
+        request_id: str,
+        system_prompt_version: str | None,
+        system_prompt_mode: str | None = None,
+    ) -> dict[str, Any]:
         """The ``secreason`` field added to a chat completion."""
         guard = {
             side: {k: decision[k] for k in ("blocked", "status", "categories")}
@@ -59,6 +64,7 @@ class Outcome:
             "secreason": {
                 "request_id": request_id,
                 "system_prompt_version": system_prompt_version,
+                "system_prompt_mode": system_prompt_mode,
                 "split_status": self.status or None,
                 "guard": guard,
                 "refusal_reason": self.refusal_reason,
