@@ -130,11 +130,37 @@ def test_on_gpu_the_fastest_measured_wins(
 
 
 @pytest.mark.parametrize(
+    ("env", "timed"),
+    [({"WORLD_SIZE": "8"}, False), ({"WORLD_SIZE": "1"}, True), ({"WORLD_SIZE": "x"}, True)],
+    ids=["8-processes-agree", "one-process-times", "garbage-means-one"],
+)
+def test_several_processes_do_not_time_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    timed: bool,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    asked: list[str] = []
+
+    def timer(names: Any) -> dict[str, float | str]:
+        asked.extend(names)
+        return {"sdpa_varlen": 1.0}
+
+    monkeypatch.setattr(accel, "measure_packed_attention", lambda recipe: timer)
+    choice = accel.choose_packed_attention(sft_like(), cuda=True, flash=False)
+    assert bool(asked) is timed
+    assert choice == ("sdpa_varlen" if timed else accel.packed_candidates(True)[0])
+    assert ("processes" in capsys.readouterr().err) is not timed
+
+
+@pytest.mark.parametrize(
     ("cuda", "flex", "varlen", "expected"),
     [
         (False, True, True, ["sdpa_varlen"]),
-        (True, True, True, ["torch_varlen", "flex_attention", "sdpa_varlen"]),
-        (True, False, True, ["torch_varlen", "sdpa_varlen"]),
+        (True, True, True, ["flex_attention", "sdpa_varlen", "torch_varlen"]),
+        (True, False, True, ["sdpa_varlen", "torch_varlen"]),
         (True, True, False, ["flex_attention", "sdpa_varlen"]),
     ],
 )
