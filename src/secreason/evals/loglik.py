@@ -59,8 +59,15 @@ def choice_logprobs(
             [[0] * (width - len(r)) + [1] * len(r) for _, _, r in chunk], device=device
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        keep = 1 if single else max(len(conts[c]) for _, c, _ in chunk) + 1
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+            # Only the last ``keep`` positions are read: the vocabulary projection and the
+            # softmax over every prompt position would cost more than the model itself.
+            inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+            try:
+                logits = model(**inputs, logits_to_keep=keep).logits[:, -keep:]
+            except TypeError:  # a model class without the argument: project everything
+                logits = model(**inputs).logits[:, -keep:]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for row, (index, choice, _) in enumerate(chunk):
             if single:
@@ -69,7 +76,7 @@ def choice_logprobs(
                 continue
             n = len(conts[choice])
             targets = ids[row, width - n :]
-            picked = logprobs[row, width - n - 1 : width - 1].gather(-1, targets[:, None])
+            picked = logprobs[row, keep - n - 1 : keep - 1].gather(-1, targets[:, None])
             out[index][choice] = float(picked.sum())
     return out
 
