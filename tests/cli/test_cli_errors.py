@@ -88,7 +88,7 @@ TABLE = [
     (
         "eval-wrong-benchmark-file",
         ["eval", "ctibench-mcq", "--data", f"ctibench={CYBERMETRIC_80}", *PREDS],
-        ["CyberMetric-80-v1.json", "cti-mcq.tsv", "another benchmark"],
+        ["CyberMetric-80-v1.json", "cti-mcq.tsv", "cybermetric-80's file"],
     ),
     (
         "eval-benchmark-not-utf8",
@@ -114,6 +114,16 @@ TABLE = [
         "eval-missing-predictions",
         ["eval", "ctibench-mcq", "--data", MCQ, "--predictions", "no.jsonl"],
         ["no.jsonl"],
+    ),
+    (
+        "eval-another-benchmarks-file-of-the-same-type",
+        ["eval", "ctibench-mcq", "--data", f"ctibench-mcq={MCQ}/cti-rcm.tsv", *PREDS],
+        ["cti-rcm.tsv is ctibench-rcm's file", "reads cti-mcq.tsv"],
+    ),
+    (
+        "eval-another-size-of-cybermetric",
+        ["eval", "cybermetric", "--data", CYBERMETRIC_80, *PREDS],
+        ["cybermetric-80's file", "cybermetric-2000 reads CyberMetric-2000-v1.json"],
     ),
     (
         "eval-broken-benchmark-line",

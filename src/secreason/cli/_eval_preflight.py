@@ -46,8 +46,16 @@ class Preflight:
 
 def check_data(runner: Runner, benches: Sequence[Benchmark], report: Preflight) -> None:
     """Load every benchmark now; a failure names the benchmark and its source."""
+    from secreason.evals.registry import published_files
+
+    owners = published_files()
     for bench in benches:
         source = runner.settings.source(bench) or bench.default_source or "its default"
+        swapped = _swapped_file(bench, runner.settings.source(bench), owners)
+        if swapped:
+            report.problems.append(f"{bench.name} (data: {source}): {swapped}")
+            report.unavailable[bench.name] = "another benchmark's file"
+            continue
         try:
             samples = runner.load(bench)
         except Exception as error:  # each problem is reported, not raised
@@ -62,6 +70,24 @@ def check_data(runner: Runner, benches: Sequence[Benchmark], report: Preflight) 
             report.problems.append(problem)
             report.unavailable[bench.name] = "no rows"
         report.rows[bench.name] = len(samples)
+
+
+def _swapped_file(bench: Benchmark, source: str | None, owners: dict[str, list[str]]) -> str:
+    """Why ``source`` is another benchmark's published file ('' when it is not): the
+    same file type would load, and score against the wrong answers."""
+    from secreason.evals.registry import published_file
+
+    path = Path(source).expanduser() if source else None
+    if path is None or not path.is_file():
+        return ""
+    own = published_file(bench)
+    others = [o for o in owners.get(path.name, []) if o != bench.name]
+    if not others or path.name == own:
+        return ""
+    return (
+        f"{path} is {' and '.join(others)}'s file; {bench.name} reads {own or 'another file'} "
+        f"(evaluate {others[0]} instead, or point --data at {bench.name}'s file)"
+    )
 
 
 def skip_unavailable(benches: list[Benchmark], report: Preflight) -> list[Benchmark]:

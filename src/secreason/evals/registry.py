@@ -81,6 +81,25 @@ def suite_names() -> list[str]:
     return sorted(SUITES)
 
 
+def published_file(bench: Benchmark) -> str | None:
+    """The file name a benchmark's authors published it under (None: a hub id only)."""
+    name = str(getattr(bench, "file", "") or bench.default_source or "")
+    return name if name and "/" not in name and "." in name else None
+
+
+def published_files() -> dict[str, list[str]]:
+    """Published file name -> the benchmarks that read it (to catch a swapped file)."""
+    out: dict[str, list[str]] = {}
+    for name in benchmark_names():
+        try:
+            file = published_file(get_benchmark(name))
+        except Exception:  # a benchmark that needs options to build names no file
+            continue
+        if file:
+            out.setdefault(file, []).append(name)
+    return out
+
+
 def expand(names: Iterable[str]) -> list[str]:
     """Benchmark and suite names -> benchmark names, suites expanded, duplicates dropped."""
     out: list[str] = []
