@@ -35,6 +35,10 @@ the answer region, hedges invalid, invalid = wrong in every denominator): ``mcq`
 ``cwe``, ``ate`` with sub-techniques collapsed (accuracy = exact set), ``cvss``
 (``accuracy`` = mean of ``max(0, 1 - |d| / 7.7)``, invalid = 0), ``taa`` on the same
 maps, ``rms``.
+
+MCQ also reports the one-pass measures of ``evals.choice_measures``, accuracy per
+``source_type``, and takes ``shuffle=K`` / ``fewshot=N`` (``evals.shuffle``,
+``evals.fewshot``; ``--shuffle-options`` / ``--fewshot`` on the command line).
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ Strict protocol (FAITH-like, the paper's numbers): the same system prompt and ro
 prompt plus a final-line instruction (``Answer: ...``); invalid answers stay in every
 denominator as wrong; VSP scores each item ``1 - |diff|/10`` with invalid = 0
 (``score``). The paper's published numbers are strict: the references say so.
+
+MCQ also reports the one-pass measures of ``evals.choice_measures`` and takes
+``shuffle=K`` / ``fewshot=N`` (``evals.shuffle``, ``evals.fewshot``).
 """
 
 from __future__ import annotations
