@@ -58,7 +58,7 @@ def _records(stream: IO[str]) -> Iterator[tuple[int, str]]:
 
 
 def score(
-    task: Annotated[str, typer.Argument(help="Task name: mcq, cwe, cvss, ate or taa.")],
+    task: Annotated[str, typer.Argument(help="Task name: mcq, cwe, cvss, ate, taa or rms.")],
     predictions: Annotated[
         Path, typer.Argument(help="JSONL file with 'completion' and 'reference' ('-' = stdin).")
     ],
