@@ -136,9 +136,8 @@ def test_real_sft_run_extended_from_4_to_6_steps(
 
     data = tmp_path / "sft.jsonl"
     reply = "<think>\nThe text names a buffer.\n</think>\nAnswer: B"
-    row = {
-        "messages": [{"role": "user", "content": "Which?"}, {"role": "assistant", "content": reply}]
-    }  # noqa: E501
+    turns = [{"role": "user", "content": "Which?"}, {"role": "assistant", "content": reply}]
+    row = {"messages": turns}
     data.write_text((json.dumps(row) + "\n") * 32)
     out = tmp_path / "out"
     common = ["save_steps=2", "per_device_train_batch_size=8", "logging_steps=1"]
@@ -155,13 +154,27 @@ def test_real_sft_run_extended_from_4_to_6_steps(
 
     run_sft(_recipe("sft", tiny_model_dir, data, out, "max_steps=6", *common), [Steps()])
     assert taken == [5, 6]  # continued, not started over
-    printed = capsys.readouterr().out
-    assert (
-        "continuing from" in printed
-        and "checkpoint-4" in printed
-        and "max_steps: 4 -> 6" in printed
-    )
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "continuing from" in printed and "checkpoint-4" in printed
+    assert "max_steps: 4 -> 6" in printed
+    # Progress: one readable line per logging step, not transformers' raw dicts.
+    assert "[sft] step 5/6" in printed and "[sft] step 6/6" in printed and "| loss " in printed
+    assert "{'loss'" not in printed and "'grad_norm'" not in printed
     assert json.loads((out / "final" / DONE_MARKER).read_text())["steps"] == 6
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     steps = [h["step"] for h in state["log_history"] if "loss" in h]
     assert steps == [1, 2, 3, 4, 5, 6]  # one history: 1-4 from the first run, 5-6 continued
+
+
+def test_a_checkpoint_killed_while_saving_is_skipped(tmp_path: Path) -> None:
+    from secreason.train.stage import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, state in ((2, "{}"), (6, '{"global_step": 6}'), (8, ""), (10, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-old").mkdir()  # not a step: ignored
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")

@@ -1,16 +1,15 @@
-"""Training progress: one readable line per logging step, from a real trainer."""
+"""Training progress: one readable line per logging step.
+
+A real SFT run printing these lines is checked in test_continuation.py.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from secreason.train.progress import format_line
-
-REPO = Path(__file__).resolve().parents[2]
 
 CASES = [
     (
@@ -50,32 +49,3 @@ CASES = [
 @pytest.mark.parametrize(("case", "logs", "steps", "line"), CASES, ids=[c[0] for c in CASES])
 def test_format_line(case: str, logs: dict[str, Any], steps: tuple[int, int], line: str) -> None:
     assert format_line(logs, *steps) == line
-
-
-@pytest.mark.slow
-def test_a_real_sft_run_prints_lines_not_dicts(
-    tiny_model_dir: Path, tmp_path: Path, capsys: Any
-) -> None:
-    from secreason.train.config import SFTRecipe, load_recipe
-    from secreason.train.sft import run_sft
-
-    data = tmp_path / "sft.jsonl"
-    reply = "<think>\nThe text names a buffer.\n</think>\nAnswer: B"
-    turns = [{"role": "user", "content": "Which?"}, {"role": "assistant", "content": reply}]
-    data.write_text((json.dumps({"messages": turns}) + "\n") * 16)
-    args = [
-        f"model_name_or_path={tiny_model_dir}",
-        f"dataset_path={data}",
-        f"output_dir={tmp_path / 'out'}",
-        "max_steps=3",
-        "logging_steps=1",
-        "per_device_train_batch_size=8",
-        "save_steps=100",
-    ]
-    run_sft(load_recipe(REPO / "recipes" / "tiny-cpu" / "sft.yaml", SFTRecipe, args))
-    captured = capsys.readouterr()
-    printed = captured.out + captured.err
-    for step in (1, 2, 3):
-        assert f"[sft] step {step}/3" in printed
-    assert "| loss " in printed and "| lr " in printed
-    assert "{'loss'" not in printed and "'grad_norm'" not in printed

@@ -59,6 +59,15 @@ def _command(stage: str, model: Path, data: Path, out: Path) -> list[str]:
     ]
 
 
+def _complete(checkpoint: Path) -> bool:
+    """The checkpoint's trainer state is fully written (it is saved last)."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -77,7 +86,7 @@ def test_killed_stage_resumes_and_a_finished_stage_is_not_redone(
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if any((c / "trainer_state.json").is_file() for c in out.glob("checkpoint-*")):
+            if any(_complete(c) for c in out.glob("checkpoint-*")):
                 break
             if proc.poll() is not None:
                 tail = (tmp_path / "first.log").read_text()[-3000:]

@@ -152,6 +152,7 @@ def refusal(recipe: Any, changes: list[Change], finished: bool) -> str:
     lines += [f"  {c}" for c in changes]
     lines.append(
         f"Only {' / '.join(EXTENDABLE)} may grow to continue a run. Fix: train into a new "
-        f"folder (output_dir={suggest_output_dir(out, changes)}), or delete {out} to retrain."
+        f"folder (--set output_dir={suggest_output_dir(out, changes)}), or delete {out} to "
+        "retrain."
     )
     return "\n".join(lines)

@@ -73,14 +73,26 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
     raise StageError(continuation.refusal(recipe, plan.changes, finished=True))
 
 
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest complete checkpoint: one killed while saving (its trainer state
+    missing or cut short) is skipped for the one before it."""
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.name[11:].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name[11:]), reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"[secreason] skipping {folder}: incomplete (killed while saving?)")
+            continue
+        return str(folder)
+    return None
+
+
 def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
     """Create output_dir, record the recipe, and return the checkpoint to resume from."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = Path(str(recipe.output_dir))
     out.mkdir(parents=True, exist_ok=True)
     saved = out / RECIPE_FILE
-    resume = get_last_checkpoint(str(out))
+    resume = last_checkpoint(out)
     current = fingerprint(recipe)
     plan = continuation.plan(recipe)
     marker = final_dir(recipe) / DONE_MARKER
