@@ -274,3 +274,43 @@ def test_server_policy_flag_and_skipped_benchmarks_are_recorded(tmp_path: Path) 
     assert run["benchmarks"] == ["ctibench-mcq"] and run["skipped"] == ["cwe-prediction"]
     assert "skipped (--skip-unavailable): cwe-prediction (no data)" in result.output
     assert "system-prompt policy: **off**" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_a_secreason_server_reports_its_policy_into_run_json_and_the_report(
+    tmp_path: Path,
+) -> None:
+    """A real ``secreason serve`` (fixed-text backend, default ``replace`` policy)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "serve"))
+    from serve_fixtures import Server
+
+    server = Server(
+        {"model": {"backend": "fixed-text", "served_name": "srv"}}, tmp_path, "fixed"
+    ).wait_ready()
+    try:
+        result = invoke(
+            [
+                "eval",
+                "ctibench-mcq",
+                "--backend",
+                "openai",
+                "--base-url",
+                server.base_url + "/v1",
+                "--model",
+                "srv",
+                "--data",
+                str(FIXTURES / "ctibench"),
+                "--limit",
+                "2",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    finally:
+        server.kill()
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["server"]["system_prompt"]["mode"] == "replace"
+    assert run["server"]["owned_by"].startswith("secreason")
+    assert "system-prompt policy: **replace**" in (tmp_path / "o" / "report.md").read_text()

@@ -109,10 +109,24 @@ def other_problems(report: Preflight) -> list[str]:
     return [p for p in report.problems if not _about(p, report.unavailable)]
 
 
-def context_length(model: str) -> int | None:
-    """The model's context in tokens, from a local folder's config.json (else None)."""
+def _config_file(model: str) -> Path | None:
+    """config.json of a local folder, or of a hub model already in the local HF cache."""
     path = Path(model).expanduser() / "config.json"
-    if not path.is_file():
+    if path.is_file():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "config.json")
+    except Exception:  # not a repo id, or no cache: the context is then unknown
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def context_length(model: str) -> int | None:
+    """The model's context in tokens, from its config.json (None when unknown)."""
+    path = _config_file(model)
+    if path is None:
         return None
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -134,7 +148,11 @@ def clamp_max_tokens(
         return
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except Exception as error:  # the run loads it again and reports then
+        report.notes.append(f"max_tokens not checked against the context ({error})")
+        return
     settings = runner.settings
     changed = []
     for bench in benches:
