@@ -223,3 +223,14 @@ def test_chart_names_the_run_and_gives_mad_its_own_panel() -> None:
     bench = report["benchmarks"][0]
     bench["protocols"]["official"]["mad"] = {"mean": 1.0, "ci": None}
     assert [f[0].split()[0] for f in _families(report)] == ["headline", "MAD", "failure"]
+
+
+def test_the_full_size_is_read_from_the_run_data_when_not_given() -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
+    res = result()
+    res.name, res.n_samples = "ctibench-mcq", 2
+    report = build_report([res], {"limit": 2, "data": str(fixtures)})
+    assert report["benchmarks"][0]["subset"] == {"n": 2, "of": 4, "limit": 2}
+    # No local data named: the total is unknown, never fetched from a hub.
+    report = build_report([res], {"limit": 2})
+    assert report["benchmarks"][0]["caveat"].startswith("ctibench-mcq: n = 2 (--limit 2)")

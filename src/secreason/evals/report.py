@@ -76,9 +76,12 @@ def full_rows(name: str, run: dict[str, Any]) -> int | None:
     from secreason.evals.registry import get_benchmark
     from secreason.evals.runner import RunSettings
 
+    if not run.get("data"):
+        return None  # only local files are re-read, never a hub download for a count
     try:
         bench = get_benchmark(name)
-        return len(bench.load(RunSettings(data=run.get("data")).source(bench)))
+        source = RunSettings(data=run.get("data")).source(bench)
+        return len(bench.load(source)) if source else None
     except Exception:  # the report states "a subset" without the total
         return None
 
