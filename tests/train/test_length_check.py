@@ -157,3 +157,26 @@ def test_sft_command_stops_before_training_and_names_the_loss(
     assert "1 of 2 rows are longer than max_length" in run.stderr
     assert "1 lose their answer line" in run.stderr
     assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
+def test_rl_check_reads_the_model_context_and_honours_allow(tiny_model_dir: Path, tok: Any) -> None:
+    from types import SimpleNamespace
+
+    from secreason.train.length_check import check_rl
+
+    prompts = [[{"role": "user", "content": "w " * 40}]]
+    recipe = SimpleNamespace(
+        model_name_or_path=str(tiny_model_dir),
+        use_vllm=False,
+        vllm_max_model_length=None,
+        max_completion_length=1000,  # the tiny model holds 1024 positions
+        truncation="refuse",
+        chat_template_path=None,
+    )
+    with pytest.raises(TruncationError, match="context 1024 - max_completion_length=24"):
+        check_rl(recipe, {"prompt": prompts}, tok)
+    recipe.truncation = "allow"
+    report = check_rl(recipe, {"prompt": prompts}, tok)
+    assert report is not None and report.over == [0]
+    recipe.max_completion_length = 96
+    assert check_rl(recipe, {"prompt": prompts}, tok).over == []  # type: ignore[union-attr]
