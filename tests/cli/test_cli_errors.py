@@ -70,6 +70,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "output_dir: out\nuse_cpu: true\nbf16: false\n"
     )
     (root / "runs").mkdir()
+    (root / "model").mkdir()  # passes the folder check; the dataset fails first
+    (root / "model" / "config.json").write_text("{}")
+    (root / "dataset-latin1.yaml").write_text(
+        "model_name_or_path: model\ndataset_path: latin1.jsonl\n"
+        "output_dir: out\nuse_cpu: true\nbf16: false\nmax_steps: 1\n"
+    )
     return root
 
 
@@ -185,6 +191,7 @@ TABLE = [
         ["rl", "missing-model.yaml", "--set", "model_name_or_path=./gone"],
         ["./gone"],
     ),
+    ("sft-dataset-not-utf8", ["sft", "dataset-latin1.yaml"], ["latin1.jsonl:2", "UTF-8"]),
     ("rl-missing-recipe", ["rl", "nothere.yaml"], ["nothere.yaml"]),
     ("rl-not-a-mapping", ["rl", "list.yaml"], ["list.yaml", "mapping"]),
     # data run
