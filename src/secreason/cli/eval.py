@@ -120,7 +120,12 @@ def register(app: typer.Typer) -> None:
             envvar="SECREASON_API_KEY",
         ),
         revision: str = typer.Option(None, "--revision", help="Model revision (hub)."),
-        trials: int = typer.Option(1, "--trials", min=1, help="Repeats with seeds S, S+1, ..."),
+        trials: int = typer.Option(
+            1,
+            "--trials",
+            min=1,
+            help="Repeats with seeds S, S+1, ... (greedy benchmarks run once: same output).",
+        ),
         seed: int = typer.Option(None, "--seed", help="Trial-0 seed (default: the protocol's)."),
         limit: int = typer.Option(None, "--limit", min=1, help="First K rows of each benchmark."),
         protocol: str = typer.Option("both", "--protocol", help="official|strict|both"),
