@@ -65,3 +65,37 @@ def test_bad_counts() -> None:
     with pytest.raises(ValueError, match="only 3 other items"):
         get_benchmark("athenabench-mcq", fewshot=4).load(ATHENA)
     assert with_fewshot([], 0) == []
+
+
+def test_mmlu_draws_from_its_dev_split_when_present(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(FIXTURES / "mmlu_computer_security" / "computer_security_test.csv", tmp_path)
+    plain = get_benchmark("mmlu-security")
+    plain.fewshot = 2
+    from_rows = plain.load(tmp_path)
+    assert all(not i.startswith("mmlu-security-dev") for s in from_rows for i in s.meta["fewshot"])
+    (tmp_path / "computer_security_dev.csv").write_text(
+        "question,choice0,choice1,choice2,choice3,answer\n"
+        "Dev toy: which lock opens with a code?,Combination lock,Padlock,Latch,Bolt,0\n"
+        "Dev toy: which cable carries toy Ethernet?,Rope,Twisted pair,Hose,Chain,1\n"
+    )
+    bench = get_benchmark("mmlu-security")
+    bench.fewshot = 2
+    samples = bench.load(tmp_path, limit=2)
+    assert len(samples) == 2
+    for sample in samples:
+        assert sorted(sample.meta["fewshot"]) == ["mmlu-security-dev-0", "mmlu-security-dev-1"]
+        shots = [m["content"] for m in sample.messages if m["role"] == "assistant"]
+        assert sorted(shots) == ["Answer: A", "Answer: B"]
+
+
+def test_choice_benchmarks_shuffle_through_their_own_prompt_builder() -> None:
+    bench = get_benchmark("cybermetric-80")
+    bench.shuffle = 2
+    samples = bench.load(FIXTURES / "cybermetric")
+    first, second = samples[0], samples[1]
+    assert second.meta["item"] == first.id
+    assert second.meta["options"][second.reference] == "8080"  # the gold text follows
+    inline = ", ".join(f"{k}) {v}" for k, v in second.meta["options"].items())
+    assert inline in second.messages[-1]["content"]

@@ -227,14 +227,14 @@ def register(app: typer.Typer) -> None:
         shuffle_options: int = typer.Option(
             1,
             "--shuffle-options",
-            help="Ask each multiple-choice item in K seeded option orders (CTIBench and "
-            "AthenaBench MCQ); adds consistency and accuracy by gold position.",
+            help="Ask each multiple-choice item in K seeded option orders; adds "
+            "consistency and accuracy by gold position.",
         ),
         fewshot: int = typer.Option(
             0,
             "--fewshot",
-            help="N seeded solved items from the same file before each multiple-choice "
-            "question (CTIBench and AthenaBench MCQ).",
+            help="N seeded solved items before each multiple-choice question (MMLU: its "
+            "dev split; others: other rows of the same file).",
         ),
         mc_mode: str = typer.Option(
             "generate",
@@ -330,9 +330,7 @@ def register(app: typer.Typer) -> None:
                 _fail(f"{flag} {value}: must be at least {default}")
             takers = [b for b in benches if hasattr(b, key)]
             if not takers:
-                _fail(
-                    f"{flag}: none of these benchmarks takes it (CTIBench and AthenaBench MCQ do)"
-                )
+                _fail(f"{flag}: none of these benchmarks takes it (the multiple-choice ones do)")
             for bench in takers:
                 setattr(bench, key, value)
         if mc_mode not in ("generate", "loglik"):

@@ -9,6 +9,10 @@ theirs, so the defaults here are written for this project and keep only the stru
 facts that affect scoring (how options are laid out, what answer format is requested).
 A user who needs the exact published wording passes ``template=`` (a string or a file)
 with ``{question}`` and ``{options}`` placeholders.
+
+Every subclass's ``load`` ends in :meth:`ChoiceBenchmark.finish`, which adds few-shot
+examples (``fewshot``), applies ``--limit`` and shuffles the options (``shuffle``,
+re-rendered through the benchmark's own prompt builder).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import Any
 
 from secreason.evals.base import Benchmark, ItemResult
 from secreason.evals.choice_measures import choice_measures
+from secreason.evals.fewshot import with_fewshot
+from secreason.evals.shuffle import shuffle_measures, shuffled
+from secreason.evals.sources import limited
 from secreason.tasks.base import Extraction, Message, Protocol, Sample, Task
 from secreason.tasks.mcq import MCQ, OfficialRule
 
@@ -93,6 +100,11 @@ class ChoiceBenchmark(Benchmark):
     multi: bool = False
     default_template: str = ""
     group_key: str | None = None
+    #: robustness options (``--shuffle-options``, ``--fewshot``; see ``finish``)
+    shuffle: int = 1
+    shuffle_seed: int = 0
+    fewshot: int = 0
+    fewshot_seed: int = 0
 
     def __init__(self, *, template: str | Path | None = None, official: OfficialRule | None = None):
         self.template = load_template(template, self.default_template)
@@ -128,10 +140,32 @@ class ChoiceBenchmark(Benchmark):
             meta={"index": index, "question": question, "options": options, **meta},
         )
 
+    def rows_limit(self, limit: int | None) -> int | None:
+        """How many rows to read: all of them when few-shot examples are drawn from them."""
+        return None if self.fewshot else limit
+
+    def finish(
+        self, samples: list[Sample], limit: int | None, pool: Sequence[Sample] | None = None
+    ) -> list[Sample]:
+        """Few-shot examples (from ``pool``, the dev split, else the other rows), the
+        ``--limit``, then option shuffling: what every subclass's ``load`` returns."""
+        if self.fewshot:
+            samples = with_fewshot(samples, self.fewshot, seed=self.fewshot_seed, pool=pool)
+        samples = limited(samples, limit)
+        if self.shuffle > 1:
+            samples = shuffled(samples, self.shuffle, self.shuffle_seed, self._render)
+        return samples
+
+    def _render(self, sample: Sample, options: dict[str, str]) -> str:
+        question = str(sample.meta.get("question", ""))
+        return self.build_messages(question, options)[-1]["content"]
+
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
     ) -> dict[str, float]:
         out = dict(self.task.aggregate([r.judgement.score for r in results]))
+        if self.shuffle > 1:
+            out.update(shuffle_measures(samples, results))
         if not self.multi:
             out.update(choice_measures(self.task, samples, results))
         if self.group_key:

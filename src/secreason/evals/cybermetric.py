@@ -78,8 +78,8 @@ class CyberMetric(ChoiceBenchmark):
         else:
             rows = hub_rows(str(source))
         samples = []
-        for index, row in enumerate(limited(rows, limit)):
+        for index, row in enumerate(limited(rows, self.rows_limit(limit))):
             options = {k: str(v) for k, v in dict(row["answers"]).items()}
             gold = str(row["solution"]).strip().upper()
             samples.append(self.make_sample(index, str(row["question"]), options, gold))
-        return samples
+        return self.finish(samples, limit)

@@ -14,6 +14,7 @@ final line only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Reference
@@ -45,14 +46,32 @@ class MMLUSecurity(ChoiceBenchmark):
             rows = read_table(path)
         else:
             rows = hub_rows(str(source), "computer_security", "test")
+        samples = self._samples(rows, str(source), limit)
+        pool = None
+        if self.fewshot:  # MMLU's own 5-question dev split, when it is there
+            dev = path.parent / "computer_security_dev.csv" if path is not None else None
+            if dev is not None and dev.is_file():
+                pool = self._samples(read_table(dev), str(dev), None, "dev")
+            elif path is None:
+                pool = self._samples(
+                    hub_rows(str(source), "computer_security", "dev"), "", None, "dev"
+                )
+        return self.finish(samples, limit, pool)
+
+    def _samples(
+        self, rows: list[dict[str, Any]], where: str, limit: int | None, split: str = ""
+    ) -> list[Sample]:
         samples = []
-        for index, row in enumerate(limited(rows, limit)):
+        for index, row in enumerate(limited(rows, self.rows_limit(limit))):
             choices = row.get("choices")
             if choices is None:
                 choices = [row[f"choice{i}"] for i in range(4)]
             answer = int(row["answer"])
             if not 0 <= answer < len(choices):
-                raise ValueError(f"{source}: row {index}: answer {answer} outside 0..3")
+                raise ValueError(f"{where}: row {index}: answer {answer} outside 0..3")
             options = dict(zip("ABCD", (str(c) for c in choices), strict=False))
-            samples.append(self.make_sample(index, str(row["question"]), options, "ABCD"[answer]))
+            sample = self.make_sample(index, str(row["question"]), options, "ABCD"[answer])
+            if split:
+                sample.id = f"{self.name}-{split}-{index}"
+            samples.append(sample)
         return samples

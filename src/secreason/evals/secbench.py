@@ -24,7 +24,7 @@ from pathlib import Path
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Reference
 from secreason.evals.choice import ChoiceBenchmark, answer_statement
-from secreason.evals.sources import hub_rows, limited, local_file, read_jsonl
+from secreason.evals.sources import hub_rows, local_file, read_jsonl
 from secreason.tasks.base import Extraction, Sample
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -87,4 +87,4 @@ class SecBench(ChoiceBenchmark):
                     ability=row.get("ability", ""),
                 )
             )
-        return limited(samples, limit)
+        return self.finish(samples, limit)

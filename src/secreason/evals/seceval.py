@@ -30,7 +30,7 @@ from typing import Literal
 from secreason.backends.base import Backend, SamplingParams
 from secreason.evals.base import Reference
 from secreason.evals.choice import ChoiceBenchmark, render
-from secreason.evals.sources import hub_rows, limited, local_file, read_json
+from secreason.evals.sources import hub_rows, local_file, read_json
 from secreason.tasks.base import Extraction, Judgement, Message, Protocol, Sample, Score
 
 Subset = Literal["all", "single"]
@@ -111,7 +111,7 @@ class SecEval(ChoiceBenchmark):
                     source=row.get("source", ""),
                 )
             )
-        return limited(samples, limit)
+        return self.finish(samples, limit)
 
     def judge(
         self,

@@ -23,11 +23,11 @@ import math
 import random
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from secreason.evals.base import ItemResult
-from secreason.tasks.base import Sample
+from secreason.tasks.base import Message, Sample
 
 
 def orders(n: int, k: int, seed: int, index: int) -> list[tuple[int, ...]]:
@@ -51,8 +51,17 @@ def _pattern(options: dict[str, str]) -> re.Pattern[str]:
     return re.compile(r"\s+".join(re.escape(w) for w in words))
 
 
-def permuted(sample: Sample, order: Sequence[int], position: int) -> Sample:
-    """The sample with options listed in ``order`` (new slot i holds old option order[i])."""
+Render = Callable[[Sample, dict[str, str]], str]
+
+
+def permuted(
+    sample: Sample, order: Sequence[int], position: int, render: Render | None = None
+) -> Sample:
+    """The sample with options listed in ``order`` (new slot i holds old option order[i]).
+
+    ``render`` (the benchmark's own prompt builder: sample, options -> the question's
+    text) is used when given; otherwise the option block is found and rewritten.
+    """
     options: dict[str, str] = dict(sample.meta.get("options") or {})
     letters = list(options)
     if not letters:
@@ -60,6 +69,10 @@ def permuted(sample: Sample, order: Sequence[int], position: int) -> Sample:
     origin = {letters[i]: letters[j] for i, j in enumerate(order)}
     messages = [dict(m) for m in sample.messages]
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    if render is not None:
+        moved = {new: options[old] for new, old in origin.items()}
+        messages[last]["content"] = render(sample, moved)
+        return _tagged(sample, messages, origin, moved, position)
     content = messages[last]["content"]
     # CTIBench shows an empty option as "nan"; try that first (an empty one matches anything).
     candidates = [{k: v or "nan" for k, v in options.items()}, options]
@@ -77,23 +90,40 @@ def permuted(sample: Sample, order: Sequence[int], position: int) -> Sample:
     else:
         raise ValueError(f"{sample.id}: the prompt does not show its options as 'A) text'")
     messages[last]["content"] = content
-    gold = sample.reference.strip().upper()
-    reference = next((new for new, old in origin.items() if old == gold), gold)
+    return _tagged(sample, messages, origin, moved, position)
+
+
+def _tagged(
+    sample: Sample,
+    messages: list[Message],
+    origin: dict[str, str],
+    moved: dict[str, str],
+    position: int,
+) -> Sample:
+    # Every gold letter moves with its text (several for multiple-answer items).
+    gold = set(sample.reference.strip().upper())
+    reference = "".join(sorted(new for new, old in origin.items() if old in gold))
     meta = {**sample.meta, "options": moved, "item": sample.id}
     meta.update({"permutation": position, "origin": origin})
     suffix = f"~{position}" if position else ""
     return replace(
-        sample, id=f"{sample.id}{suffix}", messages=messages, reference=reference, meta=meta
+        sample,
+        id=f"{sample.id}{suffix}",
+        messages=messages,
+        reference=reference or sample.reference,
+        meta=meta,
     )
 
 
-def shuffled(samples: Sequence[Sample], k: int, seed: int = 0) -> list[Sample]:
+def shuffled(
+    samples: Sequence[Sample], k: int, seed: int = 0, render: Render | None = None
+) -> list[Sample]:
     """Every sample in ``k`` option orders (``k`` = 1: the samples, unchanged but tagged)."""
     out = []
     for index, sample in enumerate(samples):
         n = len(sample.meta.get("options") or {})
         for position, order in enumerate(orders(n, k, seed, index)):
-            out.append(permuted(sample, order, position))
+            out.append(permuted(sample, order, position, render))
     return out
 
 
@@ -109,8 +139,10 @@ def shuffle_measures(samples: Sequence[Sample], results: Sequence[ItemResult]) -
             continue
         item = str(sample.meta["item"])
         extraction = result.judgement.extraction
-        letter = str(extraction.value).strip().upper() if extraction.ok else ""
-        chosen[item].append(sample.meta["origin"].get(letter))
+        letters = str(extraction.value).strip().upper() if extraction.ok else ""
+        origin = sample.meta["origin"]
+        picked = "".join(sorted(origin.get(c, "?") for c in letters))
+        chosen[item].append(picked if picked and "?" not in picked else None)
         correct = result.judgement.score.status == "correct"
         right[item].append(correct)
         at[sample.reference].append(float(correct))
