@@ -120,7 +120,7 @@ def teacher(
     from secreason.data.store import read_samples
     from secreason.data.teacher import run_teacher
 
-    cfg = _recipe(recipe, set_).teacher
+    cfg = _recipe(recipe, None, set_).teacher
     samples = [s for s in read_samples(items) if split == "all" or s.meta.get("split") == split]
     report = run_teacher(samples, out, config=cfg, template=cfg.kind == "template")
     typer.echo(json.dumps({**report.counts, "total": report.total, "adds_up": report.adds_up()}))
