@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from secreason.data.audit import AuditConfig
 from secreason.data.decontaminate import DecontamConfig
 from secreason.data.dedup import DedupConfig
@@ -152,7 +150,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_data_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> DataRecipe:
     """Read a recipe file (or the defaults) and apply ``a.b=value`` overrides."""
-    from secreason.configfile import ConfigFileError, line_of, read_yaml
+    from secreason.configfile import ConfigFileError, line_of, parse_set, read_yaml
 
     data: dict[str, Any] = {}
     where = "recipe"
@@ -167,8 +165,11 @@ def load_data_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> 
     for item in overrides:
         if "=" not in item:
             raise DataRecipeError(f"override {item!r} must look like section.field=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        try:
+            key, value = parse_set(item)  # the one --set grammar (secreason.configfile)
+        except ConfigFileError as err:
+            raise DataRecipeError(str(err)) from None
+        _set_dotted(data, key, value)
     try:
         return build(DataRecipe, data, where)
     except DataRecipeError as err:
