@@ -103,7 +103,7 @@ def test_cli_mc_mode_loglik_writes_the_report(
     assert not (out / "cache" / "athenabench-mcq").exists()  # nothing was generated
 
     for extra, message in (
-        (["--mc-mode", "sample"], "choose generate or loglik"),
+        (["--mc-mode", "sample"], "choose generate, loglik or think-then-loglik"),
         (["--mc-mode", "loglik", "--rescore"], "--backend transformers"),
     ):
         refused = CliRunner().invoke(app, [*base, *extra, "--out", str(tmp_path / "x")])
@@ -111,3 +111,43 @@ def test_cli_mc_mode_loglik_writes_the_report(
     rcm = ["eval", "athenabench-rcm", "--model", str(tiny_model_dir), "--data", str(FIXTURES)]
     refused = CliRunner().invoke(app, [*rcm, "--mc-mode", "loglik", "--out", str(tmp_path / "y")])
     assert refused.exit_code != 0 and "athenabench-rcm" in refused.stderr
+
+
+def test_think_then_loglik_reads_the_letter_after_the_models_reasoning(backend) -> None:
+    conversation = [{"role": "user", "content": "Q"}]
+    prompt = answer_prompt(backend, conversation, reasoning="the loader is signed")
+    assert prompt.endswith("<think>\nthe loader is signed</think>\nAnswer:")
+    bench = get_benchmark("athenabench-mcq")
+    samples = bench.load(FIXTURES)[:2]
+    thoughts = {samples[0].id: "first thought", samples[1].id: ""}
+    results = loglik_results(bench, samples, backend, "official", reasoning=thoughts)
+    for sample, result in zip(samples, results, strict=True):
+        text = answer_prompt(backend, bench.messages(sample, "official"), thoughts[sample.id])
+        assert result.extra["logprobs"]["B"] == pytest.approx(
+            by_hand(backend, text, " B"), abs=1e-4
+        )
+
+
+def test_cli_think_then_loglik_generates_once_then_reads_the_cache(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from secreason.cli import app
+
+    out = tmp_path / "run"
+    args = ["eval", "athenabench-mcq", "--model", str(tiny_model_dir), "--data", str(FIXTURES)]
+    args += ["--mc-mode", "think-then-loglik", "--max-tokens", "6", "--protocol", "official"]
+    args += ["--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    report = json.loads((out / "report.json").read_text())["benchmarks"][0]
+    assert report["generated"] == 4
+    assert (out / "cache" / "athenabench-mcq" / "trial-0.jsonl").is_file()
+    line = (out / "samples" / "athenabench-mcq" / "trial-0.official.jsonl").read_text()
+    assert '"mode": "think-then-loglik"' in line and '"reasoning"' in line
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.stderr
+    assert json.loads((out / "report.json").read_text())["benchmarks"][0]["generated"] == 0

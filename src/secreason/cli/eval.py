@@ -239,8 +239,9 @@ def register(app: typer.Typer) -> None:
         mc_mode: str = typer.Option(
             "generate",
             "--mc-mode",
-            help="generate, or loglik: multiple choice from the option letters' "
-            "log-probabilities after 'Answer:' (transformers backend; nothing generated).",
+            help="generate; loglik: multiple choice from the option letters' "
+            "log-probabilities after 'Answer:' (transformers backend; nothing generated); "
+            "think-then-loglik: generate the reasoning first, close it, then read them.",
         ),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
     ) -> None:
@@ -333,17 +334,18 @@ def register(app: typer.Typer) -> None:
                 _fail(f"{flag}: none of these benchmarks takes it (the multiple-choice ones do)")
             for bench in takers:
                 setattr(bench, key, value)
-        if mc_mode not in ("generate", "loglik"):
-            _fail(f"--mc-mode {mc_mode!r}: choose generate or loglik")
-        if mc_mode == "loglik":
+        if mc_mode not in ("generate", "loglik", "think-then-loglik"):
+            _fail(f"--mc-mode {mc_mode!r}: choose generate, loglik or think-then-loglik")
+        if mc_mode != "generate":
             if backend != "transformers" or predictions is not None or rescore:
                 _fail(
-                    "--mc-mode loglik reads log-probabilities from a local model: use it "
+                    f"--mc-mode {mc_mode} reads log-probabilities from a local model: use it "
                     "with --backend transformers, without --predictions or --rescore"
                 )
             open_ended = [b.name for b in benches if b.task.name not in ("mcq",)]
             if open_ended:
-                _fail(f"--mc-mode loglik is for multiple choice; not: {', '.join(open_ended)}")
+                names = ", ".join(open_ended)
+                _fail(f"--mc-mode {mc_mode} is for multiple choice; not: {names}")
 
         def model_backend() -> Any:
             from secreason.backends.registry import make_backend
@@ -450,10 +452,11 @@ def register(app: typer.Typer) -> None:
                     _fail(explain(error)[0])
             else:
                 for bench in benches:
-                    if mc_mode == "loglik":
+                    if mc_mode != "generate":
                         from secreason.evals.loglik import loglik_run
 
-                        results.append(loglik_run(runner, bench))
+                        think = mc_mode == "think-then-loglik"
+                        results.append(loglik_run(runner, bench, think=think))
                     else:
                         results.append(runner.run(bench))
                 if lm_eval_tasks:

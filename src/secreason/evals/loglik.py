@@ -81,10 +81,17 @@ def choice_logprobs(
     return out
 
 
-def answer_prompt(backend: Any, conversation: list[dict[str, str]]) -> str:
-    """The rendered conversation, the reasoning closed if the template opened it, 'Answer:'."""
+def answer_prompt(
+    backend: Any, conversation: list[dict[str, str]], reasoning: str | None = None
+) -> str:
+    """The rendered conversation, then the reasoning (``think-then-loglik``: the model's
+    own, else none) closed if there is a block, then 'Answer:'."""
     prompt = str(backend.render(conversation))
-    if getattr(backend, "prefilled", False):
+    prefilled = getattr(backend, "prefilled", False)
+    if reasoning is not None:
+        opening = "" if prefilled else backend.tags.open
+        prompt += f"{opening}{reasoning}{backend.tags.close}\n"
+    elif prefilled:
         prompt += f"{backend.tags.close}\n"
     return prompt + ANSWER_PREFIX
 
@@ -95,8 +102,10 @@ def loglik_results(
     backend: Any,
     protocol: Protocol = "official",
     batch_size: int = 8,
+    reasoning: dict[str, str] | None = None,
 ) -> list[ItemResult]:
-    """One :class:`ItemResult` per sample: the most likely letter, judged as 'Answer: X'."""
+    """One :class:`ItemResult` per sample: the most likely letter, judged as 'Answer: X'
+    (``reasoning``: per sample id, the model's own reasoning to put before the answer)."""
     if not hasattr(backend, "model") or not hasattr(backend, "tokenizer"):
         raise TypeError(
             "log-likelihood multiple choice needs the transformers backend (a local model); "
@@ -111,7 +120,12 @@ def loglik_results(
     scores: list[dict[str, float]] = [{} for _ in samples]
     for letters, members in groups.items():
         prompts = [
-            answer_prompt(backend, benchmark.messages(samples[i], protocol)) for i in members
+            answer_prompt(
+                backend,
+                benchmark.messages(samples[i], protocol),
+                None if reasoning is None else reasoning.get(samples[i].id, ""),
+            )
+            for i in members
         ]
         got = choice_logprobs(
             backend.model,
@@ -146,31 +160,47 @@ def evaluate_loglik(
     return out
 
 
-def loglik_run(runner: Any, benchmark: Benchmark) -> Any:
-    """``secreason eval --mc-mode loglik``: one benchmark through the runner's model.
+def loglik_run(runner: Any, benchmark: Benchmark, think: bool = False) -> Any:
+    """``secreason eval --mc-mode loglik|think-then-loglik``: one benchmark, one trial.
 
-    Same samples, protocols, per-sample logs and report entry as a generating run; one
-    trial (log-likelihoods are deterministic).
+    Same samples, protocols, per-sample logs and report entry as a generating run. With
+    ``think`` the model first generates as usual (cached and resumable like any run);
+    its reasoning is then closed and the letters are read after it.
     """
     import json
 
     from secreason.evals.runner import BenchmarkResult
+    from secreason.reasoning import split
 
     samples = runner.load(benchmark)
+    records = runner.completions(benchmark) if think else {}
     backend = runner.backend()
     result = BenchmarkResult(benchmark.name, benchmark.headline, benchmark.references, len(samples))
     for protocol in runner.settings.protocols:
+        reasoning = None
+        if think:
+            reasoning = {
+                sid: split(
+                    record.generation().full_text(backend.tags),
+                    prefilled=runner.prefilled_for(record.prefilled),
+                    tags=backend.tags,
+                ).reasoning
+                for sid, record in records[protocol].items()
+            }
         results = loglik_results(
-            benchmark, samples, backend, protocol, getattr(backend, "batch_size", 8)
+            benchmark, samples, backend, protocol, getattr(backend, "batch_size", 8), reasoning
         )
         result.metrics[protocol] = [benchmark.metrics(samples, results, protocol)]
         log = runner.log_path(benchmark, 0, protocol)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w", encoding="utf-8") as handle:
             for item in results:
-                record = {"sample_id": item.sample_id, "mode": "loglik", **item.extra}
+                mode = "think-then-loglik" if think else "loglik"
+                record = {"sample_id": item.sample_id, "mode": mode, **item.extra}
+                if reasoning is not None:
+                    record["reasoning"] = reasoning.get(item.sample_id, "")
                 record.update(item.judgement.as_dict())
                 handle.write(json.dumps(record) + "\n")
         result.samples_log[f"0.{protocol}"] = str(log)
-    result.generated = len(samples)
+    result.generated = int(getattr(runner, "_made", 0)) if think else 0
     return result

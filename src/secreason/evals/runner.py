@@ -253,6 +253,18 @@ class Runner:
                 result.samples_log[f"{trial}.{protocol}"] = str(log)
         return result
 
+    def completions(
+        self, benchmark: Benchmark, trial: int = 0
+    ) -> dict[Protocol, dict[str, CacheRecord]]:
+        """One trial's final completions per protocol, generated or read from the cache,
+        without scoring (for modes that read more than the text, e.g. think-then-loglik)."""
+        samples = self.load(benchmark)
+        params = self.settings.sampling(benchmark, trial)
+        cache = GenerationCache(self.cache_path(benchmark, trial))
+        self._needed = set()
+        self._made = 0
+        return self._generate_trial(benchmark, samples, params, cache, trial)
+
     def _key(self, messages: list[Message], params: SamplingParams, attempt: int = 0) -> str:
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         return generation_key(
