@@ -39,11 +39,11 @@ CASES: dict[str, tuple[list[str], dict[str, float], dict[str, float]]] = {
         {"accuracy": 3 / 4},
         {"accuracy": 2 / 4, "invalid_rate": 2 / 4},
     ),
-    # gold T1218.001, T1098.002, T1596.003 (main technique compared). Official: the first
+    # gold T1552.001, T1110.003, T1595.002 (main technique compared). Official: the first
     # id of the last matching line, cut at the dot; row 1's last line names T1078.
     # Strict: the set of the Answer line, sub-techniques collapsed, must equal the gold.
     "athenabench-ate": (
-        ["Answer: T1218.001 or T1059", "Answer: T1098.002\nSee also T1078.", "Answer: t1596.003"],
+        ["Answer: T1552.001 or T1059", "Answer: T1110.003\nSee also T1078.", "Answer: t1595.002"],
         {"accuracy": 2 / 3},
         {"accuracy": 1 / 3},
     ),
@@ -54,10 +54,15 @@ CASES: dict[str, tuple[list[str], dict[str, float], dict[str, float]]] = {
         {"accuracy": 2 / 3},
         {"accuracy": 2 / 3},
     ),
-    # gold {M1021, M1038}, {M1026, M1032, M1042}, {M1056}. Row 1: P 1/2, R 1/3 -> F1 0.4.
+    # gold {M1017, M1022, M1027, M1047}, {M1027, M1032, M1036}, {M1056}. Row 1: P 1/2,
+    # R 1/3 -> F1 0.4.
     # Row 2: official reads M1056 on the last line (F1 1); strict: no Answer line last.
     "athenabench-rms": (
-        ["Answer: M1038, M1021", "Answer: M1026, M1099", "Answer: M1056\nM1056 alone suffices."],
+        [
+            "Answer: M1047, M1017, M1027, M1022",
+            "Answer: M1027, M1099",
+            "Answer: M1056\nM1056 alone suffices.",
+        ],
         {"f1": (1 + 0.4 + 1) / 3},
         {"f1": (1 + 0.4 + 0) / 3, "invalid_rate": 1 / 3},
     ),
