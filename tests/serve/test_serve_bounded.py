@@ -205,3 +205,53 @@ def test_key_ids_never_hold_the_key() -> None:
     anonymous = key_id("sk-secret", {"alice": "other"})
     assert anonymous.startswith("sha256:") and "secret" not in anonymous
     assert anonymous == key_id("sk-secret") != key_id("sk-secret2")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"limits.max_concurrent_per_key": 0}, "limits.max_concurrent_per_key: must be at least 1"),
+        ({"limits.rate_burst": 0}, "limits.rate_burst: must be at least 1"),
+        ({"limits.requests_per_minute_per_key": -1}, "requests_per_minute_per_key: must be"),
+        ({"limits.body_timeout_s": 0}, "limits.body_timeout_s: must be positive"),
+        ({"limits.header_timeout_s": -2}, "limits.header_timeout_s: must be positive"),
+        ({"limits.drain_timeout_s": 0}, "limits.drain_timeout_s: must be positive"),
+        ({"audit.backups": -1}, "audit.backups: must not be negative"),
+        ({"audit.retain_days": -0.5}, "audit.retain_days: must not be negative"),
+        ({"limits.named_api_keys": ["k"]}, "limits.named_api_keys: expected a mapping"),
+    ],
+)
+def test_limit_settings_are_validated(override: dict[str, object], message: str) -> None:
+    from secreason.serve.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides={"model.backend": "fixed-text", **override})
+
+
+@pytest.mark.parametrize(
+    ("keys", "named", "per_key", "expected"),
+    [
+        ([], {}, None, 8),  # open server: per client address, the whole server
+        (["k1"], {}, None, 8),  # one key: it may use the whole server
+        (["k1"], {"bob": "k2"}, None, 4),  # several keys: half each by default
+        (["k1", "k2"], {}, 3, 3),  # configured
+    ],
+)
+def test_per_key_share_defaults(
+    keys: list[str], named: dict[str, str], per_key: int | None, expected: int
+) -> None:
+    from secreason.serve.app import Deployment, create_app
+    from secreason.serve.config import load_config
+    from secreason.serve.fixed_backend import FixedTextBackend
+
+    config = load_config(
+        overrides={
+            "model.backend": "fixed-text",
+            "limits.max_concurrent": 8,
+            "limits.api_keys": keys,
+            "limits.named_api_keys": named,
+            "limits.max_concurrent_per_key": per_key,
+        }
+    )
+    app = create_app(Deployment(config, LocalEngine(FixedTextBackend())))
+    assert app.key_limits.max_in_flight == expected

@@ -101,9 +101,19 @@ def _records(server: Server, serve_workdir: Path, name: str) -> list[dict[str, A
 QUESTION = {"model": "fixed", "messages": [{"role": "user", "content": "which CWE?"}]}
 
 
-def test_half_sent_headers_are_cut_off(slow: Server) -> None:
-    sock = _open(slow, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+@pytest.mark.parametrize("after_a_request", [False, True], ids=["first", "keep-alive"])
+def test_half_sent_headers_are_cut_off(slow: Server, after_a_request: bool) -> None:
+    sock = socket.create_connection(("127.0.0.1", slow.port), timeout=30)
     with sock:
+        if after_a_request:  # a kept-alive connection gets the same bound for its next one
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}"):  # the whole JSON answer, headers first
+                chunk = sock.recv(65536)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert _read_all(sock) == b"", "the server answered a request it never fully got"
 
 
@@ -112,7 +122,7 @@ def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: 
     with _open(slow, _request_bytes(KEYS["alice"], body[:10], declared=len(body))) as sock:
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert _metrics(slow)["in_flight"] == 0
+    _wait_for(lambda: _metrics(slow)["in_flight"] == 0, "the slow body gave its slot back")
     record = _records(slow, serve_workdir, "slow-audit.jsonl")[-1]
     assert (record["status"], record["key_id"]) == (408, "alice")
     assert record["client"].startswith("127.0.0.1:")

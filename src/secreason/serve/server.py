@@ -178,13 +178,15 @@ def run(config: ServeConfig) -> None:
         config.system_prompt.version if config.system_prompt.mode != "off" else "off",
     )
     limits = config.limits
-    uvicorn.run(
-        create_app(deployment),
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
-        access_log=False,
-        http=header_timeout_protocol(limits.header_timeout_s),
-        timeout_graceful_shutdown=math.ceil(limits.drain_timeout_s),
-    )
-    _exit_when_stuck(grace_s=5.0)
+    try:
+        uvicorn.run(
+            create_app(deployment),
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            access_log=False,
+            http=header_timeout_protocol(limits.header_timeout_s),
+            timeout_graceful_shutdown=math.ceil(limits.drain_timeout_s),
+        )
+    finally:  # uvicorn re-raises SIGTERM (the process ends) but SIGINT comes back here
+        _exit_when_stuck(grace_s=5.0)
