@@ -30,7 +30,7 @@ from typing import Literal
 
 from secreason.backends.base import Generation, Message, SamplingParams
 from secreason.reasoning import THINK, Split, Tags
-from secreason.serve.sanitize import GENERIC_NEUTRALISER
+from secreason.serve.sanitize import GENERIC_NEUTRALISER, guard_view
 
 #: Llama Guard 3's hazard taxonomy (MLCommons), by code.
 CATEGORIES: dict[str, str] = {
@@ -111,12 +111,14 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     tool turns, and assistant turns before any user-side text, become labelled user-side
     text. Empty turns are left out, consecutive turns of one side are merged, and
     ``reply`` (the model's output, for output moderation) is the final assistant turn.
-    The contents pass through the generic control-string neutraliser, so a client cannot
-    forge turns of the guard's own template.
+    The contents are folded (:func:`~secreason.serve.sanitize.guard_view`: fullwidth
+    letters, invisible characters) so a disguised word is judged as the model reads it,
+    then pass through the generic control-string neutraliser, so a client cannot forge
+    turns of the guard's own template.
     """
     turns: list[Message] = []
     for message in messages:
-        role, text = message["role"], GENERIC_NEUTRALISER(message["content"]).strip()
+        role, text = message["role"], _screened(message["content"])
         if not text:
             continue
         if role != "user" and (role != "assistant" or not turns):
@@ -128,12 +130,17 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     if reply:
         if not turns:
             turns.append({"role": "user", "content": NO_USER_TURN})
-        reply = GENERIC_NEUTRALISER(reply)
+        reply = _screened(reply)
         if turns[-1]["role"] == "assistant":
             turns[-1] = {"role": "assistant", "content": f"{turns[-1]['content']}\n\n{reply}"}
         else:
             turns.append({"role": "assistant", "content": reply})
     return turns
+
+
+def _screened(text: str) -> str:
+    """Text as the guard reads it: disguises undone, then control strings broken."""
+    return GENERIC_NEUTRALISER(guard_view(text)).strip()
 
 
 def output_text(

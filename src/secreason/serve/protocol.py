@@ -9,6 +9,7 @@ way OpenAI's own errors do, and so that the hot path stays cheap.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Collection
@@ -60,6 +61,9 @@ MAX_DEPTH = 32
 #: OpenAI's own limits on stop sequences.
 MAX_STOPS, MAX_STOP_CHARS = 4, 256
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # what torch.manual_seed and vLLM accept
+#: A temperature below this is greedy decoding, as vLLM treats it: dividing logits by a
+#: denormal (1e-300) overflows them, and sampling from the result crashes the model.
+GREEDY_BELOW = 1e-5
 
 #: Fields that would change what the answer means if silently ignored: refused unless
 #: they hold their neutral value (listed second). Other unknown fields are ignored.
@@ -80,6 +84,37 @@ UNSUPPORTED: dict[str, tuple[object, ...]] = {
 }
 
 
+class _Constant:
+    """A ``NaN``/``Infinity`` literal: not JSON (Python's parser accepts it); kept as a
+    marker so that :func:`_check_tree` refuses it naming the field."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (parsers disagree on which one wins,
+    so the guard and the audit could read one value and the model the other)."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = _shown(key)
+                raise RequestError(400, f"the key {shown!r} appears twice in one object", shown)
+            seen.add(key)
+    return body
+
+
+def _shown(text: str) -> str:
+    """``text`` as it can be echoed in an error: lone surrogates escaped."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _check_tree(body: Any) -> None:
     """Refuse bodies nested past :data:`MAX_DEPTH` and strings that are not Unicode text
     (a JSON ``\\ud800`` escape decodes to a lone surrogate no tokenizer can encode)."""
@@ -90,10 +125,14 @@ def _check_tree(body: Any) -> None:
             raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, str):
             _check_text(value, where or "body")
+        elif isinstance(value, _Constant):
+            where = where or "body"
+            raise RequestError(400, f"{where} is {value.name}, which JSON does not allow", where)
         elif isinstance(value, dict):
             for key, item in value.items():
-                _check_text(key, f"{where}.{key}".lstrip(".") + " (a key)")
-                stack.append((item, f"{where}.{key}".lstrip("."), depth + 1))
+                path = f"{where}.{_shown(key)}".lstrip(".")
+                _check_text(key, f"{path} (a key)")
+                stack.append((item, path, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
@@ -174,6 +213,8 @@ def _number(
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestError(400, f"{name} must be a number", name)
+    if isinstance(value, float) and not math.isfinite(value):  # int(inf) would raise
+        raise RequestError(400, f"{name} must be a finite number", name)
     if kind is int and int(value) != value:
         raise RequestError(400, f"{name} must be an integer", name)
     if not low <= value <= high:
@@ -225,10 +266,12 @@ def parse_chat_request(
     """Validate a request body; every refusal names its field. ``models``: the names this
     server answers to (others get 404, as OpenAI answers an unknown model)."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_Constant, object_pairs_hook=_object)
     except RecursionError:
         raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError) as error:
+        if "digits" in str(error):  # Python's bound on int parsing (a DoS guard)
+            raise RequestError(400, f"request body holds a number too long: {error}") from None
         raise RequestError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
@@ -253,8 +296,9 @@ def parse_chat_request(
         raise RequestError(400, "seed must be an integer", "seed")
     if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
         raise RequestError(400, "seed must fit in a signed 64-bit integer", "seed")
+    temperature = _number(body, "temperature", float, 0.0, 0.0, 2.0)
     params = SamplingParams(
-        temperature=_number(body, "temperature", float, 0.0, 0.0, 2.0),
+        temperature=0.0 if temperature < GREEDY_BELOW else temperature,
         top_p=_number(body, "top_p", float, 1.0, 0.0, 1.0),
         max_tokens=max_tokens,
         seed=seed,

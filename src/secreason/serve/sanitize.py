@@ -23,6 +23,7 @@ The deployment's own system prompt is never passed through it (the operator's te
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from secreason.backends.base import Message
@@ -30,16 +31,20 @@ from secreason.backends.base import Message
 JOINER = "\u2060"
 
 #: Control-string shapes of the common chat templates (Llama 3, ChatML/Qwen, Phi,
-#: Llama 2/Mistral, the think tags, Llama Guard's conversation markers).
+#: DeepSeek, Gemma, Llama 2/Mistral, the think and tool-call tags, Llama Guard's
+#: conversation markers). Brackets and bars also match their fullwidth look-alikes:
+#: DeepSeek's tokens are written with U+FF5C, and a tokenizer that NFKC-normalises
+#: before matching added tokens reads ``＜|x|＞`` as ``<|x|>``.
+_LT, _GT, _BAR = "[<\uff1c]", "[>\uff1e]", "[|\uff5c]"
 GENERIC = (
-    r"<\|[^\s<>|]{1,64}\|>",
-    r"\[/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS)\]",
-    r"<</?SYS>>",
-    r"</?s>",
-    r"</?think>",
+    rf"{_LT}{_BAR}[^\s<>|\uff1c\uff1e\uff5c]{{1,64}}{_BAR}{_GT}",
+    r"[\[\uff3b]/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS)[\]\uff3d]",
+    rf"{_LT}{_LT}/?SYS{_GT}{_GT}",
+    rf"{_LT}/?s{_GT}",
+    rf"{_LT}/?(?i:think|tool_call|tool_response|start_of_turn|end_of_turn|bos|eos){_GT}",
     # Llama Guard 3's prompt frames the conversation with plain-text markers: a user who
     # writes "<END CONVERSATION>" could end it early and speak in the guard's voice.
-    r"<(?:BEGIN|END) [A-Z ]{1,40}>",
+    rf"{_LT}(?:BEGIN|END) [A-Z ]{{1,40}}{_GT}",
 )
 _TEMPLATE_LITERAL = re.compile(r"<\|[^\s<>|{}]{1,64}\|>|</?[A-Za-z_][\w-]{0,31}>")
 
@@ -73,7 +78,7 @@ class Neutraliser:
         self._pattern = re.compile("|".join([*map(re.escape, literals), *GENERIC]))
         # Every match starts with one of these: text without them is returned untouched
         # (a substring test is ~100x faster than the regex scan on ordinary text).
-        self._starts = frozenset("<[" + "".join(s[0] for s in literals))
+        self._starts = frozenset("<[\uff1c\uff3b" + "".join(s[0] for s in literals))
 
     def __call__(self, text: str) -> str:
         if not any(c in text for c in self._starts):
@@ -93,3 +98,26 @@ class Neutraliser:
 
 
 GENERIC_NEUTRALISER = Neutraliser()
+
+
+#: Invisible format characters (Unicode category Cf: zero-width spaces and joiners, bidi
+#: controls, the BOM, soft hyphen...). Tag characters (U+E0020..U+E007E) are handled
+#: apart: they spell ASCII invisibly, and models read them.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0001\U000e007f]"
+)
+_TAGS = re.compile("[\U000e0020-\U000e007e]")
+
+
+def guard_view(text: str) -> str:
+    """What a guard reads of client or model text: disguises a reader sees through but a
+    classifier may not are undone. NFKC folds fullwidth and styled letters
+    (``ｒａｎｓｏｍ`` -> ``ransom``), invisible characters inside words are dropped, and
+    tag characters become the ASCII they spell. Control strings are broken afterwards
+    (see :data:`GENERIC_NEUTRALISER`), so folding cannot rebuild one."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    text = _TAGS.sub(lambda m: chr(ord(m[0]) - 0xE0000), text)
+    return _INVISIBLE.sub("", text)
