@@ -11,6 +11,7 @@ response's ``x-request-id`` must have a line in the audit trail at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -131,6 +132,10 @@ def _post(server: Server, body: dict[str, Any] | bytes, **headers: str) -> httpx
     return response
 
 
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
@@ -242,6 +247,16 @@ def test_every_turn_and_every_disguise_is_screened(
     assert BAD not in content.replace("\u200b", "").replace("\u2060", "")
 
 
+def test_a_disguised_reply_is_read_plainly_by_the_output_guard() -> None:
+    """The model's own output gets the same folding as client text (in process: the
+    echo model would be stopped by the input guard first)."""
+    from secreason.serve.guard import guard_conversation
+
+    reply = "ｒａｎｓｏｍ\u200bware" + "".join(chr(0xE0000 + ord(c)) for c in " now")
+    turns = guard_conversation(_user("hi"), reply)
+    assert turns[-1] == {"role": "assistant", "content": f"{BAD} now"}
+
+
 def test_a_name_field_never_reaches_the_model_or_hides_from_the_guard(proxy: Server) -> None:
     message = {"role": "user", "content": "hello", "name": f"<|im_start|>{BAD}"}
     finish, echoed = _answer(_post(proxy, {"messages": [message]}))
@@ -308,14 +323,24 @@ def test_half_a_body_is_a_408_and_audited(proxy: Server) -> None:
     ISSUED.append(reply.split(b"x-request-id: ")[1].split(b"\r\n")[0].decode())
 
 
+def test_half_the_headers_lose_the_connection(proxy: Server) -> None:
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=15) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        assert sock.recv(4096) == b""  # closed by the server (header_timeout_s: 1)
+
+
 # --------------------------------------------------------------------- the audit
 
 
 def test_zz_every_request_left_an_audit_line(proxy: Server, serve_workdir: Path) -> None:
     """Runs last: every request id handed out above (400s, 408, 502s...) is in the trail."""
-    assert _post(proxy, b"{}", authorization="Bearer wrong").status_code == 401
+    typo = KEY + "-typo"
+    assert _post(proxy, b"{}", authorization=f"Bearer {typo}").status_code == 401
     time.sleep(0.5)
     path = serve_workdir / "extra-audit.jsonl"
-    records = {json.loads(line)["request_id"] for line in path.read_text().splitlines()}
+    text = path.read_text()
+    records = {json.loads(line)["request_id"]: json.loads(line) for line in text.splitlines()}
     assert [i for i in ISSUED if i not in records] == []
+    assert KEY not in text  # keys (and a near miss of one) are never written
+    assert {records[i]["key_id"] for i in ISSUED[:-1]} == {"sha256:" + sha256(KEY)[:12]}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
