@@ -243,6 +243,12 @@ def register(app: typer.Typer) -> None:
             "log-probabilities after 'Answer:' (transformers backend; nothing generated); "
             "think-then-loglik: generate the reasoning first, close it, then read them.",
         ),
+        dedup: bool = typer.Option(
+            False,
+            "--dedup",
+            help="Also score the de-duplicated set (same normalised prompt: first row kept; "
+            "rows whose golds disagree left out), beside the full one.",
+        ),
         out: Path = typer.Option(Path("runs/eval"), "--out", help="Output folder."),
     ) -> None:
         """Evaluate a model on benchmarks (resumable), or score a predictions file."""
@@ -298,6 +304,7 @@ def register(app: typer.Typer) -> None:
             reask=reask,
             rescore=rescore,
             greedy_once=True,
+            dedup=dedup,
         )
         alpaca = (
             alpaca_inputs(

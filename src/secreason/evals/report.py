@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from secreason.evals.report_dedup import dedup_lines
 from secreason.evals.runner import BenchmarkResult
 from secreason.evals.uncertainty import metric_interval, read_logs
 
@@ -207,6 +208,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {fmt(first.get('truncated_rate'), trials)} "
                 f"| {fmt(first.get('unclosed_rate'), trials)} | {n} | {trials} |"
             )
+    lines += dedup_lines(report)  # evals.report_dedup: full and de-duplicated side by side
     lines += _published(report)
     return "\n".join(lines) + "\n"
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
 from secreason.evals.base import Benchmark, ItemResult, Reference
 from secreason.evals.cache import CachedBackend, CacheRecord, GenerationCache, generation_key
+from secreason.evals.dedup import dedup_metrics
 from secreason.evals.length_stats import length_stats
 from secreason.tasks.base import Judgement, Protocol, Sample
 
@@ -85,6 +86,8 @@ class RunSettings:
     #: run greedy benchmarks (temperature 0) once whatever ``trials`` says: every trial
     #: would repeat the same output (the eval command sets this and says so)
     greedy_once: bool = False
+    #: also score the de-duplicated set (``evals.dedup``), as ``dedup/<metric>`` keys
+    dedup: bool = False
 
     def sampling(self, benchmark: Benchmark, trial: int) -> SamplingParams:
         """The benchmark's decoding with CLI overrides; trial ``t`` uses seed + t."""
@@ -420,6 +423,8 @@ class Runner:
         )
         metrics["missing"] = float(sum(s.id not in completions for s in samples))
         metrics.update(length_stats(results, {k: v for k, v in completions.items() if k in texts}))
+        if self.settings.dedup:
+            metrics.update(dedup_metrics(benchmark, samples, results, protocol))
 
         path = self.log_path(benchmark, trial, protocol)
         path.parent.mkdir(parents=True, exist_ok=True)
