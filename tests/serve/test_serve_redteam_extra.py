@@ -115,7 +115,12 @@ def proxy(start_server: Callable[..., Server], serve_workdir: Path) -> Iterator[
             "header_timeout_s": 1,
         },
         "system_prompt": {"text": "Be careful.", "version": "extra-v1"},
-        "audit": {"path": str(serve_workdir / "extra-audit.jsonl"), "fsync": False},
+        # A small file: the requests below rotate it many times (nothing may be lost).
+        "audit": {
+            "path": str(serve_workdir / "extra-audit.jsonl"),
+            "fsync": False,
+            "max_bytes": 20_000,
+        },
     }
     yield start_server(config, "red-extra")
     fake.shutdown()
@@ -333,14 +338,16 @@ def test_half_the_headers_lose_the_connection(proxy: Server) -> None:
 
 
 def test_zz_every_request_left_an_audit_line(proxy: Server, serve_workdir: Path) -> None:
-    """Runs last: every request id handed out above (400s, 408, 502s...) is in the trail."""
+    """Runs last: every request id handed out above (400s, 408, 502s...) is in the trail,
+    across rotations, and no file of it is readable by others."""
     typo = KEY + "-typo"
     assert _post(proxy, b"{}", authorization=f"Bearer {typo}").status_code == 401
     time.sleep(0.5)
-    path = serve_workdir / "extra-audit.jsonl"
-    text = path.read_text()
+    files = sorted(serve_workdir.glob("extra-audit.jsonl*"))
+    assert len(files) > 3  # rotated, and every rotated file kept (default retention)
+    text = "".join(path.read_text() for path in files)
     records = {json.loads(line)["request_id"]: json.loads(line) for line in text.splitlines()}
     assert [i for i in ISSUED if i not in records] == []
     assert KEY not in text  # keys (and a near miss of one) are never written
     assert {records[i]["key_id"] for i in ISSUED[:-1]} == {"sha256:" + sha256(KEY)[:12]}
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
