@@ -44,6 +44,13 @@ def _model(messages: list[dict[str, Any]]) -> tuple[int, Any]:
         return 200, {"choices": [choice], "usage": {"prompt_tokens": "many"}}
     if "SSETYPES" in seen:
         return 200, [{"choices": [{"delta": {"content": 5}}]}, {"usage": {"prompt_tokens": "x"}}]
+    if "NOTJSON" in seen:  # a proxy's HTML page in front of the model
+        return 200, f"<html>{UPSTREAM_SECRET} at /srv/app.py</html>"
+    if "SSEERROR" in seen:  # an error event mid-stream, naming internals
+        return 200, [
+            '{"choices": [{"delta": {"content": "par"}}]}',
+            json.dumps({"error": {"message": f"OOM {UPSTREAM_SECRET}"}}),
+        ]
     if "SSEGARBAGE" in seen:
         return 200, ["{not json", "[1, 2]", "null"]
     if "HANG" in seen:
@@ -69,7 +76,12 @@ class _Fake(BaseHTTPRequestHandler):
             self._send(200, _completion(verdict))
             return
         status, answer = _model(body["messages"])
-        if status != 200 or isinstance(answer, dict):
+        if isinstance(answer, str):
+            self.send_response(status)
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer.encode())
+        elif status != 200 or isinstance(answer, dict):
             self._send(status, answer)
         elif body.get("stream"):
             self.send_response(200)
@@ -278,13 +290,25 @@ UPSTREAM = [
     pytest.param("wrong JSON types", "BADTYPES", False, marks=PENDING),
     pytest.param("wrong JSON types in SSE", "SSETYPES", True, marks=PENDING),
     ("SSE garbage", "SSEGARBAGE", True),
+    ("an HTML page", "NOTJSON", False),
+    pytest.param("an HTML page", "NOTJSON", True, marks=PENDING),
+    ("an error event naming internals", "SSEERROR", True),
 ]
 
 
 @pytest.mark.parametrize(
     ("attack", "marker", "stream"),
     UPSTREAM,
-    ids=["401", "401-stream", "types", "types-stream", "garbage-stream"],
+    ids=[
+        "401",
+        "401-stream",
+        "types",
+        "types-stream",
+        "garbage-stream",
+        "html",
+        "html-stream",
+        "error-event-stream",
+    ],
 )
 def test_upstream_misbehaviour_is_a_generic_error(
     proxy: Server, attack: str, marker: str, stream: bool
