@@ -240,7 +240,8 @@ def register(app: typer.Typer) -> None:
             "generate",
             "--mc-mode",
             help="generate; loglik: multiple choice from the option letters' "
-            "log-probabilities after 'Answer:' (transformers backend; nothing generated); "
+            "log-probabilities after 'Answer:' (transformers backend, or an openai server "
+            "that returns top_logprobs; nothing generated); "
             "think-then-loglik: generate the reasoning first, close it, then read them.",
         ),
         dedup: bool = typer.Option(
@@ -344,10 +345,12 @@ def register(app: typer.Typer) -> None:
         if mc_mode not in ("generate", "loglik", "think-then-loglik"):
             _fail(f"--mc-mode {mc_mode!r}: choose generate, loglik or think-then-loglik")
         if mc_mode != "generate":
-            if backend != "transformers" or predictions is not None or rescore:
+            if backend not in ("transformers", "openai") or predictions is not None or rescore:
                 _fail(
-                    f"--mc-mode {mc_mode} reads log-probabilities from a local model: use it "
-                    "with --backend transformers, without --predictions or --rescore"
+                    f"--mc-mode {mc_mode} reads log-probabilities from a local model "
+                    "(--backend transformers) or from a server that returns top_logprobs "
+                    "(--backend openai; for vLLM, run 'vllm serve' and point --base-url at "
+                    "it), without --predictions or --rescore"
                 )
             open_ended = [b.name for b in benches if b.task.name not in ("mcq",)]
             if open_ended:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from secreason.evals.base import Benchmark, ItemResult
+from secreason.evals.loglik_server import server_choice_logprobs
+from secreason.reasoning import THINK
 from secreason.tasks.base import PROTOCOLS, Protocol, Sample
 
 ANSWER_PREFIX = "Answer:"
@@ -96,6 +98,14 @@ def answer_prompt(
     return prompt + ANSWER_PREFIX
 
 
+def answer_prefix(backend: Any, reasoning: str | None = None) -> str:
+    """The assistant turn a server continues: the reasoning closed (if any), 'Answer:'."""
+    if reasoning is None:
+        return ANSWER_PREFIX
+    tags = getattr(backend, "tags", THINK)
+    return f"{tags.open}{reasoning}{tags.close}\n{ANSWER_PREFIX}"
+
+
 def loglik_results(
     benchmark: Benchmark,
     samples: Sequence[Sample],
@@ -106,10 +116,14 @@ def loglik_results(
 ) -> list[ItemResult]:
     """One :class:`ItemResult` per sample: the most likely letter, judged as 'Answer: X'
     (``reasoning``: per sample id, the model's own reasoning to put before the answer)."""
-    if not hasattr(backend, "model") or not hasattr(backend, "tokenizer"):
+    local = hasattr(backend, "model") and hasattr(backend, "tokenizer")
+    served = hasattr(backend, "base_url") and hasattr(backend, "model_id")
+    if not (local or served):
         raise TypeError(
-            "log-likelihood multiple choice needs the transformers backend (a local model); "
-            f"{type(backend).__name__} gives no token log-probabilities here"
+            "log-likelihood multiple choice needs the transformers backend (a local model) "
+            "or an OpenAI-compatible server that returns top_logprobs (--backend openai; "
+            f"vLLM: serve the model with 'vllm serve'); {type(backend).__name__} gives no "
+            "token log-probabilities here"
         )
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, sample in enumerate(samples):
@@ -119,6 +133,18 @@ def loglik_results(
         groups.setdefault(letters, []).append(i)
     scores: list[dict[str, float]] = [{} for _ in samples]
     for letters, members in groups.items():
+        if served and not local:
+            conversations = [benchmark.messages(samples[i], protocol) for i in members]
+            prefixes = [
+                answer_prefix(
+                    backend, None if reasoning is None else reasoning.get(samples[i].id, "")
+                )
+                for i in members
+            ]
+            got = server_choice_logprobs(backend, conversations, prefixes, letters)
+            for i, values in zip(members, got, strict=True):
+                scores[i] = values
+            continue
         prompts = [
             answer_prompt(
                 backend,
@@ -138,8 +164,9 @@ def loglik_results(
             scores[i] = {k.strip(): v for k, v in values.items()}
     results = []
     for sample, values in zip(samples, scores, strict=True):
-        choice = max(values, key=lambda k: values[k])
-        judged = benchmark.judge(sample, f"{ANSWER_PREFIX} {choice}", protocol)
+        # no letter among a server's top tokens: judged as no answer (invalid), not guessed
+        choice = max(values, key=lambda k: values[k]) if values else ""
+        judged = benchmark.judge(sample, f"{ANSWER_PREFIX} {choice}".strip(), protocol)
         results.append(ItemResult(sample.id, protocol, judged, {"logprobs": values}))
     return results
 
@@ -175,22 +202,28 @@ def loglik_run(runner: Any, benchmark: Benchmark, think: bool = False) -> Any:
     samples = runner.load(benchmark)
     records = runner.completions(benchmark) if think else {}
     backend = runner.backend()
+    tags = getattr(backend, "tags", THINK)  # a server splits reasoning with the default tags
     result = BenchmarkResult(benchmark.name, benchmark.headline, benchmark.references, len(samples))
     for protocol in runner.settings.protocols:
         reasoning = None
         if think:
             reasoning = {
                 sid: split(
-                    record.generation().full_text(backend.tags),
+                    record.generation().full_text(tags),
                     prefilled=runner.prefilled_for(record.prefilled),
-                    tags=backend.tags,
+                    tags=tags,
                 ).reasoning
                 for sid, record in records[protocol].items()
             }
         results = loglik_results(
             benchmark, samples, backend, protocol, getattr(backend, "batch_size", 8), reasoning
         )
-        result.metrics[protocol] = [benchmark.metrics(samples, results, protocol)]
+        metrics = dict(benchmark.metrics(samples, results, protocol))
+        if getattr(runner.settings, "dedup", False):
+            from secreason.evals.dedup import dedup_metrics
+
+            metrics.update(dedup_metrics(benchmark, samples, results, protocol))
+        result.metrics[protocol] = [metrics]
         log = runner.log_path(benchmark, 0, protocol)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w", encoding="utf-8") as handle:
