@@ -9,7 +9,9 @@ tiny test guard and the real 8B guard go through the same code:
    anything else). Every turn that reaches the model is in it: roles the format has no
    slot for (system, tool, an assistant turn before any user turn) are rendered as
    user-side content with a ``[system]``/``[tool]``/``[assistant]`` label, so a
-   conversation without a ``user`` turn is still judged. The guard model's OWN chat
+   conversation without a ``user`` turn is still judged. Llama Guard judges only the
+   LAST message it is shown, so the input check shows the whole conversation as one
+   user message (:func:`input_turn`). The guard model's OWN chat
    template turns it into the prompt: we never write the guard's instructions
    ourselves, the engine applies the template (transformers locally, the upstream
    server's template remotely).
@@ -138,6 +140,25 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     return turns
 
 
+def input_turn(conversation: list[Message]) -> list[Message]:
+    """The input check's conversation: ONE user turn holding every turn.
+
+    Llama Guard assesses "ONLY THE LAST" user (or agent) message of what it is shown;
+    earlier turns are context. A client could otherwise put its request in an early
+    turn and end with a harmless one ("continue", or an assistant's "Sure."), and the
+    input check would judge only that. So the input side hands the whole conversation
+    over as the message to judge, assistant turns labelled ``[assistant]``. The output
+    side keeps the turns: there the last agent message is the reply, as it should be.
+    """
+    if len(conversation) <= 1:
+        return conversation
+    parts = [
+        m["content"] if m["role"] == "user" else f"{LABELS['assistant']}\n{m['content']}"
+        for m in conversation
+    ]
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
 def _screened(text: str) -> str:
     """Text as the guard reads it: disguises undone, then control strings broken."""
     return GENERIC_NEUTRALISER(guard_view(text)).strip()
@@ -230,6 +251,8 @@ class Guard:
         loop = asyncio.get_running_loop()
         start = loop.time()
         conversation = guard_conversation(messages, reply)
+        if side == "input":
+            conversation = input_turn(conversation)
         if side == "output" and not (reply or "").strip():
             verdict = GuardVerdict("safe", detail="nothing was generated")
         elif not conversation:
