@@ -297,6 +297,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Write report.json/.csv/.md/.png into ``out_dir``; return their paths."""
     from secreason.evals.report_chart import chart
+    from secreason.evals.report_subjects import subject_chart
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,4 +307,5 @@ def write_report(
     write_csv(report, paths["csv"])
     paths["md"].write_text(markdown(report), encoding="utf-8")
     chart(report, paths["png"])
+    paths.update(subject_chart(report, out))  # evals.report_subjects: report.subjects.png
     return paths
