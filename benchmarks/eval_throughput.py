@@ -25,6 +25,9 @@ the machine is shared; the share of the harness's time spent outside ``model.gen
 is printed too, as a view of its overhead that the neighbours' load cannot distort.
 
     .venv/bin/python benchmarks/eval_throughput.py [--prompts 48] [--max-tokens 32]
+
+``--loglik`` runs the log-likelihood multiple-choice arm instead (``loglik_throughput``:
+loglik against generation and against lm-eval's ``hf`` model on MMLU security items).
 """
 
 from __future__ import annotations
@@ -297,7 +300,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--api-latency", type=float, default=0.05)
     parser.add_argument("--skip-serve", action="store_true", help="skip the secreason serve arm")
+    parser.add_argument(
+        "--loglik", action="store_true", help="only the log-likelihood MC arm (loglik_throughput)"
+    )
+    parser.add_argument("--data", type=Path, help="--loglik: an MMLU computer_security folder")
     args = parser.parse_args()
+    if args.loglik:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from loglik_throughput import run
+
+        run(args.data, args.max_tokens, min(3, args.repeats))
+        return
 
     from openai_fixture_server import running_server
 
