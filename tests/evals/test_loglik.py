@@ -105,6 +105,7 @@ def test_cli_mc_mode_loglik_writes_the_report(
     for extra, message in (
         (["--mc-mode", "sample"], "choose generate, loglik or think-then-loglik"),
         (["--mc-mode", "loglik", "--rescore"], "--backend transformers"),
+        (["--mc-mode", "loglik", "--backend", "vllm"], "run 'vllm serve'"),
     ):
         refused = CliRunner().invoke(app, [*base, *extra, "--out", str(tmp_path / "x")])
         assert refused.exit_code != 0 and message in refused.stderr

@@ -108,3 +108,17 @@ def test_cli_server_loglik_and_refusal(server: str, tmp_path: Path) -> None:
         )
     assert refused.exit_code != 0
     assert "returned no top_logprobs" in refused.stderr + str(refused.exception)
+
+
+def test_cli_think_then_loglik_through_the_server(server: str, tmp_path: Path) -> None:
+    args = ["eval", "ctibench-mcq", "--backend", "openai", "--model", "served", "--data"]
+    args += [str(FIXTURES), "--mc-mode", "think-then-loglik", "--protocol", "official"]
+    args += ["--limit", "2", "--base-url", server, "--out", str(tmp_path / "t")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    # the last request continued the model's own (empty) reasoning, closed, then 'Answer:'
+    body = httpx.get(server.removesuffix("/v1") + "/last").json()
+    assert body["messages"][-1]["role"] == "assistant"
+    assert body["messages"][-1]["content"] == "<think></think>\nAnswer:"
+    log = tmp_path / "t" / "samples" / "ctibench-mcq" / "trial-0.official.jsonl"
+    assert log.read_text().count('"mode": "think-then-loglik"') == 2
