@@ -92,6 +92,20 @@ def test_shuffled_copies_are_one_item_keyed_by_the_published_order() -> None:
     assert not any(s.startswith("ctibench-mcq-copy") for s in got.keep)
 
 
+@pytest.mark.parametrize(
+    ("name", "duplicates", "groups", "conflicting", "kept"),
+    [("ctibench-rcm", 10, 1, 4, 987), ("ctibench-vsp", 12, 0, 0, 988)],
+)
+def test_real_ctibench_duplicates(
+    shared_benchmarks: Path, name: str, duplicates: int, groups: int, conflicting: int, kept: int
+) -> None:
+    from secreason.evals.ctibench import CTIBENCH
+
+    got = plan(CTIBENCH[name]().load(shared_benchmarks / "ctibench"))
+    assert (got.items, got.duplicates, got.conflicting_groups) == (1000, duplicates, groups)
+    assert (got.conflicting_rows, got.unique) == (conflicting, kept)
+
+
 RCM_ROWS = [  # description, gold, prediction
     ("A form echoes a name unescaped.", "CWE-79", "CWE-79"),
     ("A login query glues text into SQL.", "CWE-89", "CWE-20"),

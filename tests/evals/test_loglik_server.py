@@ -97,11 +97,15 @@ def test_cli_server_loglik_and_refusal(server: str, tmp_path: Path) -> None:
     ) / len(samples)
     base = ["eval", "ctibench-mcq", "--backend", "openai", "--model", "served", "--data"]
     base += [str(FIXTURES), "--mc-mode", "loglik", "--protocol", "official"]
-    result = CliRunner().invoke(app, [*base, "--base-url", server, "--out", str(tmp_path / "a")])
+    out = ["--base-url", server, "--out", str(tmp_path / "a"), "--dedup"]
+    result = CliRunner().invoke(app, [*base, *out])
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    got = report["benchmarks"][0]["protocols"]["official"]["accuracy"]["mean"]
-    assert got == pytest.approx(expected)
+    official = report["benchmarks"][0]["protocols"]["official"]
+    assert official["accuracy"]["mean"] == pytest.approx(expected)
+    # --dedup reaches the log-likelihood path too (the fixture has no repeated rows)
+    assert official["dedup/n"]["mean"] == len(samples)
+    assert official["dedup/accuracy"]["mean"] == pytest.approx(expected)
     with logprob_server("plain") as plain:
         refused = CliRunner().invoke(
             app, [*base, "--base-url", plain, "--out", str(tmp_path / "b")]
