@@ -221,7 +221,7 @@ def test_a_record_that_cannot_be_built_still_leaves_a_line(tmp_path: Path) -> No
     def broken() -> dict[str, object]:
         raise RecursionError("a record too deep to build")
 
-    deployment._write(state, broken)
+    deployment.trail.write(state, broken)
     deployment.audit.close()  # type: ignore[union-attr]
     (record,) = read_audit(path)
     assert record["request_id"] == "r1" and record["key_id"] == "alice"

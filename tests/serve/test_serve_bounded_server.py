@@ -195,6 +195,14 @@ def test_every_refusal_is_audited_and_no_key_is_written(slow: Server, serve_work
     _wait_for(lambda: last_two() == [(401, None), (413, "bob")], "the refusals were audited")
     records = _records(slow, serve_workdir, "slow-audit.jsonl")
     assert all(r["client"] and r["request_id"] for r in records)
+    # an authenticated request the server does not serve as asked is evidence too
+    bob = {"authorization": f"Bearer {KEYS['bob']}"}
+    assert httpx.post(slow.base_url + "/v1/completions", json={}, headers=bob).status_code == 404
+    _wait_for(
+        lambda: _records(slow, serve_workdir, "slow-audit.jsonl")[-1]["status"] == 404,
+        "the unknown path was audited",
+    )
+    assert httpx.get(slow.base_url + "/health").status_code == 200
     text = (serve_workdir / "slow-audit.jsonl").read_text()
     assert not any(key in text for key in KEYS.values()) and "nope" not in text
     assert stat.S_IMODE(os.stat(serve_workdir / "slow-audit.jsonl").st_mode) == 0o600

@@ -13,12 +13,10 @@ refusal cannot be unsent).
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,12 +26,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from secreason.backends.base import Message, SamplingParams
 from secreason.reasoning import Split, split
-from secreason.serve.audit import AuditLog
 from secreason.serve.config import ServeConfig
 from secreason.serve.engine import Engine, EngineError, StreamInfo
 from secreason.serve.guard import Guard, Side, output_text
 from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, ServerStats, read_body
-from secreason.serve.outcome import Outcome, audit_record
+from secreason.serve.outcome import Outcome
 from secreason.serve.protocol import (
     ChatRequest,
     ChunkWriter,
@@ -45,6 +42,7 @@ from secreason.serve.protocol import (
 )
 from secreason.serve.stream_split import Kind, StopStrings, StreamSplitter
 from secreason.serve.system_prompt import apply_system_prompt, client_turns
+from secreason.serve.trail import AuditTrail, sent_text
 
 log = logging.getLogger("secreason.serve")
 T = TypeVar("T")
@@ -73,18 +71,8 @@ class Deployment:
         # The names a request may use (others get 404): the served name, the configured
         # path, and the generic alias "model" (the README's examples send it).
         self.model_names = {self.served_name, "model", *filter(None, [config.model.path])}
-        audit = config.audit
-        self.audit = (
-            AuditLog(
-                audit.path,
-                max_bytes=audit.max_bytes,
-                backups=audit.backups,
-                retain_days=audit.retain_days,
-                fsync=audit.fsync,
-            )
-            if audit.path
-            else None
-        )
+        self.trail = AuditTrail(config, self.served_name, self.prompt_version)
+        self.audit = self.trail.log  # the audit file (None: off)
 
     # ------------------------------------------------------------------ steps
 
@@ -133,64 +121,6 @@ class Deployment:
         outcome.reasoning = None if result.status == "no_reasoning" else result.reasoning
         outcome.answer = result.answer
 
-    def _audit_record(
-        self,
-        state: dict[str, Any],
-        chat: ChatRequest | None,
-        outcome: Outcome,
-        messages: list[Message] | None = None,
-    ) -> dict[str, Any] | None:
-        """Log the request's line (no prompt text unless asked) and build its audit record.
-
-        ``messages``: what the model saw (after the system-prompt policy)."""
-        request_id = state["request_id"]
-        latency_ms = 1000 * (time.perf_counter() - state["started"])
-        log.info("request %s %s latency_ms=%.1f", request_id, outcome.summary(), latency_ms)
-        if self.config.log_prompts and chat is not None:
-            log.info("request %s messages=%s", request_id, chat.messages)
-        if self.audit is None:
-            return None
-        return audit_record(
-            outcome,
-            chat,
-            request_id=request_id,
-            model=self.served_name,
-            system_prompt_version=self.prompt_version,
-            redact_user=self.config.audit.redact_user,
-            latency_ms=latency_ms,
-            model_messages=messages,
-            key_id=state.get("key_id"),
-            client=state.get("client"),
-            model_ms=max(0.0, 1000 * state["model_s"] - sum(outcome.guard_ms.values())),
-        )
-
-    def _write(self, state: dict[str, Any], build: Callable[[], dict[str, Any] | None]) -> None:
-        """Build and append the record; whatever fails, a minimal record is still tried
-        (an audit line is never skipped silently, and never takes the server down)."""
-        state["recorded"] = True
-        try:
-            record = build()
-            if record is not None and self.audit is not None:
-                self.audit.write(record)
-            return
-        except Exception as error:
-            log.exception("audit write failed for request %s", state["request_id"])
-            failure = f"{type(error).__name__}: {error}"[:300]
-        if self.audit is None:
-            return
-        try:
-            self.audit.write(
-                {
-                    "request_id": state["request_id"],
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "key_id": state.get("key_id"),
-                    "client": state.get("client"),
-                    "audit_error": failure,
-                }
-            )
-        except Exception:
-            log.exception("fallback audit write failed for request %s", state["request_id"])
-
     async def _record(
         self,
         request: Request,
@@ -198,26 +128,7 @@ class Deployment:
         outcome: Outcome,
         messages: list[Message] | None = None,
     ) -> None:
-        state = request.scope["state"]
-        build = functools.partial(self._audit_record, state, chat, outcome, messages)
-        await asyncio.to_thread(self._write, state, build)
-
-    def _record_now(
-        self, request: Request, chat: ChatRequest, outcome: Outcome, messages: list[Message]
-    ) -> None:
-        """Synchronous variant for a stream torn down by its client (no awaiting there)."""
-        state = request.scope["state"]
-        self._write(state, functools.partial(self._audit_record, state, chat, outcome, messages))
-
-    async def record_unanswered(
-        self, scope: MutableMapping[str, Any], status: int, message: str
-    ) -> None:
-        """The record of a request refused before the handler (401, 413, 429) or lost to
-        a crash: called by the middleware for any request that left none."""
-        outcome = Outcome(finish_reason="error", error=message or None, http_status=status)
-        state = scope["state"]
-        build = functools.partial(self._audit_record, state, None, outcome, None)
-        await asyncio.to_thread(self._write, state, build)
+        await self.trail.record(request.scope["state"], chat, outcome, messages)
 
     # --------------------------------------------------------------- handlers
 
@@ -367,7 +278,7 @@ class Deployment:
                 outcome.error = outcome.error or "client disconnected"
                 outcome.finish_reason = "error"
                 outcome.sent = sent_text(delivered)
-                self._record_now(request, chat, outcome, messages)
+                self.trail.record_now(request.scope["state"], chat, outcome, messages)
 
     async def _events(
         self,
@@ -462,8 +373,7 @@ class Deployment:
         for engine in (self.engine, self.guard_engine):
             if engine is not None:
                 await engine.aclose()
-        if self.audit is not None:
-            self.audit.close()
+        self.trail.close()
 
     def models(self) -> dict[str, Any]:
         owner = (
@@ -513,21 +423,6 @@ async def _unless_disconnected(request: Request, awaitable: Awaitable[T]) -> T:
     if work.done():
         return work.result()
     raise ClientGone()
-
-
-def sent_text(events: list[bytes]) -> dict[str, str]:
-    """What a client received, read back from the SSE events it was sent."""
-    reasoning: list[str] = []
-    content: list[str] = []
-    for event in events:
-        for line in event.split(b"\n\n"):
-            if not line.startswith(b"data: {"):
-                continue
-            for choice in json.loads(line[6:]).get("choices") or []:
-                delta = choice.get("delta") or {}
-                reasoning.append(delta.get("reasoning_content") or "")
-                content.append(delta.get("content") or "")
-    return {"reasoning": "".join(reasoning), "content": "".join(content)}
 
 
 async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
@@ -621,5 +516,5 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         stats=deployment.stats,
         key_names=limits.named_api_keys,
         key_limits=KeyLimits(per_key, limits.requests_per_minute_per_key, limits.rate_burst),
-        on_unrecorded=deployment.record_unanswered,
+        on_unrecorded=deployment.trail.record_unanswered,
     )

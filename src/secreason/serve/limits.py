@@ -15,7 +15,8 @@ own overhead, the time of a request not spent waiting on the model.
   get 429 at once (with ``Retry-After``) instead of queueing without bound; so does a
   key over its request rate (a token bucket per key).
 * evidence: a request that ends without the handler having written its audit record
-  (401, 413, 429, a crash) is handed to ``on_unrecorded``, so every request leaves one.
+  (401, 413, 429, a crash, an unknown path) is handed to ``on_unrecorded``, so every
+  request leaves one.
 * errors: any exception is logged with its traceback under a request id and the
   client gets a JSON 500 naming only that id.
 """
@@ -269,7 +270,10 @@ class GuardrailsMiddleware:
                 self.stats.overhead_ms.append(1000 * max(0.0, total - model_s))
                 self.stats.model_ms.append(1000 * model_s)
             self._count(status)
-            if (limited or status == 401) and not state.get("recorded") and self.on_unrecorded:
+            # Every model request, and any other request that was not served as asked
+            # (an unknown path, a redirect, a refusal): /health or a plain 200 is not.
+            audited = limited or (path not in OPEN_PATHS and not 200 <= status < 300)
+            if audited and not state.get("recorded") and self.on_unrecorded:
                 try:
                     await self.on_unrecorded(scope, status, problem)
                 except Exception:  # the response is gone; keep the server up

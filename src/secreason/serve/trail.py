@@ -1,0 +1,162 @@
+"""The deployment's audit trail: one record per request, whatever became of it.
+
+Evidence is only evidence if it is complete, so recording does not depend on the path
+a request took. The handler records what it knows (a 400 it refused, a completion, a
+deadline, a client that hung up mid-stream with what had been sent until then); the
+middleware asks :meth:`AuditTrail.record_unanswered` for every request that left no
+record (401, 413, 429, a crash, a drain that cut it off). Building a record can itself
+fail (an object the encoder chokes on, a bug): then a minimal line with ``audit_error``
+is written instead, and the server keeps serving. :class:`~.audit.AuditLog` owns the
+file (whole lines, rotation, retention, permissions); :func:`~.outcome.audit_record`
+owns the record's fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from secreason.backends.base import Message
+from secreason.serve.audit import AuditLog
+from secreason.serve.config import ServeConfig
+from secreason.serve.outcome import Outcome, audit_record
+from secreason.serve.protocol import ChatRequest
+
+log = logging.getLogger("secreason.serve")
+
+Build = Callable[[], "dict[str, Any] | None"]
+
+
+class AuditTrail:
+    """The log line and audit record of each request (the audit file is optional)."""
+
+    def __init__(self, config: ServeConfig, model: str, prompt_version: str | None) -> None:
+        self.config = config
+        self.model = model
+        self.prompt_version = prompt_version
+        audit = config.audit
+        self.log = (
+            AuditLog(
+                audit.path,
+                max_bytes=audit.max_bytes,
+                backups=audit.backups,
+                retain_days=audit.retain_days,
+                fsync=audit.fsync,
+            )
+            if audit.path
+            else None
+        )
+
+    def build(
+        self,
+        state: MutableMapping[str, Any],
+        chat: ChatRequest | None,
+        outcome: Outcome,
+        messages: list[Message] | None = None,
+    ) -> dict[str, Any] | None:
+        """Log the request's line (no prompt text unless asked) and build its record;
+        ``messages`` is what the model saw (after the system-prompt policy)."""
+        request_id = state["request_id"]
+        latency_ms = 1000 * (time.perf_counter() - state["started"])
+        log.info("request %s %s latency_ms=%.1f", request_id, outcome.summary(), latency_ms)
+        if self.config.log_prompts and chat is not None:
+            log.info("request %s messages=%s", request_id, chat.messages)
+        if self.log is None:
+            return None
+        return audit_record(
+            outcome,
+            chat,
+            request_id=request_id,
+            model=self.model,
+            system_prompt_version=self.prompt_version,
+            redact_user=self.config.audit.redact_user,
+            latency_ms=latency_ms,
+            model_messages=messages,
+            key_id=state.get("key_id"),
+            client=state.get("client"),
+            model_ms=max(0.0, 1000 * state["model_s"] - sum(outcome.guard_ms.values())),
+        )
+
+    def write(self, state: MutableMapping[str, Any], build: Build) -> None:
+        """Build and append the record; whatever fails, a minimal record is still tried
+        (an audit line is never skipped silently, and never takes the server down)."""
+        state["recorded"] = True
+        try:
+            record = build()
+            if record is not None and self.log is not None:
+                self.log.write(record)
+            return
+        except Exception as error:
+            log.exception("audit write failed for request %s", state["request_id"])
+            failure = f"{type(error).__name__}: {error}"[:300]
+        if self.log is None:
+            return
+        try:
+            self.log.write(
+                {
+                    "request_id": state["request_id"],
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "key_id": state.get("key_id"),
+                    "client": state.get("client"),
+                    "audit_error": failure,
+                }
+            )
+        except Exception:
+            log.exception("fallback audit write failed for request %s", state["request_id"])
+
+    async def record(
+        self,
+        state: MutableMapping[str, Any],
+        chat: ChatRequest | None,
+        outcome: Outcome,
+        messages: list[Message] | None = None,
+    ) -> None:
+        """Record from the event loop (the write, and its fsync, run on a thread; with
+        no audit file, only the log line is written, without a thread hop)."""
+        build = functools.partial(self.build, state, chat, outcome, messages)
+        if self.log is None:
+            self.write(state, build)
+        else:
+            await asyncio.to_thread(self.write, state, build)
+
+    def record_now(
+        self,
+        state: MutableMapping[str, Any],
+        chat: ChatRequest | None,
+        outcome: Outcome,
+        messages: list[Message] | None,
+    ) -> None:
+        """Synchronous variant for a stream torn down by its client (no awaiting there)."""
+        self.write(state, functools.partial(self.build, state, chat, outcome, messages))
+
+    async def record_unanswered(
+        self, scope: MutableMapping[str, Any], status: int, message: str
+    ) -> None:
+        """The record of a request refused before the handler (401, 413, 429) or lost to
+        a crash or the drain: the middleware's hook for any request that left none."""
+        outcome = Outcome(finish_reason="error", error=message or None, http_status=status)
+        await self.record(scope["state"], None, outcome)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def sent_text(events: list[bytes]) -> dict[str, str]:
+    """What a client received, read back from the SSE events it was sent."""
+    reasoning: list[str] = []
+    content: list[str] = []
+    for event in events:
+        for line in event.split(b"\n\n"):
+            if not line.startswith(b"data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices") or []:
+                delta = choice.get("delta") or {}
+                reasoning.append(delta.get("reasoning_content") or "")
+                content.append(delta.get("content") or "")
+    return {"reasoning": "".join(reasoning), "content": "".join(content)}
