@@ -286,16 +286,15 @@ def test_a_name_field_never_reaches_the_model_or_hides_from_the_guard(proxy: Ser
 
 # ------------------------------------------------------------------ upstream errors
 
-PENDING = pytest.mark.xfail(strict=True, reason="engine.py fix pending (PART B owns it now)")
 UPSTREAM = [
     # (attack, marker, stream): the client gets a generic 5xx with a request id, no detail
-    pytest.param("upstream 401 naming its own key", "UP401", False, marks=PENDING),
-    pytest.param("upstream 401 naming its own key", "UP401", True, marks=PENDING),
-    pytest.param("wrong JSON types", "BADTYPES", False, marks=PENDING),
-    pytest.param("wrong JSON types in SSE", "SSETYPES", True, marks=PENDING),
+    ("upstream 401 naming its own key", "UP401", False),
+    ("upstream 401 naming its own key", "UP401", True),
+    ("wrong JSON types", "BADTYPES", False),
+    ("wrong JSON types in SSE", "SSETYPES", True),
     ("SSE garbage", "SSEGARBAGE", True),
     ("an HTML page", "NOTJSON", False),
-    pytest.param("an HTML page", "NOTJSON", True, marks=PENDING),
+    ("an HTML page", "NOTJSON", True),
     ("an error event naming internals", "SSEERROR", True),
 ]
 

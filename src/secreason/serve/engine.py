@@ -554,6 +554,26 @@ def _context_length(backend: Any) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
 
 
+#: Upstream statuses the client is shown (with the upstream's message): what it asked
+#: for was refused. Every other non-200 is a generic 502 (the detail goes to the audit).
+CLIENT_ERRORS = {400: 400, 413: 413, 422: 400, 429: 429}
+
+
+def _text(value: Any) -> str:
+    """An upstream text field: a string or null, anything else is malformed."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"expected a token count, got {value!r}"[:100])
+    return value
+
+
 class UpstreamEngine(Engine):
     """A client of OpenAI-compatible servers: the scaling path (e.g. ``vllm serve``).
 
@@ -620,9 +640,10 @@ class UpstreamEngine(Engine):
             except (ValueError, KeyError, TypeError):
                 detail = text[:200]
             message = f"upstream answered {response.status_code}: {detail}"
-            if 400 <= response.status_code < 500:
-                # A client error at the upstream (400, 413, 429) is the client's to see.
-                raise EngineError(message, response.status_code)
+            if response.status_code in CLIENT_ERRORS:
+                # A complaint about the request (too long, too many) is the client's to
+                # see; 401/403/404 say this server is misconfigured, not the client.
+                raise EngineError(message, CLIENT_ERRORS[response.status_code])
             # A server error's text may hold the upstream's internals (paths, stack
             # traces): the client gets a generic message, the audit the detail.
             raise EngineError("the upstream model failed", 502, detail=message)
@@ -642,21 +663,23 @@ class UpstreamEngine(Engine):
             choice = data["choices"][0]
             message = choice["message"]
             usage = data.get("usage") or {}
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            reasoning = _text(message.get("reasoning_content") or message.get("reasoning"))
             return Generation(
-                text=message.get("content") or "",
+                text=_text(message.get("content")),
                 reasoning=reasoning or None,
-                finish_reason=choice.get("finish_reason") or "stop",
-                prompt_tokens=usage.get("prompt_tokens", 0),
-                completion_tokens=usage.get("completion_tokens", 0),
+                finish_reason=_text(choice.get("finish_reason")) or "stop",
+                prompt_tokens=_count(usage.get("prompt_tokens")),
+                completion_tokens=_count(usage.get("completion_tokens")),
             )
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise EngineError("upstream sent a malformed completion") from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+            detail = f"upstream sent a malformed completion: {type(error).__name__}: {error}"
+            raise EngineError("upstream sent a malformed completion", detail=detail[:500]) from None
 
     async def stream(
         self, messages: list[Message], params: SamplingParams, info: StreamInfo
     ) -> AsyncIterator[str]:
         in_reasoning = False
+        ended = False
         try:
             async with self._client.stream(
                 "POST", "chat/completions", json=self._body(messages, params, True)
@@ -668,6 +691,7 @@ class UpstreamEngine(Engine):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        ended = True
                         break
                     chunk = json.loads(payload)
                     if "error" in chunk:
@@ -676,23 +700,30 @@ class UpstreamEngine(Engine):
                             detail=f"upstream stream error: {chunk['error']}"[:2000],
                         )
                     if chunk.get("usage"):
-                        info.prompt_tokens = chunk["usage"].get("prompt_tokens", 0)
-                        info.completion_tokens = chunk["usage"].get("completion_tokens", 0)
+                        info.prompt_tokens = _count(chunk["usage"].get("prompt_tokens"))
+                        info.completion_tokens = _count(chunk["usage"].get("completion_tokens"))
                     for choice in chunk.get("choices") or []:
                         delta = choice.get("delta") or {}
-                        thought = delta.get("reasoning_content") or delta.get("reasoning")
+                        thought = _text(delta.get("reasoning_content") or delta.get("reasoning"))
+                        content = _text(delta.get("content"))
                         if thought:
                             if not in_reasoning:
                                 in_reasoning = True
                                 yield THINK.open
                             yield thought
-                        if delta.get("content"):
+                        if content:
                             if in_reasoning:
                                 in_reasoning = False
                                 yield THINK.close
-                            yield delta["content"]
+                            yield content
                         if choice.get("finish_reason"):
-                            info.finish_reason = choice["finish_reason"]
+                            info.finish_reason = _text(choice["finish_reason"])
+                            ended = True
+                if not ended:  # cut off (or not SSE at all): not a complete answer
+                    raise EngineError(
+                        "the upstream model failed mid-stream",
+                        detail="upstream stream ended without [DONE] or a finish_reason",
+                    )
         except httpx.TimeoutException:
             raise EngineError("upstream timed out", 504) from None
         except httpx.HTTPError as error:
