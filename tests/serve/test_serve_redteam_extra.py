@@ -193,6 +193,22 @@ def test_poisoned_bodies_are_400s_naming_the_problem(
     assert error["message"] and error["param"] == param, error
 
 
+CLEAN = [
+    # (odd but valid body): answered like any other request, never a 500
+    ("NUL in the content", b'{"model": "echo", "messages": [{"role": "user", '
+     b'"content": "a\\u0000b"}]}'),
+    ("NUL in an ignored key", b'{"model": "echo", "\\u0000": 1, ' + MSG + b"}"),
+    ("a UTF-8 BOM before the body", b"\xef\xbb\xbf" + b'{"model": "echo", ' + MSG + b"}"),
+    ("-0.0 temperature", b'{"model": "echo", "temperature": -0.0, ' + MSG + b"}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("attack", "body"), CLEAN, ids=[c[0] for c in CLEAN])
+def test_odd_but_valid_bodies_are_answered(proxy: Server, attack: str, body: bytes) -> None:
+    response = _post(proxy, body)
+    assert response.status_code == 200 and _answer(response)[0] == "stop", response.text
+
+
 def test_a_denormal_temperature_is_greedy_not_a_model_crash() -> None:
     """``temperature: 1e-300`` overflowed the local model's logits (torch: "probability
     tensor contains inf"), a 500 and a batch re-run for everyone: it is greedy now."""
