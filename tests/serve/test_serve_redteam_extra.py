@@ -348,6 +348,25 @@ def test_a_hanging_upstream_is_a_504_at_the_deadline(proxy: Server) -> None:
     assert response.status_code == 504, response.text
 
 
+def test_ready_never_names_an_upstream_address() -> None:
+    """``/ready`` answers without a key: a replica is named by number, not address."""
+    import asyncio
+
+    from serve_fixtures import free_port
+
+    from secreason.serve.engine import UpstreamEngine
+
+    async def check() -> tuple[bool, str]:
+        engine = UpstreamEngine(f"http://127.0.0.1:{free_port()}/v1", "m")
+        try:
+            return await engine.ready(timeout_s=2)
+        finally:
+            await engine.aclose()
+
+    ok, detail = asyncio.run(check())
+    assert not ok and "unreachable" in detail and "127.0.0.1" not in detail, detail
+
+
 # ------------------------------------------------------------------ size and time
 
 

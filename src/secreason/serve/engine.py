@@ -732,14 +732,21 @@ class UpstreamEngine(Engine):
             raise EngineError("upstream sent a malformed stream") from None
 
     async def ready(self, timeout_s: float = 2.0) -> tuple[bool, str]:
-        """Every replica answers ``GET models`` (the cheapest call the API has)."""
-        for client in self._clients:
+        """Every replica answers ``GET models`` (the cheapest call the API has).
+
+        ``/ready`` needs no key, so the answer names a replica by its number, never by
+        its address (the log has the address)."""
+        for number, client in enumerate(self._clients, 1):
             try:
                 response = await client.get("models", timeout=timeout_s)
             except httpx.HTTPError as error:
-                return False, f"{client.base_url} unreachable: {type(error).__name__}"
-            if response.status_code != 200:
-                return False, f"{client.base_url} answered {response.status_code}"
+                problem = f"unreachable: {type(error).__name__}"
+            else:
+                if response.status_code == 200:
+                    continue
+                problem = f"answered {response.status_code}"
+            log.warning("upstream %s %s", client.base_url, problem)
+            return False, f"upstream {number} of {len(self._clients)} {problem}"
         return True, "ok"
 
     async def aclose(self) -> None:
