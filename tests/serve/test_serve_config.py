@@ -97,3 +97,45 @@ def test_system_prompt_modes(mode: str, messages: list, expected: list[str]) -> 
     out = apply_system_prompt(messages, "P", mode)  # type: ignore[arg-type]
     assert [m["content"] for m in out] == expected
     assert messages[-1] is USER, "input mutated"
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("runs/demo/rl/final", "demo-rl"),
+        ("work/runs/demo/sft/checkpoint-500", "demo-sft"),
+        ("runs/solo/final", "solo"),
+        ("exports/a/b/c/final", "b-c"),
+        ("models/tiny-cyber", "tiny-cyber"),
+    ],
+)
+def test_served_name_of_a_training_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, expected: str
+) -> None:
+    from secreason.serve.app import _served_name
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / folder).mkdir(parents=True)
+    assert _served_name(folder) == expected
+    assert _served_name(str(tmp_path / folder)) == expected
+    assert _served_name("org/hub-model") == "org/hub-model"  # not a folder: as given
+
+
+def test_local_model_is_loaded_without_the_static_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled static cache costs a compilation per new batch shape: off for serving."""
+    from secreason.serve import server
+    from secreason.serve.config import load_config
+    from secreason.serve.fixed_backend import FixedTextBackend
+
+    seen: dict[str, object] = {}
+
+    def fake_load(path: str, **options: object) -> FixedTextBackend:
+        seen.update(options)
+        return FixedTextBackend()
+
+    monkeypatch.setattr(server, "load_local_backend", fake_load)
+    server.build_model_engine(load_config(overrides={"model.path": "some/model"}))
+    assert seen["static_cache"] is False
+    on = load_config(overrides={"model.path": "some/model", "model.static_cache": "true"})
+    server.build_model_engine(on)
+    assert seen["static_cache"] is True

@@ -17,6 +17,12 @@ def register(app: typer.Typer) -> None:
         upstream: str = typer.Option(
             None, "--upstream", help="Base URL of an OpenAI-compatible server, e.g. vllm serve's."
         ),
+        served_model_name: str = typer.Option(
+            None,
+            "--served-model-name",
+            help="The model id clients send (default: the folder, e.g. runs/demo/rl/final "
+            "-> demo-rl).",
+        ),
         guard: str = typer.Option(
             None, "--guard", help="Llama-Guard-3-protocol model: folder, hub id or http(s) URL."
         ),
@@ -52,6 +58,7 @@ def register(app: typer.Typer) -> None:
         flags = {
             "model.path": model,
             "model.upstream": upstream,
+            "model.served_name": served_model_name,
             "guard.model": guard,
             "guard.allow_categories": guard_allow or None,
             "host": host,

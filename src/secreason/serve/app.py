@@ -435,8 +435,19 @@ async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
 
 
 def _served_name(path: str) -> str:
-    """A local folder is served by its last part; a hub id or upstream name as given."""
-    return Path(path).name or path if Path(path).is_dir() else path
+    """A local folder is served by its last part, or for a training output
+    (``runs/demo/rl/final``, ``.../checkpoint-500``) by the run's parts (``demo-rl``);
+    a hub id or upstream name as given."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    parts = [p for p in folder.parts if p not in ("", "/", ".")]
+    if parts and (parts[-1] == "final" or parts[-1].startswith("checkpoint-")):
+        run = parts[:-1]
+        if "runs" in run:
+            run = run[len(run) - run[::-1].index("runs") :]
+        return "-".join(run[-2:]) or parts[-1]
+    return folder.name or path
 
 
 def _error(status: int, message: str, param: str | None = None, code: str = "") -> Response:

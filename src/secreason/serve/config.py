@@ -54,6 +54,10 @@ class ModelConfig:
     batch_burst_gap_ms: float = 20.0
     device: str | None = None
     dtype: str | None = None
+    # The transformers backend's compiled static KV cache: each new batch shape pays a
+    # compilation (about a minute on a GPU), which a server with varying batches would
+    # pay again and again; off unless asked.
+    static_cache: bool = False
     prefilled: bool | None = None  # None: detect from the chat template
     think_token_ids: list[int] | None = None  # delimiters by id (special-token tags)
 

@@ -58,7 +58,11 @@ def build_model_engine(config: ServeConfig) -> Engine:
     else:
         think_ids = tuple(model.think_token_ids) if model.think_token_ids else None
         backend = load_local_backend(
-            model.path, device=model.device, dtype=model.dtype, think_ids=think_ids
+            model.path,
+            device=model.device,
+            dtype=model.dtype,
+            think_ids=think_ids,
+            static_cache=model.static_cache,
         )
     if model.prefilled is not None:
         backend.prefilled = model.prefilled
@@ -84,7 +88,7 @@ def build_guard(config: GuardConfig) -> tuple[Guard, Engine] | None:
             timeout_s=config.timeout_s,
         )
     else:
-        engine = LocalEngine(load_local_backend(config.model))
+        engine = LocalEngine(load_local_backend(config.model, static_cache=False))
     policy = GuardPolicy(frozenset(config.allow_categories), config.on_error)
     guard = Guard(engine.complete, policy, max_tokens=config.max_tokens, timeout_s=config.timeout_s)
     return guard, engine
