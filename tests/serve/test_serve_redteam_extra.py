@@ -209,6 +209,19 @@ def test_odd_but_valid_bodies_are_answered(proxy: Server, attack: str, body: byt
     assert response.status_code == 200 and _answer(response)[0] == "stop", response.text
 
 
+def test_an_unknown_model_404_never_shows_the_model_folder() -> None:
+    from secreason.serve.protocol import RequestError, parse_chat_request
+
+    body = json.dumps({"model": "gpt-4o", "messages": _user("x")}).encode()
+    for folder in ("/srv/models/run7/final", "./runs/x", "C:\\models\\x"):
+        with pytest.raises(RequestError) as caught:
+            parse_chat_request(
+                body, max_tokens_limit=8, default_max_tokens=8, models={"tiny", folder}
+            )
+        assert caught.value.status == 404 and "'tiny'" in caught.value.message
+        assert folder not in caught.value.message, caught.value.message
+
+
 def test_a_denormal_temperature_is_greedy_not_a_model_crash() -> None:
     """``temperature: 1e-300`` overflowed the local model's logits (torch: "probability
     tensor contains inf"), a 500 and a batch re-run for everyone: it is greedy now."""

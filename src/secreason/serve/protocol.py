@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Collection
@@ -58,6 +59,7 @@ class ChatRequest:
 #: Deepest JSON nesting accepted (a chat request needs 5: body.messages[i].tool_calls[j]
 #: .function); deeper bodies are refused before anything walks them recursively.
 MAX_DEPTH = 32
+_LOCAL_PATH = re.compile(r"^(?:[/.~\\]|[A-Za-z]:[\\/])")
 #: OpenAI's own limits on stop sequences.
 MAX_STOPS, MAX_STOP_CHARS = 4, 256
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # what torch.manual_seed and vLLM accept
@@ -315,7 +317,8 @@ def parse_chat_request(
     if not isinstance(model, str):
         raise RequestError(400, "model must be a string", "model")
     if models is not None and model not in models:
-        served = ", ".join(repr(m) for m in sorted(models))
+        # A local folder is accepted as a name but never shown: it is the server's path.
+        served = ", ".join(repr(m) for m in sorted(models) if not _LOCAL_PATH.match(m))
         raise RequestError(
             404,
             f"the model {model!r} does not exist here (served: {served})",
