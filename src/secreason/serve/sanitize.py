@@ -38,10 +38,12 @@ JOINER = "\u2060"
 _LT, _GT, _BAR = "[<\uff1c]", "[>\uff1e]", "[|\uff5c]"
 GENERIC = (
     rf"{_LT}{_BAR}[^\s<>|\uff1c\uff1e\uff5c]{{1,64}}{_BAR}{_GT}",
-    r"[\[\uff3b]/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS)[\]\uff3d]",
+    # Mistral's bracket tokens (Magistral reasons inside [THINK]...[/THINK]), GLM's [gMASK]
+    r"[\[\uff3b]/?(?:INST|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS|TOOL_CONTENT"
+    r"|THINK|ARGS|CALL_ID|IMG|gMASK)[\]\uff3d]",
     rf"{_LT}{_LT}/?SYS{_GT}{_GT}",
     rf"{_LT}/?s{_GT}",
-    rf"{_LT}/?(?i:think|tool_call|tool_response|start_of_turn|end_of_turn|bos|eos){_GT}",
+    rf"{_LT}/?(?i:think|tool_call|tool_response|start_of_turn|end_of_turn|bos|eos|sop|eop){_GT}",
     # Llama Guard 3's prompt frames the conversation with plain-text markers: a user who
     # writes "<END CONVERSATION>" could end it early and speak in the guard's voice.
     rf"{_LT}(?:BEGIN|END) [A-Z ]{{1,40}}{_GT}",
