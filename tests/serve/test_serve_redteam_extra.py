@@ -52,6 +52,8 @@ def _model(messages: list[dict[str, Any]]) -> tuple[int, Any]:
         ]
     if "SSEGARBAGE" in seen:
         return 200, ["{not json", "[1, 2]", "null"]
+    if "STOPTEST" in seen:  # an upstream that ignores ``stop``
+        return 200, [{"choices": [{"delta": {"content": "<think>ok</think>abc STOP secret"}}]}]
     if "HANG" in seen:
         time.sleep(8)
     return 200, [{"choices": [{"delta": {"content": f"<think>ok</think>{seen}"}}]}]
@@ -356,6 +358,12 @@ def test_upstream_misbehaviour_is_a_generic_error(
         assert response.status_code in (502, 503), response.text
         error = response.json()["error"]
     assert "request id" in error["message"] and error["code"] != "invalid_api_key"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_ignoring_stop_is_cut(proxy: Server, stream: bool) -> None:
+    response = _post(proxy, {"messages": _user("STOPTEST"), "stop": ["STOP"], "stream": stream})
+    assert "abc" in response.text and "secret" not in response.text and "ST" not in response.text
 
 
 def test_a_hanging_upstream_is_a_504_at_the_deadline(proxy: Server) -> None:

@@ -574,6 +574,12 @@ def _count(value: Any) -> int:
     return value
 
 
+def _stop_at(text: str, stops: Sequence[str]) -> int | None:
+    """Where the first stop string in ``text`` starts (None: no stop string in it)."""
+    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(hits) if hits else None
+
+
 class UpstreamEngine(Engine):
     """A client of OpenAI-compatible servers: the scaling path (e.g. ``vllm serve``).
 
@@ -664,10 +670,19 @@ class UpstreamEngine(Engine):
             message = choice["message"]
             usage = data.get("usage") or {}
             reasoning = _text(message.get("reasoning_content") or message.get("reasoning"))
+            text, finish = _text(message.get("content")), _text(choice.get("finish_reason"))
+            # An upstream that ignores ``stop`` is cut here, as a stream is (reasoning
+            # comes first: a stop string in it ends the answer too).
+            for stops in (params.stop,) if params.stop else ():
+                cut = _stop_at(reasoning, stops)
+                if cut is not None:
+                    reasoning, text, finish = reasoning[:cut], "", "stop"
+                elif (cut := _stop_at(text, stops)) is not None:
+                    text, finish = text[:cut], "stop"
             return Generation(
-                text=_text(message.get("content")),
+                text=text,
                 reasoning=reasoning or None,
-                finish_reason=_text(choice.get("finish_reason")) or "stop",
+                finish_reason=finish or "stop",
                 prompt_tokens=_count(usage.get("prompt_tokens")),
                 completion_tokens=_count(usage.get("completion_tokens")),
             )
