@@ -38,6 +38,8 @@ def test_served_tiny_model_matches_local_generation(tiny_model_dir: Path, tmp_pa
             "--port",
             str(port),
             "--no-system-prompt",
+            "--served-model-name",
+            "tiny",
         ],
         stdout=log,
         stderr=log,
