@@ -31,6 +31,7 @@ KEY = "extra-key"
 BAD = "ransomware"
 UPSTREAM_SECRET = "sk-upstream-7f3a"
 ISSUED: list[str] = []  # every request id a client got back
+UPSTREAM_IDS: dict[str, str] = {}  # request id -> the upstream misbehaviour it met
 
 
 def _model(messages: list[dict[str, Any]]) -> tuple[int, Any]:
@@ -350,6 +351,7 @@ def test_upstream_misbehaviour_is_a_generic_error(
     proxy: Server, attack: str, marker: str, stream: bool
 ) -> None:
     response = _post(proxy, {"messages": _user(marker), "stream": stream})
+    UPSTREAM_IDS[response.headers["x-request-id"]] = marker
     assert UPSTREAM_SECRET not in response.text
     if stream:
         assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
@@ -436,3 +438,7 @@ def test_zz_every_request_left_an_audit_line(proxy: Server, serve_workdir: Path)
     assert KEY not in text  # keys (and a near miss of one) are never written
     assert {records[i]["key_id"] for i in ISSUED[:-1]} == {"sha256:" + sha256(KEY)[:12]}
     assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+    # What the client was not told is evidence: the upstream's own words are in the trail.
+    for request_id, marker in UPSTREAM_IDS.items():
+        error = records[request_id]["error"]
+        assert error and (marker != "UP401" or UPSTREAM_SECRET in error), (marker, error)
