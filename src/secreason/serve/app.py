@@ -406,23 +406,32 @@ class ClientGone(Exception):
 
 async def _unless_disconnected(request: Request, awaitable: Awaitable[T]) -> T:
     """Await ``awaitable`` unless the client disconnects first; then it is cancelled
-    (a generation nobody will read stops) and :class:`ClientGone` is raised."""
-    work = asyncio.ensure_future(awaitable)
+    (a generation nobody will read stops) and :class:`ClientGone` is raised.
+
+    One watcher task per request (the work stays in the caller's task): the watcher
+    cancels the caller when ``http.disconnect`` arrives."""
+    caller = asyncio.current_task()
+    assert caller is not None
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        caller.cancel()
 
-    gone = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        return await awaitable
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # a deadline or the shutdown, not the client
+        if sys.version_info >= (3, 11):
+            caller.uncancel()  # the cancellation was ours: it ends here
+        raise ClientGone() from None
     finally:
-        for task in (work, gone):
-            if not task.done():
-                task.cancel()
-    if work.done():
-        return work.result()
-    raise ClientGone()
+        watcher.cancel()
 
 
 async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
