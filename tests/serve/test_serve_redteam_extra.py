@@ -392,6 +392,42 @@ def test_ready_never_names_an_upstream_address() -> None:
     assert not ok and "unreachable" in detail and "127.0.0.1" not in detail, detail
 
 
+def test_an_engine_bug_mid_stream_ends_the_stream_with_an_error_not_a_torn_connection() -> None:
+    """In process (no outside input reaches such a bug any more): an engine whose stream
+    raises something unexpected after its first delta."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    from secreason.backends.base import Generation, Message, SamplingParams
+    from secreason.serve.app import Deployment, create_app
+    from secreason.serve.config import ServeConfig
+    from secreason.serve.engine import Engine, StreamInfo
+
+    class Broken(Engine):
+        model_id = "broken"
+
+        async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
+            raise RuntimeError("boom")
+
+        async def stream(
+            self, messages: list[Message], params: SamplingParams, info: StreamInfo
+        ) -> AsyncIterator[str]:
+            yield "<think>fine so far"
+            raise RuntimeError("boom /opt/internal/path.py")
+
+    async def run() -> str:
+        app = create_app(Deployment(ServeConfig(), Broken()))
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {"model": "broken", "stream": True, "messages": _user("hi")}
+            response = await client.post("/v1/chat/completions", json=body)
+            return response.text
+
+    text = asyncio.run(run())
+    assert text.endswith("data: [DONE]\n\n") and "/opt/internal" not in text
+    assert "internal error (request id" in text
+
+
 # ------------------------------------------------------------------ size and time
 
 

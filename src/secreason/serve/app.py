@@ -307,12 +307,17 @@ class Deployment:
                             yield b"".join(writer.piece(kind, text) for kind, text in fed)
                         if stops.hit:
                             break  # closing the stream stops the generation
-            except (EngineError, TimeoutError) as error:
-                status = error.status if isinstance(error, EngineError) else 504
-                message = str(error) or "the model timed out"
-                outcome.error = getattr(error, "detail", None) or message
-                outcome.finish_reason = "error"
+            except Exception as error:
                 request_id = request.scope["state"]["request_id"]
+                if isinstance(error, (EngineError, TimeoutError)):
+                    status = error.status if isinstance(error, EngineError) else 504
+                    message = str(error) or "the model timed out"
+                    outcome.error = getattr(error, "detail", None) or message
+                else:  # a bug: the stream still ends with an error event and [DONE]
+                    log.exception("stream of request %s failed", request_id)
+                    status, message = 500, "internal error"
+                    outcome.error = f"{type(error).__name__}: {error}"[:500]
+                outcome.finish_reason = "error"
                 yield ChunkWriter.error(status, f"{message} (request id {request_id})") + (
                     ChunkWriter.DONE
                 )
