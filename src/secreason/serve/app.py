@@ -13,6 +13,7 @@ refusal cannot be unsent).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -139,12 +140,16 @@ class Deployment:
         with self.engine.arriving():  # a batching engine waits for this request
             try:
                 raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
-                chat = parse_chat_request(
+                parse = functools.partial(
+                    parse_chat_request,
                     raw,
                     max_tokens_limit=limits.max_tokens,
                     default_max_tokens=limits.default_max_tokens,
                     models=self.model_names,
                 )
+                # A large body (20k turns: ~0.1 s) is parsed off the event loop, so that
+                # one client cannot stall every other stream.
+                chat = await asyncio.to_thread(parse) if len(raw) > 1 << 16 else parse()
                 prompt = self.config.system_prompt
                 # Client text stays text (control strings broken), then the policy's prompt.
                 neutralise = self.engine.neutralise.messages
