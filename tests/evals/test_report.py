@@ -219,7 +219,12 @@ def test_chart_names_the_run_and_gives_mad_its_own_panel() -> None:
     assert run_label({"model": "runs/demo/rl/final"}) == "demo/rl"
     assert run_label({"model": "org/Model-8B", "run_name": "ablation"}) == "ablation"
     report = build_report([result()], {"model": "runs/demo/rl/final", "limit": 10})
-    assert _title(report) == "demo/rl: toy-mcq (subset)"
+    assert _title(report).splitlines() == [
+        "demo/rl: toy-mcq (subset)",
+        f"n = {report['benchmarks'][0]['n_samples']} per benchmark: "
+        "not comparable to the published numbers",
+    ]
+    assert _title(build_report([result()], {"model": "m"})) == "m: toy-mcq"  # full set
     bench = report["benchmarks"][0]
     bench["protocols"]["official"]["mad"] = {"mean": 1.0, "ci": None}
     assert [f[0].split()[0] for f in _families(report)] == ["headline", "MAD", "failure"]
@@ -234,3 +239,22 @@ def test_the_full_size_is_read_from_the_run_data_when_not_given() -> None:
     # No local data named: the total is unknown, never fetched from a hub.
     report = build_report([res], {"limit": 2})
     assert report["benchmarks"][0]["caveat"].startswith("ctibench-mcq: n = 2 (--limit 2)")
+
+
+def test_chart_prints_each_score_so_a_zero_is_seen_as_measured() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from secreason.evals.report_chart import _families, _score_panel
+
+    report = build_report([result()], {"model": "m"})
+    bench = report["benchmarks"][0]
+    bench["protocols"]["official"][bench["headline"]].update(mean=0.0, ci=[0.0, 0.0])
+    bench["protocols"]["strict"][bench["headline"]].update(mean=float("nan"), ci=None)
+    fig, ax = plt.subplots()
+    _score_panel(ax, report, _families(report)[0][1])
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    assert "0.00" in texts and "n/a" in texts  # a measured 0 vs no number at all

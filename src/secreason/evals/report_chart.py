@@ -30,8 +30,14 @@ def run_label(run: dict[str, Any]) -> str:
 def _title(report: dict[str, Any]) -> str:
     names = [b["name"] for b in report["benchmarks"]]
     shown = ", ".join(names) if len(", ".join(names)) <= 70 else f"{len(names)} benchmarks"
-    subset = " (subset)" if any(b.get("subset") for b in report["benchmarks"]) else ""
-    return f"{run_label(report.get('run', {}))}: {shown}{subset}"
+    title = f"{run_label(report.get('run', {}))}: {shown}"
+    subsets = [b["subset"] for b in report["benchmarks"] if b.get("subset")]
+    if not subsets:
+        return title
+    # The PNG travels alone (slides, chats): it carries the caveat itself.
+    sizes = sorted({s["n"] for s in subsets})
+    n = f"n = {sizes[0]:,} per benchmark" if len(sizes) == 1 else "n varies"
+    return f"{title} (subset)\n{n}: not comparable to the published numbers"
 
 
 def _families(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -64,17 +70,20 @@ def _score_panel(ax: Any, report: dict[str, Any], items: list[tuple[str, str]]) 
     width = 0.38
     top = 0.0
     for k, protocol in enumerate(PROTOCOL_ORDER):
-        xs, ys, lo, hi = [], [], [], []
+        xs, ys, lo, hi, labels = [], [], [], [], []
         for i, (name, metric) in enumerate(items):
             mean, down, up = _stat(benches[name], protocol, metric)
             xs.append(i + (k - 0.5) * width)
+            labels.append("" if math.isnan(mean) else f"{mean:.2f}")
             ys.append(0.0 if math.isnan(mean) else mean)
             if math.isnan(mean) and protocol in benches[name]["protocols"]:
                 ax.text(xs[-1], 0.01, "n/a", ha="center", va="bottom", fontsize=7, color="grey")
             lo.append(down)
             hi.append(up)
             top = max(top, ys[-1] + up)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=protocol, alpha=0.85)
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=protocol, alpha=0.85)
+        # A score of 0 draws no bar: its number says it was measured.
+        ax.bar_label(bars, labels=labels, fontsize=6, padding=1)
     drawn: set[str] = set()
     for i, (name, metric) in enumerate(items):
         refs = [r for r in benches[name]["references"] if r["metric"] == metric]
