@@ -58,6 +58,28 @@ def _register_all() -> None:
 _register_all()
 
 
+def _run(args: list[str]) -> None:
+    """Run the app; a usage mistake (bad option value, missing argument) is one
+    ``error:`` line plus where to look, not Typer's boxed panel."""
+    try:
+        code = app(args=args, prog_name="secreason", standalone_mode=False)
+    except Exception as error:  # Typer's own (vendored) click exceptions, by name
+        kinds = {kind.__name__ for kind in type(error).__mro__}
+        if "Abort" in kinds:
+            sys.exit(130)
+        if "ClickException" not in kinds:
+            raise
+        if "NoArgsIsHelpError" in kinds:
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(error, "exit_code", 2))
+        ctx = getattr(error, "ctx", None)
+        hint = f"\nsee: {ctx.command_path} --help" if ctx is not None else ""
+        typer.echo(f"error: {error.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
+        sys.exit(getattr(error, "exit_code", 2))
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``secreason`` command: user errors as one or two lines, exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -65,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         args = [a for a in args if a != "--debug"]
         os.environ["SECREASON_DEBUG"] = "1"
     if debug_enabled():
-        app(args=args, prog_name="secreason")
+        _run(args)
         return
     try:
-        app(args=args, prog_name="secreason")
+        _run(args)
     except SystemExit as done:
         if done.code == 130:  # Ctrl-C (Typer turns it into exit code 130)
             typer.echo("interrupted; rerun the same command to resume", err=True)

@@ -57,6 +57,8 @@ def _opened_file(tb: TracebackType | None) -> str | None:
 def model_problem(model: str) -> str | None:
     """Why ``model`` (a folder or hub id) cannot be loaded, judged without loading it."""
     path = Path(model).expanduser()
+    if path.is_file():
+        return f"model {model}: a file, not a folder; give the folder of a saved model"
     if path.exists():
         if path.is_dir() and not (path / "config.json").is_file():
             has_adapter = (path / "adapter_config.json").is_file()
@@ -74,6 +76,48 @@ def model_problem(model: str) -> str | None:
     )
     if local_looking:
         return f"model {model}: no such folder; give the folder of a saved model (with config.json)"
+    return None
+
+
+def jsonl_problem(path: Path) -> str | None:
+    """Why ``path`` is not a JSONL file of objects (``FILE:LINE: what``), read in full."""
+    import json
+
+    if path.suffix != ".jsonl":
+        return None  # the loader says what it accepts (a saved dataset folder, a hub id)
+    if path.is_dir():
+        return f"{path}: a folder, not a JSONL file"
+    if not path.is_file():
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        return utf8_problem(path)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            return f"{path}:{number}: not valid JSON ({error.msg}); one JSON object a line"
+        if not isinstance(record, dict):
+            kind = "null" if record is None else type(record).__name__
+            return f"{path}:{number}: a JSON {kind}, not an object; one JSON object a line"
+    return None
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (out of range, in use), checked up front."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        return f"--port {port}: out of range; choose 1-65535 (e.g. 8000)"
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return f"{host}:{port}: cannot listen ({error.strerror}); choose another --port"
     return None
 
 

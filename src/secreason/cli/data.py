@@ -23,6 +23,8 @@ def _recipe(
 
     if overrides:
         typer.echo("warning: positional key=value overrides are deprecated; use --set", err=True)
+    if recipe is not None and recipe.is_file() and not recipe.read_bytes().strip():
+        fail(f"{recipe}: the recipe is empty; start from one in recipes/data/")
     try:
         return load_data_recipe(recipe, [*(overrides or []), *(set_ or [])])
     except DataRecipeError as err:
@@ -59,12 +61,13 @@ def audit_cmd(
 ) -> None:
     """Shortcut audit: a no-model baseline answering from the prompt alone, per task and
     split, against the task's chance level; exits 1 naming the items when a ceiling fails."""
+    from secreason.cli._errors import fail
     from secreason.data.audit import AuditConfig, audit, failure_message, load_splits
 
     try:
         splits = load_splits(run_dir)
     except FileNotFoundError as err:
-        raise typer.BadParameter(str(err)) from None
+        fail(str(err))
     result = audit(splits, AuditConfig(margin=margin, enforce=list(enforce), min_items=min_items))
     if report:
         report.write_text(json.dumps(result, indent=2) + "\n")
@@ -225,9 +228,16 @@ def card_cmd(
     out: Path = typer.Option(None, "--out", help="Markdown path (default: card.md beside it)."),
 ) -> None:
     """Write the data card (markdown) from a run's summary."""
+    from secreason.cli._errors import fail
+    from secreason.cli.integrations import _json_file
     from secreason.data.card import write_card
 
-    data = json.loads(summary.read_text(encoding="utf-8"))
+    try:
+        data = _json_file(summary)
+    except ValueError as err:
+        fail(str(err))
+    if not isinstance(data, dict):
+        fail(f"{summary}: not a run's summary.json (expected a JSON object)")
     path = write_card(data, out or summary.with_name("card.md"))
     typer.echo(str(path))
 

@@ -32,6 +32,19 @@ def _date(value: str | None, flag: str) -> date | None:
         raise typer.Exit(2) from None
 
 
+def _undecodable(inputs: list[Path]) -> str:
+    """``FILE:LINE: not UTF-8`` for the first plain input file that is not UTF-8 text."""
+    from secreason.evals.sources import utf8_problem
+
+    files = [f for p in inputs for f in ([p] if p.is_file() else sorted(p.rglob("*.json")))]
+    for path in files:
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return utf8_problem(path)
+    return "an input file is not UTF-8 text; save it as UTF-8"
+
+
 @build_app.command("cwe-prediction")
 def cwe_prediction(
     inputs: list[Path] = typer.Argument(
@@ -60,9 +73,20 @@ def cwe_prediction(
         raise typer.Exit(2)
     try:
         report = build(inputs, out, since=start, until=end, limit=limit, seed=seed)
+    except UnicodeDecodeError:
+        typer.echo(f"error: {_undecodable(inputs)}", err=True)
+        raise typer.Exit(2) from None
     except (FileNotFoundError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    if report.read == 0:
+        names = " ".join(str(p) for p in inputs)
+        typer.echo(
+            f"error: no record read from {names}; give NVD CVE JSON 2.0 feeds or GitHub "
+            "advisory (OSV) .json files, or folders holding them",
+            err=True,
+        )
+        raise typer.Exit(2)
     sys.stdout.write(json.dumps({**report.as_dict(), "out": str(out)}, indent=2) + "\n")
     typer.echo(
         f"kept {report.kept} of {report.read} records -> {out}\n"

@@ -6,10 +6,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from secreason.cli._errors import fail
+from secreason.cli._errors import fail, jsonl_problem, port_problem
+
+
+def _json_file(path: Path) -> Any:
+    """A JSON file's content; a broken one is a ValueError naming ``FILE:LINE``."""
+    from secreason.evals.sources import utf8_problem
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ValueError(utf8_problem(path)) from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +41,9 @@ def register(app: typer.Typer) -> None:
 
         if format_ not in ("verl", "openrlhf"):
             fail(f"--format {format_!r}: expected verl or openrlhf")
+        problem = jsonl_problem(source)
+        if problem:
+            fail(problem)
         try:
             splits = read_rl_rows(source)
             if format_ == "verl":
@@ -60,6 +76,9 @@ def register(app: typer.Typer) -> None:
 
         if task is not None and task not in task_names():
             fail(f"--task {task!r}: expected one of {', '.join(task_names())}")
+        problem = port_problem(host, port)
+        if problem:
+            fail(problem)
         settings = RewardServerSettings.with_env_keys(
             host=host,
             port=port,
@@ -96,6 +115,8 @@ def register(app: typer.Typer) -> None:
         from secreason.export.template import TemplateError
 
         targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
+        if out.exists() and not out.is_dir():
+            fail(f"--out {out}: a file, not a folder; give a folder to write into")
         prompt = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
         try:
             summary = export_model(
@@ -130,7 +151,7 @@ def register(app: typer.Typer) -> None:
             fail(f"{model_dir}: not a folder")
         try:
             reports = load_reports(eval_run or [])
-            summary = json.loads(data_summary.read_text(encoding="utf-8")) if data_summary else None
+            summary = _json_file(data_summary) if data_summary else None
         except (ValueError, FileNotFoundError) as err:
             fail(str(err))
         text = render_card(model_dir, name=name, reports=reports, data_summary=summary)

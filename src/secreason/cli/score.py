@@ -110,9 +110,11 @@ def score(
         raise typer.Exit(2) from None
 
     if str(predictions) != "-" and not predictions.is_file():
-        typer.echo(f"error: {predictions} does not exist", err=True)
+        what = "is a folder, not a JSONL file" if predictions.is_dir() else "does not exist"
+        typer.echo(f"error: {predictions} {what}", err=True)
         raise typer.Exit(2)
-    source = sys.stdin if str(predictions) == "-" else predictions.open(encoding="utf-8")
+    # utf-8-sig: a byte-order mark (Windows editors) is not part of the first line
+    source = sys.stdin if str(predictions) == "-" else predictions.open(encoding="utf-8-sig")
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     scores = []
     errors = 0

@@ -46,14 +46,15 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve a model behind an OpenAI-compatible API with a system prompt and a guard."""
-        from secreason.cli._errors import model_problem
+        from secreason.cli._errors import model_problem, port_problem
         from secreason.serve.config import ConfigError, load_config
 
         overrides: dict[str, Any] = {}
         for item in set_ or []:
             key, sep, value = item.partition("=")
             if not sep:
-                raise typer.BadParameter(f"--set {item!r}: expected dotted.key=value")
+                typer.echo(f"error: --set {item!r}: expected dotted.key=value", err=True)
+                raise typer.Exit(2)
             overrides[key.strip()] = value
         flags = {
             "model.path": model,
@@ -77,6 +78,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         problem = model_problem(settings.model.path) if settings.model.path else None
         if problem and not settings.model.upstream:
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(2)
+        problem = port_problem(settings.host, settings.port)
+        if problem:
             typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(2)
         from secreason.serve.server import run

@@ -13,7 +13,7 @@ def _overrides(recipe: Path, positional: list[str] | None, set_: list[str]) -> l
 
     The file and the pairs are read here first, before TRL is imported (seconds), so a
     mistake in them is reported at once."""
-    from secreason.cli._errors import fail, model_problem
+    from secreason.cli._errors import fail, jsonl_problem, model_problem
     from secreason.configfile import ConfigFileError, parse_set, read_yaml
 
     if positional:
@@ -31,6 +31,10 @@ def _overrides(recipe: Path, positional: list[str] | None, set_: list[str]) -> l
     problem = model_problem(model) if isinstance(model, str) and model else None
     if problem:
         fail(f"{recipe}: {problem}")
+    for field in ("dataset_path", "eval_dataset_path"):
+        value = data.get(field)
+        if isinstance(value, str) and value and (problem := jsonl_problem(Path(value))):
+            fail(f"{recipe}: {field}: {problem}")
     return pairs
 
 

@@ -78,6 +78,12 @@ def local_file(source: str | Path, names: str | Sequence[str]) -> Path | None:
 def utf8_problem(path: str | Path) -> str:
     """``FILE:LINE: not UTF-8 ...`` for the first line of ``path`` that fails to decode."""
     with open(path, "rb") as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return (
+                f"{path}: UTF-16 text; save it as UTF-8, e.g. "
+                f"iconv -f utf-16 -t utf-8 {path} > fixed"
+            )
+        handle.seek(0)
         for number, raw in enumerate(handle, 1):
             try:
                 raw.decode("utf-8")
