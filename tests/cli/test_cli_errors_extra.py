@@ -134,6 +134,18 @@ TABLE = [
         ["trunc.jsonl:2"],
         2,
     ),
+    (
+        "data-teacher-list-line",
+        ["data", "teacher", "nonobj.jsonl", "--out", "t.jsonl"],
+        ["nonobj.jsonl:1", "not an object"],
+        2,
+    ),
+    (
+        "data-dedup-truncated",
+        ["data", "dedup", "trunc.jsonl", "--out", "d.jsonl"],
+        ["trunc.jsonl:2", "not valid JSON"],
+        2,
+    ),
     ("data-card-not-json", ["data", "card", "nonobj.jsonl"], ["nonobj.jsonl:2", "JSON"], 2),
     # sft / rl (all refused before TRL is imported)
     (
@@ -189,6 +201,7 @@ TABLE = [
     ("serve-port-by-set", ["serve", "--model", "m", "--set", "port=99999"], ["99999"], 2),
     ("serve-port-not-a-number", ["serve", "--model", "m", "--set", "port=abc"], ["abc"], 2),
     ("serve-set-no-equals", ["serve", "--model", "m", "--set", "nonsense"], ["nonsense"], 2),
+    ("serve-unknown-host", ["serve", "--model", "m", "--host", "999.1.1.1"], ["--host"], 2),
     ("serve-model-is-a-file", ["serve", "--model", "afile"], ["afile", "not a folder"], 2),
     ("serve-config-list", ["serve", "--config", "list.yaml"], ["list.yaml", "mapping"], 2),
     ("reward-server-port", ["reward-server", "--port", "70000"], ["70000", "1-65535"], 2),

@@ -116,6 +116,8 @@ def port_problem(host: str, port: int) -> str | None:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
+    except socket.gaierror as error:
+        return f"--host {host}: not an address of this machine ({error.strerror})"
     except OSError as error:
         return f"{host}:{port}: cannot listen ({error.strerror}); choose another --port"
     return None

@@ -31,6 +31,17 @@ def _recipe(
         fail(str(err))
 
 
+def _checked(items: Path) -> Path:
+    """``items`` after a line-by-line look (each line a JSON object), so that a bad
+    line is reported as ``FILE:LINE`` rather than as an error deep in a step."""
+    from secreason.cli._errors import fail, jsonl_problem
+
+    problem = jsonl_problem(items)
+    if problem:
+        fail(problem)
+    return items
+
+
 @data_app.command("run")
 def run(
     recipe: Path = typer.Argument(..., help="Data recipe YAML (see recipes/data/)."),
@@ -124,7 +135,9 @@ def teacher(
     from secreason.data.teacher import run_teacher
 
     cfg = _recipe(recipe, None, set_).teacher
-    samples = [s for s in read_samples(items) if split == "all" or s.meta.get("split") == split]
+    samples = [
+        s for s in read_samples(_checked(items)) if split == "all" or s.meta.get("split") == split
+    ]
     report = run_teacher(samples, out, config=cfg, template=cfg.kind == "template")
     typer.echo(json.dumps({**report.counts, "total": report.total, "adds_up": report.adds_up()}))
     if not report.adds_up():
@@ -145,7 +158,7 @@ def dedup_cmd(
     from secreason.data.pipeline import item_content
     from secreason.data.store import read_samples, write_samples
 
-    samples = read_samples(items)
+    samples = read_samples(_checked(items))
     keep, rep = dedup(
         [s.id for s in samples],
         [item_content(s) for s in samples],
@@ -183,7 +196,7 @@ def decontaminate_cmd(
     from secreason.data.pipeline import prompt_text
     from secreason.data.store import read_samples, write_samples
 
-    samples = read_samples(items)
+    samples = read_samples(_checked(items))
     from secreason.data.pipeline import kb_texts
 
     index = ContaminationIndex(
