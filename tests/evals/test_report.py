@@ -258,3 +258,29 @@ def test_chart_prints_each_score_so_a_zero_is_seen_as_measured() -> None:
     texts = [t.get_text() for t in ax.texts]
     plt.close(fig)
     assert "0.00" in texts and "n/a" in texts  # a measured 0 vs no number at all
+
+
+@pytest.mark.parametrize(
+    ("mean", "ci", "n_items", "note"),
+    [
+        (0.0, [0.0, 0.0], 20, "[0, 0.168] for n = 20"),  # all wrong: exact bound named
+        (1.0, [1.0, 1.0], 20, "for n = 20"),  # all right: the same caveat
+        (0.5, [0.3, 0.7], 20, None),  # a real interval: no note
+        (0.5, [0.5, 0.5], 20, None),  # zero width but not a 0/1 rate (one trial's mean)
+        (0.0, None, None, None),  # no interval at all: nothing to explain
+    ],
+)
+def test_a_zero_width_interval_is_explained(
+    mean: float, ci: list[float] | None, n_items: int | None, note: str | None
+) -> None:
+    report = build_report([result()], {"model": "m"})
+    for stats in report["benchmarks"][0]["protocols"].values():
+        for stat in stats.values():
+            if isinstance(stat, dict) and stat.get("ci"):
+                stat["ci"] = [0.2, 0.8]  # every other interval has width
+        stats[report["benchmarks"][0]["headline"]].update(mean=mean, ci=ci, n_items=n_items)
+    text = markdown(report)
+    if note is None:
+        assert "bootstrap cannot reach past the sample" not in text
+    else:
+        assert "bootstrap cannot reach past the sample" in text and note in text

@@ -208,9 +208,33 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {fmt(first.get('truncated_rate'), trials)} "
                 f"| {fmt(first.get('unclosed_rate'), trials)} | {n} | {trials} |"
             )
+    lines += _flat_note(report)
     lines += dedup_lines(report)  # evals.report_dedup: full and de-duplicated side by side
     lines += _published(report)
     return "\n".join(lines) + "\n"
+
+
+def _flat_note(report: dict[str, Any]) -> list[str]:
+    """A note when a rate's interval has no width: every item scored the same."""
+    sizes = []
+    for bench in report["benchmarks"]:
+        for stats in bench["protocols"].values():
+            for metric in [*shown_metrics(bench), *RATES]:
+                stat = stats.get(metric) or {}
+                ci, mean = stat.get("ci"), stat.get("mean")
+                if ci and ci[0] == ci[1] and mean in (0.0, 1.0) and stat.get("n_items"):
+                    sizes.append(int(stat["n_items"]))
+    if not sizes:
+        return []
+    n = min(sizes)
+    bound = 1 - 0.025 ** (1 / n)
+    return [
+        "",
+        "An interval such as [0.000, 0.000] means every item scored the same: the "
+        "bootstrap cannot reach past the sample. With all of n items wrong, the exact "
+        f"(Clopper-Pearson) 95% interval is [0, {bound:.3f}] for n = {n} "
+        f"(all right: [{1 - bound:.3f}, 1]).",
+    ]
 
 
 def published_models(report: dict[str, Any]) -> list[str]:
