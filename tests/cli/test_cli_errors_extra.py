@@ -65,6 +65,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "mix.yaml").write_text("mix:\n  seed: 1\n")
     (root / "mix-typo.yaml").write_text("mix:\n  seedd: 1\n")
     (root / "afile").write_text("")
+    (root / "badrun").mkdir()
+    (root / "badrun" / "report.json").write_text("[1]")
     (root / "model").mkdir()
     (root / "model" / "config.json").write_text("{}")
     (root / "model_noconfig").mkdir()
@@ -216,6 +218,12 @@ TABLE = [
         "card-summary-utf16",
         ["card", "model", "--data-summary", "utf16.jsonl"],
         ["utf16.jsonl", "UTF-16"],
+        2,
+    ),
+    (
+        "card-report-a-list",
+        ["card", "model", "--eval", "badrun"],
+        ["badrun/report.json", "report"],
         2,
     ),
     ("build-binary", [*BUILD, "binary.jsonl", *SINCE], ["binary.jsonl:1", "UTF-8"], 2),

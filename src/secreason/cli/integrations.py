@@ -25,6 +25,20 @@ def _json_file(path: Path) -> Any:
         raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
 
 
+def _check_reports(runs: list[Path]) -> None:
+    """Each ``--eval`` run's report.json is readable JSON holding an object (else fail)."""
+    for run in runs:
+        path = run / "report.json" if run.is_dir() else run
+        if not path.is_file():
+            continue  # load_reports says how to make one
+        try:
+            report = _json_file(path)
+        except ValueError as err:
+            fail(str(err))
+        if not isinstance(report, dict):
+            fail(f"{path}: not a `secreason eval` report (expected a JSON object)")
+
+
 def register(app: typer.Typer) -> None:
     from secreason.cli.data import data_app
 
@@ -117,6 +131,7 @@ def register(app: typer.Typer) -> None:
         targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
         if out.exists() and not out.is_dir():
             fail(f"--out {out}: a file, not a folder; give a folder to write into")
+        _check_reports(eval_run or [])
         prompt = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
         try:
             summary = export_model(
@@ -149,6 +164,7 @@ def register(app: typer.Typer) -> None:
 
         if not model_dir.is_dir():
             fail(f"{model_dir}: not a folder")
+        _check_reports(eval_run or [])
         try:
             reports = load_reports(eval_run or [])
             summary = _json_file(data_summary) if data_summary else None
