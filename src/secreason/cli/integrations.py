@@ -22,7 +22,7 @@ def _json_file(path: Path) -> Any:
     except UnicodeDecodeError:
         raise ValueError(utf8_problem(path)) from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+        raise ValueError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
 
 
 def _check_reports(runs: list[Path]) -> None:
