@@ -176,6 +176,12 @@ TABLE = [
     ),
     ("rl-binary-recipe", ["rl", "binary.yaml"], ["binary.yaml:1", "UTF-8"], 2),
     ("rl-scalar-recipe", ["rl", "scalar.yaml"], ["scalar.yaml", "mapping"], 2),
+    (
+        "sft-set-wrong-type",
+        ["sft", "ok.yaml", "--set", "max_steps=abc"],
+        ["max_steps: expected an integer, got 'abc'"],
+        1,
+    ),
     ("rl-set-without-equals", ["rl", "ok.yaml", "--set", "max_steps"], ["max_steps", "="], 2),
     # eval
     ("eval-negative-limit", ["eval", "ctibench-mcq", "--limit", "-1"], ["--limit"], 2),

@@ -50,8 +50,12 @@ def test_overrides_win_and_are_read_as_yaml(tmp_path: Path) -> None:
             [],
             r"recipe.yaml:2: unknown field 'learnig_rate'.*did you mean 'learning_rate'",
         ),
-        ("model_name_or_path: m\nbf16: 3\n", [], r"recipe.yaml:2: field 'bf16' expects"),
-        ("model_name_or_path: m\nmax_steps: many\n", [], r"recipe.yaml:2: field 'max_steps'"),
+        ("model_name_or_path: m\nbf16: 3\n", [], r"recipe.yaml:2: bf16: expected true or false"),
+        (
+            "model_name_or_path: m\nmax_steps: many\n",
+            [],
+            r"recipe.yaml:2: max_steps: expected an integer, got 'many'",
+        ),
         (
             "model_name_or_path: m\n",
             ["num_generatons=4"],

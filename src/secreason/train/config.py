@@ -215,6 +215,29 @@ def _coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _described(annotation: Any) -> str:
+    """A field's type in words (``an integer``), not Python's ``<class 'int'>``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [a for a in typing.get_args(annotation) if a is not type(None)]
+        words = " or ".join(_described(a) for a in parts)
+        return f"{words} (or null)" if len(parts) < len(typing.get_args(annotation)) else words
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        return "a list"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of " + ", ".join(repr(m.value) for m in annotation)
+    if annotation in _WORDS:
+        return _WORDS[annotation]
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def recipe_fields(cls: type) -> dict[str, Any]:
     """The settable fields of a recipe class and their resolved annotations."""
     hints = typing.get_type_hints(cls)
@@ -246,8 +269,7 @@ def build_recipe(
             raise RecipeError(f"{where(key)}: unknown field {key!r} for {cls.__name__}{hint}")
         if not _matches(value, known[key]):
             raise RecipeError(
-                f"{where(key)}: field {key!r} expects {known[key]}, got {value!r} "
-                f"({type(value).__name__})"
+                f"{where(key)}: {key}: expected {_described(known[key])}, got {value!r}"
             )
     if not data.get("model_name_or_path"):
         raise RecipeError(f"{source}: field 'model_name_or_path' is required")
