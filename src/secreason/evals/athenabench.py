@@ -61,11 +61,11 @@ from secreason.evals.athenabench_rules import (
     technique,
     vsp,
 )
-from secreason.evals.base import Benchmark, ItemResult
+from secreason.evals.base import ItemResult
 from secreason.evals.choice import accuracy_by
 from secreason.evals.choice_measures import choice_measures
-from secreason.evals.fewshot import with_fewshot
-from secreason.evals.shuffle import orders, shuffle_measures, shuffled
+from secreason.evals.row_prompt import ChoiceVariants, RowPromptBenchmark
+from secreason.evals.shuffle import shuffle_measures
 from secreason.evals.sources import Row, limited, local_file, read_jsonl
 from secreason.tasks.actor import ThreatActorAttribution
 from secreason.tasks.attack import TechniqueExtraction
@@ -74,7 +74,7 @@ from secreason.tasks.mcq import MCQ
 from secreason.tasks.mitigation import athena_freeform
 
 
-class AthenaBenchTask(Benchmark):
+class AthenaBenchTask(RowPromptBenchmark):
     """One AthenaBench file: JSONL loader, the row's prompt, both protocols."""
 
     file = ""
@@ -82,17 +82,8 @@ class AthenaBenchTask(Benchmark):
     sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=2048, seed=42)
 
     def __init__(self) -> None:
-        self._task: Task | None = None
+        super().__init__()
         self.folder: Path | None = None
-
-    @property
-    def task(self) -> Task:
-        if self._task is None:
-            self._task = self.make_task()
-        return self._task
-
-    def make_task(self) -> Task:  # pragma: no cover - every subclass sets one
-        raise NotImplementedError
 
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
         names = [self.file, f"benchmark/{self.file}", f"benchmark-mini/{self.file}"]
@@ -129,25 +120,11 @@ class AthenaBenchTask(Benchmark):
         return out
 
 
-class AthenaMCQ(AthenaBenchTask):
+class AthenaMCQ(ChoiceVariants, AthenaBenchTask):
     name = "athenabench-mcq"
     file = "athena-cti-mcq-3k.jsonl"
     columns = ("question", "source_type", "url")
-
-    def __init__(
-        self, *, shuffle: int = 1, shuffle_seed: int = 0, fewshot: int = 0, fewshot_seed: int = 0
-    ) -> None:
-        super().__init__()
-        self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
-        self.fewshot, self.fewshot_seed = int(fewshot), int(fewshot_seed)
-        orders(5, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
-        with_fewshot([], self.fewshot)
-
-    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
-        samples = super().load(source, None if self.fewshot else limit)
-        if self.fewshot:  # examples from the whole file, whatever --limit keeps
-            samples = limited(with_fewshot(samples, self.fewshot, seed=self.fewshot_seed), limit)
-        return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
+    option_count = 5
 
     def make_task(self) -> Task:
         read = line_reader(r"\b([A-E])\b", str.upper)

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from secreason.backends.base import SamplingParams
-from secreason.evals.base import Benchmark, ItemResult, Reference
+from secreason.evals.base import ItemResult, Reference
 from secreason.evals.choice_measures import choice_measures
-from secreason.evals.fewshot import with_fewshot
-from secreason.evals.shuffle import orders, shuffle_measures, shuffled
+from secreason.evals.row_prompt import ChoiceVariants, RowPromptBenchmark
+from secreason.evals.shuffle import shuffle_measures
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
 from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
 from secreason.tasks.mcq import MCQ
@@ -64,7 +64,7 @@ def _final_line(payload: str) -> str:
     )
 
 
-class CTIBenchTask(Benchmark):
+class CTIBenchTask(RowPromptBenchmark):
     """One CTIBench task file: the shared TSV loader and the official decoding."""
 
     file: str = ""
@@ -73,14 +73,8 @@ class CTIBenchTask(Benchmark):
     sampling = OFFICIAL_SAMPLING
 
     def __init__(self) -> None:
+        super().__init__()
         self.default_source = HUB_ID
-        self._task: Task | None = None
-
-    @property
-    def task(self) -> Task:
-        if self._task is None:
-            self._task = self.make_task()
-        return self._task
 
     def make_task(self) -> Task:
         return get_task(self.task_name)
@@ -127,27 +121,12 @@ class CTIBenchTask(Benchmark):
 # ----------------------------------------------------------------------- MCQ
 
 
-class CTIBenchMCQ(CTIBenchTask):
+class CTIBenchMCQ(ChoiceVariants, CTIBenchTask):
     name = "ctibench-mcq"
     file = "cti-mcq.tsv"
     task_name = "mcq"
     strict_instruction = _final_line("<letter>")
     references = (Reference(PAPER_MODEL, "accuracy", 0.691),)
-
-    def __init__(
-        self, *, shuffle: int = 1, shuffle_seed: int = 0, fewshot: int = 0, fewshot_seed: int = 0
-    ) -> None:
-        super().__init__()
-        self.shuffle, self.shuffle_seed = int(shuffle), int(shuffle_seed)
-        self.fewshot, self.fewshot_seed = int(fewshot), int(fewshot_seed)
-        orders(4, self.shuffle, 0, 0)  # a bad count fails here, before any model loads
-        with_fewshot([], self.fewshot)
-
-    def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
-        samples = super().load(source, None if self.fewshot else limit)
-        if self.fewshot:  # examples from the whole file, whatever --limit keeps
-            samples = limited(with_fewshot(samples, self.fewshot, seed=self.fewshot_seed), limit)
-        return shuffled(samples, self.shuffle, self.shuffle_seed) if self.shuffle > 1 else samples
 
     def make_task(self) -> Task:
         return MCQ()  # its official rule is CTIBench's

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from secreason.tasks.base import (
     Extraction,
@@ -54,10 +54,14 @@ def _canonical(ids: frozenset[str], collapse: bool) -> frozenset[str]:
     return frozenset(i.split(".", 1)[0] for i in ids) if collapse else ids
 
 
+def _technique_ids(text: str) -> frozenset[str]:
+    return frozenset(f"T{main}{sub or ''}" for main, sub in _ID.findall(text))
+
+
 @functools.lru_cache(maxsize=4096)
 def technique_set(reference: str) -> frozenset[str]:
     """The ids of a gold label (``"T1071, T1573"``); ValueError when it has none."""
-    ids = frozenset(f"T{main}{sub or ''}" for main, sub in _ID.findall(reference))
+    ids = _technique_ids(reference)
     if not ids:
         raise ValueError(f"reference {reference[:60]!r} holds no ATT&CK technique id")
     return ids
@@ -83,6 +87,38 @@ def set_metrics(pred: frozenset[str], gold: frozenset[str]) -> dict[str, float]:
     }
 
 
+def strict_ids(
+    answer_text: str, read: Callable[[str], frozenset[str]], kind: str, max_ids: int
+) -> Extraction:
+    """The id set on the strict ``Answer:`` line: invalid with none or more than ``max_ids``."""
+    got = strict_answer(answer_text)
+    if not got.ok:
+        return got
+    ids = read(str(got.value))
+    if not ids:
+        return Extraction(None, f"no {kind} id in {str(got.value)[:40]!r}")
+    if len(ids) > max_ids:
+        return Extraction(None, f"{len(ids)} {kind} ids named; at most {max_ids}")
+    return Extraction(ids)
+
+
+def set_score(pred: frozenset[str] | None, gold: frozenset[str], error: str | None) -> Score:
+    """F1 of an id set against the gold (``correct`` only when equal); ``None`` is invalid."""
+    if pred is None:
+        details: dict[str, object] = {"error": error}
+        details.update(set_metrics(frozenset(), gold))
+        return Score(0.0, "invalid", details)
+    metrics = set_metrics(pred, gold)
+    status: ScoreStatus = "correct" if pred == gold else "incorrect"
+    return Score(metrics["f1"], status, dict(metrics))
+
+
+def pooled_counts(scores: Sequence[Score]) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives summed over the items."""
+    tp, fp, fn = (sum(int(s.details.get(k, 0)) for s in scores) for k in ("tp", "fp", "fn"))
+    return tp, fp, fn
+
+
 @register
 class TechniqueExtraction(Task):
     """ATT&CK technique set extraction; see the module docstring."""
@@ -101,15 +137,7 @@ class TechniqueExtraction(Task):
     def extract(self, answer_text: str, protocol: Protocol = "strict") -> Extraction:
         if protocol == "official":
             return self._official(answer_text)
-        got = strict_answer(answer_text)
-        if not got.ok:
-            return got
-        ids = frozenset(f"T{main}{sub or ''}" for main, sub in _ID.findall(str(got.value)))
-        if not ids:
-            return Extraction(None, f"no technique id in {str(got.value)[:40]!r}")
-        if len(ids) > self.max_ids:
-            return Extraction(None, f"{len(ids)} technique ids named; at most {self.max_ids}")
-        return Extraction(ids)
+        return strict_ids(answer_text, _technique_ids, "technique", self.max_ids)
 
     @staticmethod
     def _official(answer_text: str) -> Extraction:
@@ -125,23 +153,15 @@ class TechniqueExtraction(Task):
 
     def score(self, extracted: Extraction, reference: str) -> Score:
         gold = _canonical(technique_set(reference), self.collapse)
-        if not extracted.ok:
-            details: dict[str, object] = {"error": extracted.error}
-            details.update(set_metrics(frozenset(), gold))
-            return Score(0.0, "invalid", details)
-        pred = _canonical(frozenset(extracted.value), self.collapse)
-        metrics = set_metrics(pred, gold)
-        status: ScoreStatus = "correct" if pred == gold else "incorrect"
-        return Score(metrics["f1"], status, dict(metrics))
+        pred = _canonical(frozenset(extracted.value), self.collapse) if extracted.ok else None
+        return set_score(pred, gold, extracted.error)
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         """Micro-F1 over pooled counts, macro-F1, mean Jaccard, exact-set accuracy."""
         out = super().aggregate(scores)
         if not scores:
             return out
-        tp = sum(int(s.details.get("tp", 0)) for s in scores)
-        fp = sum(int(s.details.get("fp", 0)) for s in scores)
-        fn = sum(int(s.details.get("fn", 0)) for s in scores)
+        tp, fp, fn = pooled_counts(scores)
         out["micro_precision"] = tp / (tp + fp) if tp + fp else 0.0
         out["micro_recall"] = tp / (tp + fn) if tp + fn else 0.0
         out["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0

@@ -27,17 +27,15 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from secreason.tasks.attack import set_metrics
+from secreason.tasks.attack import pooled_counts, set_score, strict_ids
 from secreason.tasks.base import (
     Extraction,
     Message,
     Protocol,
     Sample,
     Score,
-    ScoreStatus,
     Task,
     register,
-    strict_answer,
 )
 
 if TYPE_CHECKING:
@@ -83,9 +81,13 @@ def athena_freeform(value: str) -> str:
     return re.sub(r"\s+", " ", value.strip().strip("\"'"))
 
 
+def _mitigation_ids(text: str) -> frozenset[str]:
+    return frozenset(f"M{n}" for n in _ID.findall(text))
+
+
 def mitigation_set(reference: str) -> frozenset[str]:
     """The ids of a gold label (``"M1021, M1038"``); ValueError when it has none."""
-    ids = frozenset(f"M{n}" for n in _ID.findall(reference))
+    ids = _mitigation_ids(reference)
     if not ids:
         raise ValueError(f"reference {reference[:60]!r} holds no ATT&CK mitigation id")
     return ids
@@ -115,35 +117,18 @@ class MitigationRecommendation(Task):
             if not found:
                 return Extraction(None, "no M#### id on the last answer line")
             return Extraction(found)
-        got = strict_answer(answer_text)
-        if not got.ok:
-            return got
-        ids = frozenset(f"M{n}" for n in _ID.findall(str(got.value)))
-        if not ids:
-            return Extraction(None, f"no mitigation id in {str(got.value)[:40]!r}")
-        if len(ids) > self.max_ids:
-            return Extraction(None, f"{len(ids)} mitigation ids named; at most {self.max_ids}")
-        return Extraction(ids)
+        return strict_ids(answer_text, _mitigation_ids, "mitigation", self.max_ids)
 
     def score(self, extracted: Extraction, reference: str) -> Score:
-        gold = mitigation_set(reference)
-        if not extracted.ok:
-            details: dict[str, object] = {"error": extracted.error}
-            details.update(set_metrics(frozenset(), gold))
-            return Score(0.0, "invalid", details)
-        pred = frozenset(extracted.value)
-        metrics = set_metrics(pred, gold)
-        status: ScoreStatus = "correct" if pred == gold else "incorrect"
-        return Score(metrics["f1"], status, dict(metrics))
+        pred = frozenset(extracted.value) if extracted.ok else None
+        return set_score(pred, mitigation_set(reference), extracted.error)
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         """Mean per-item F1 (AthenaBench's figure), micro-F1 and exact-set accuracy."""
         out = super().aggregate(scores)
         if not scores:
             return out
-        tp = sum(int(s.details.get("tp", 0)) for s in scores)
-        fp = sum(int(s.details.get("fp", 0)) for s in scores)
-        fn = sum(int(s.details.get("fn", 0)) for s in scores)
+        tp, fp, fn = pooled_counts(scores)
         out["f1"] = out["mean"]
         out["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
         return out
