@@ -40,22 +40,21 @@ def free_port() -> int:
 @contextmanager
 def running_server(mode: str = "echo", delay: float = 0.0, fail_times: int = 0) -> Iterator[str]:
     """Start the server in a subprocess; yield its base URL; stop it."""
+    script = str(Path(__file__).resolve())
+    options = ["--mode", mode, "--delay", str(delay), "--fail-times", str(fail_times)]
+    with script_server(script, options, probe="/stats", name="fixture server") as base:
+        yield base
+
+
+@contextmanager
+def script_server(script: str, options: list[str], *, probe: str, name: str) -> Iterator[str]:
+    """Run ``script --port P *options`` as a loopback server; wait until ``GET probe``
+    answers 200; yield its ``/v1`` base URL; stop it (terminate, then kill)."""
     import httpx
 
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--port",
-            str(port),
-            "--mode",
-            mode,
-            "--delay",
-            str(delay),
-            "--fail-times",
-            str(fail_times),
-        ],
+        [sys.executable, script, "--port", str(port), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -64,14 +63,14 @@ def running_server(mode: str = "echo", delay: float = 0.0, fail_times: int = 0) 
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"fixture server died: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"{name} died: {process.stderr.read().decode()}")  # type: ignore[union-attr]
             try:
-                if httpx.get(f"{base}/stats", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{probe}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("fixture server did not start in 60 s")
+                raise RuntimeError(f"{name} did not start in 60 s")
             time.sleep(0.1)
         yield f"{base}/v1"
     finally:

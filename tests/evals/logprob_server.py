@@ -13,9 +13,7 @@ server without the feature). ``GET /last`` returns the last request body.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
-from openai_fixture_server import free_port  # noqa: E402
+from openai_fixture_server import script_server  # noqa: E402
 
 
 def winner(user: str) -> str:
@@ -79,37 +77,9 @@ def build_app(mode: str) -> Any:
 @contextmanager
 def logprob_server(mode: str = "logprobs") -> Iterator[str]:
     """Start the server in a subprocess; yield its ``/v1`` base URL; stop it."""
-    import httpx
-
-    port = free_port()
     script = str(Path(__file__).resolve())
-    process = subprocess.Popen(
-        [sys.executable, script, "--port", str(port), "--mode", mode],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"logprob server died: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}/last", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("logprob server did not start in 60 s")
-            time.sleep(0.1)
-        yield f"{base}/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with script_server(script, ["--mode", mode], probe="/last", name="logprob server") as base:
+        yield base
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from secreason.configfile import line_of
 from secreason.serve.guard import CATEGORIES, OnError
 from secreason.serve.system_prompt import DEFAULT_SYSTEM_PROMPT, SYSTEM_PROMPT_VERSION, Mode
 
@@ -201,22 +202,6 @@ def _build(cls: Any, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def _line_of(node: yaml.Node, dotted: str) -> int | None:
-    """Line (1-based) of a dotted key in a composed YAML tree, for error messages."""
-    parts = [p.split("[")[0] for p in dotted.split(".")]
-    line = None
-    for part in parts:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key_node, value_node in node.value:
-            if key_node.value == part:
-                line, node = key_node.start_mark.line + 1, value_node
-                break
-        else:
-            break
-    return line
-
-
 def validate(config: ServeConfig) -> None:
     unknown = sorted(set(config.guard.allow_categories) - set(CATEGORIES))
     if unknown:
@@ -287,7 +272,7 @@ def load_config(
         validate(config)
     except ConfigError as error:
         field_name = str(error).split(":")[0]
-        line = _line_of(tree, field_name) if tree is not None else None
+        line = line_of(tree, field_name)
         prefix = f"{path}:{line}: " if line else (f"{path}: " if path else "")
         raise ConfigError(prefix + str(error)) from None
     prompt = config.system_prompt
