@@ -211,6 +211,18 @@ TABLE = [
     ("serve-set-no-equals", ["serve", "--model", "m", "--set", "nonsense"], ["nonsense"], 2),
     ("serve-unknown-host", ["serve", "--model", "m", "--host", "999.1.1.1"], ["--host"], 2),
     ("serve-model-is-a-file", ["serve", "--model", "afile"], ["afile", "not a folder"], 2),
+    (
+        "serve-system-prompt-folder",
+        ["serve", "--model", "model", "--system-prompt", "dir.yaml"],
+        ["system prompt dir.yaml", "a folder", "text file"],
+        1,
+    ),
+    (
+        "serve-system-prompt-missing",
+        ["serve", "--model", "model", "--system-prompt", "nothere.txt"],
+        ["system prompt nothere.txt", "no such file"],
+        1,
+    ),
     ("serve-config-list", ["serve", "--config", "list.yaml"], ["list.yaml", "mapping"], 2),
     ("reward-server-port", ["reward-server", "--port", "70000"], ["70000", "1-65535"], 2),
     # export / card / build-benchmark

@@ -73,8 +73,17 @@ def register(app: typer.Typer) -> None:
         overrides.update({k: v for k, v in flags.items() if v is not None})
         try:
             settings = load_config(config, overrides)
-        except (ConfigError, OSError) as error:
+        except ConfigError as error:
             typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as error:
+            # the prompt file (--system-prompt or system_prompt.file) is read here
+            name = error.filename or "the system prompt file"
+            if isinstance(error, IsADirectoryError):
+                what = "a folder, not a file; give a text file holding the system prompt"
+            else:
+                what = f"{(error.strerror or str(error)).lower()}; check the path"
+            typer.echo(f"error: system prompt {name}: {what}", err=True)
             raise typer.Exit(2) from None
         problem = model_problem(settings.model.path) if settings.model.path else None
         if problem and not settings.model.upstream:
