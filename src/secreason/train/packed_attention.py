@@ -29,6 +29,12 @@ NAME = "sdpa_varlen"
 TORCH_VARLEN = "torch_varlen"
 
 
+def _packed_row(query: Any, key: Any, cu_seq_lens_q: Any) -> bool:
+    """One packed training row: sequence boundaries given, a batch of one, and no KV
+    cache in the way (as many keys as queries)."""
+    return cu_seq_lens_q is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2]
+
+
 def varlen_sdpa_forward(
     module: Any,
     query: Any,
@@ -47,12 +53,7 @@ def varlen_sdpa_forward(
 
     # A packed row comes with the block-diagonal mask transformers derives from the
     # restarting position ids; the per-sequence causal attention below is that mask.
-    packed = (
-        cu_seq_lens_q is not None
-        and query.shape[0] == 1
-        and query.shape[2] == key.shape[2]  # training: no KV cache in the way
-    )
-    if not packed:
+    if not _packed_row(query, key, cu_seq_lens_q):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
@@ -142,13 +143,7 @@ def torch_varlen_forward(
     **kwargs: Any,
 ) -> tuple[Any, None]:
     """One varlen kernel call for a packed row; ``sdpa_varlen`` for everything else."""
-    packed = (
-        cu_seq_lens_q is not None
-        and query.shape[0] == 1
-        and query.shape[2] == key.shape[2]
-        and query.is_cuda
-        and dropout == 0.0
-    )
+    packed = _packed_row(query, key, cu_seq_lens_q) and query.is_cuda and dropout == 0.0
     if not packed:
         return varlen_sdpa_forward(
             module,
