@@ -247,6 +247,18 @@ TABLE = [
     ("build-binary", [*BUILD, "binary.jsonl", *SINCE], ["binary.jsonl:1", "UTF-8"], 2),
     ("build-empty-folder", [*BUILD, "dir.jsonl", *SINCE], ["dir.jsonl", "no record"], 2),
     ("build-negative-limit", [*BUILD, "good.jsonl", *SINCE, "--limit", "-3"], ["--limit"], 2),
+    (
+        "build-out-under-a-file",
+        [*BUILD, "good.jsonl", "--out", "afile/x", "--since", "2024-01-01"],
+        ["--out afile/x", "afile is a file"],
+        1,
+    ),
+    (
+        "build-out-is-a-folder",
+        [*BUILD, "good.jsonl", "--out", "dir.yaml", "--since", "2024-01-01"],
+        ["--out dir.yaml", "a folder"],
+        1,
+    ),
     # usage
     ("unknown-command", ["evaluate"], ["evaluate"], 2),
     ("missing-argument", ["score"], ["task", "score --help"], 2),

@@ -45,6 +45,16 @@ def _undecodable(inputs: list[Path]) -> str:
     return "an input file is not UTF-8 text; save it as UTF-8"
 
 
+def _out_problem(out: Path) -> str | None:
+    """Why ``--out`` cannot be written (a folder, or under a file), known before reading."""
+    if out.is_dir():
+        return f"--out {out}: a folder; give the TSV file to write (e.g. {out}/cwe-prediction.tsv)"
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"--out {out}: {parent} is a file, not a folder; choose another --out path"
+    return None
+
+
 @build_app.command("cwe-prediction")
 def cwe_prediction(
     inputs: list[Path] = typer.Argument(
@@ -70,6 +80,10 @@ def cwe_prediction(
     assert start is not None
     if end is not None and end < start:
         typer.echo(f"error: --until {until} is before --since {since}", err=True)
+        raise typer.Exit(2)
+    problem = _out_problem(out)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
     try:
         report = build(inputs, out, since=start, until=end, limit=limit, seed=seed)
