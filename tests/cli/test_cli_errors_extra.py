@@ -204,6 +204,18 @@ TABLE = [
         ["afile", "not a folder"],
         3,
     ),
+    (
+        "eval-list-data-missing",
+        ["eval", "--list", "--data", "gone/ctibench/cti-mcq.tsv"],
+        ["--data gone/ctibench/cti-mcq.tsv", "no such file"],
+        1,
+    ),
+    (
+        "eval-list-data-missing-for-one",
+        ["eval", "--list", "--data", "ctibench-mcq=./gone.tsv"],
+        ["--data ./gone.tsv", "no such file or folder"],
+        1,
+    ),
     # serve / reward-server
     ("serve-port-out-of-range", ["serve", "--model", "m", "--port", "70000"], ["70000"], 2),
     ("serve-port-by-set", ["serve", "--model", "m", "--set", "port=99999"], ["99999"], 2),

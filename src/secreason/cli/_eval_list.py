@@ -18,6 +18,14 @@ def print_listing(data: str | dict[str, str] | None, limit: int | None = None) -
     from secreason.evals.registry import ALIASES, SUITES, benchmark_names, get_benchmark
     from secreason.evals.runner import Runner, RunSettings
 
+    missing = _missing_paths(data)
+    if missing:
+        from secreason.cli._errors import fail
+
+        fail(
+            f"--data {missing[0]}: no such file or folder; give a benchmark file, its folder "
+            "or a folder holding every benchmark's folder"
+        )
     settings = RunSettings(data=data, limit=limit)
     runner = Runner("unused", settings)
     lines: list[str] = ["benchmarks:"]
@@ -51,3 +59,25 @@ def _where(bench: Any, source: str | None) -> str:
     except (OSError, ValueError):
         path = None
     return str(path) if path is not None else str(source or bench.default_source)
+
+
+def _missing_paths(data: str | dict[str, str] | None) -> list[str]:
+    """The ``--data`` values that look like local paths but do not exist (hub ids pass)."""
+    from pathlib import Path
+
+    values = list(data.values()) if isinstance(data, dict) else [data] if data else []
+    missing = []
+    for value in values:
+        path = Path(value).expanduser()
+        if path.exists():
+            continue
+        first = path.parts[0] if path.parts else ""
+        local_looking = (
+            value.startswith((".", "/", "~"))
+            or value.count("/") > 1
+            or path.suffix in (".json", ".jsonl", ".tsv", ".csv", ".parquet", ".gz")
+            or (first != value and Path(first).is_dir())
+        )
+        if local_looking:
+            missing.append(value)
+    return missing
