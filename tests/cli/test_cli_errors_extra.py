@@ -216,6 +216,24 @@ TABLE = [
         ["--data ./gone.tsv", "no such file or folder"],
         1,
     ),
+    (
+        "eval-set-fixed-by-name",
+        ["eval", "cybermetric", "--set", "size=abc", "--predictions", "good.jsonl"],
+        ["cybermetric-2000", "size is set by the name", "eval --list"],
+        1,
+    ),
+    (
+        "eval-set-unknown-option",
+        ["eval", "ctibench-mcq", "--set", "size=5", "--predictions", "good.jsonl"],
+        ["ctibench-mcq", "no option 'size'", "fewshot"],
+        1,
+    ),
+    (
+        "eval-set-wrong-type",
+        ["eval", "cybermetric", "--set", "reask=abc", "--predictions", "good.jsonl"],
+        ["reask: expected an integer, got 'abc'"],
+        1,
+    ),
     # serve / reward-server
     ("serve-port-out-of-range", ["serve", "--model", "m", "--port", "70000"], ["70000"], 2),
     ("serve-port-by-set", ["serve", "--model", "m", "--set", "port=99999"], ["99999"], 2),

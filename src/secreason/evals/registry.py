@@ -119,10 +119,37 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
         factory = _FACTORIES[ALIASES.get(name, name)]
     except KeyError:
         raise KeyError(_unknown(name)) from None
+    _check_options(name, factory, options)
     try:
         return factory(**options)
     except TypeError as error:
         raise TypeError(f"benchmark {name!r}: bad option ({error})") from None
+
+
+def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None:
+    """Refuse an option the benchmark does not take (or fixes by its name), or a wrong type."""
+    import inspect
+
+    params = inspect.signature(factory).parameters
+    takes = ", ".join(p for p in params if not p.startswith("_")) or "none"
+    base = factory.func if isinstance(factory, partial) else factory
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key, value in options.items():
+        if key not in params and open_ended:
+            continue
+        if key not in params:
+            if key in inspect.signature(base).parameters:
+                raise TypeError(
+                    f"benchmark {name!r}: {key} is set by the name, not by --set; name the "
+                    "variant you want instead (see secreason eval --list)"
+                )
+            raise TypeError(f"benchmark {name!r} takes no option {key!r}; its options: {takes}")
+        default = params[key].default
+        if type(default) in (int, float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            kind = "an integer" if type(default) is int else "a number"
+            raise TypeError(f"benchmark {name!r}: {key}: expected {kind}, got {value!r}")
 
 
 def _unknown(name: str) -> str:
