@@ -104,6 +104,30 @@ TABLE = [
         2,
     ),
     ("score-set-without-equals", ["score", "cwe", "good.jsonl", "--set", "x"], ["'x'", "="], 2),
+    (
+        "score-aliases-binary",
+        ["score", "taa", "good.jsonl", "--aliases", "binary.jsonl"],
+        ["--aliases binary.jsonl:1", "UTF-8"],
+        1,
+    ),
+    (
+        "score-aliases-folder",
+        ["score", "taa", "good.jsonl", "--aliases", "dir.jsonl"],
+        ["--aliases dir.jsonl", "a folder"],
+        1,
+    ),
+    (
+        "score-related-missing",
+        ["score", "taa", "good.jsonl", "--related", "gone.json"],
+        ["--related gone.json", "no such file"],
+        1,
+    ),
+    (
+        "score-aliases-a-list",
+        ["score", "taa", "good.jsonl", "--aliases", "badrun/report.json"],
+        ["badrun/report.json", "expected an object"],
+        1,
+    ),
     # data
     ("data-run-folder", ["data", "run", "dir.yaml"], ["dir.yaml", "folder"], 2),
     ("data-run-list", ["data", "run", "list.yaml"], ["list.yaml", "mapping"], 2),

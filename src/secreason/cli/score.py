@@ -41,6 +41,21 @@ def _parse_option(raw: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def _map_file_problem(path: Path) -> str | None:
+    """Why a JSON name-map file cannot be read as text (missing, a folder, not UTF-8)."""
+    from secreason.evals.sources import utf8_problem
+
+    if path.is_dir():
+        return f"{path}: a folder, not a file; give a JSON file mapping a name to a list of names"
+    if not path.is_file():
+        return f"{path}: no such file; give a JSON file mapping a name to a list of names"
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return utf8_problem(path)
+    return None
+
+
 def _reference(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -103,10 +118,14 @@ def score(
         if task != "taa":
             _fail("--aliases/--related apply to the taa task only")
         options.update(aliases=aliases, related=related)
+        for flag, path in (("--aliases", aliases), ("--related", related)):
+            problem = _map_file_problem(path) if path is not None else None
+            if problem:
+                _fail(f"{flag} {problem}")
     try:
         scorer = get_task(task, **options)
     except (TypeError, ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: cannot build task {task!r} with {options}: {exc}", err=True)
+        typer.echo(f"error: task {task!r}: {exc}", err=True)
         raise typer.Exit(2) from None
 
     if str(predictions) != "-" and not predictions.is_file():
