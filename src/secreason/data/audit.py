@@ -142,16 +142,23 @@ def audit(
                 by_task.setdefault(s.task, []).append(s)
         for task, group in sorted(by_task.items()):
             rows.append(audit_split(task, split, group, shortcuts, cfg))
+    from secreason.data.consistency import split_leaks
+
+    leaks = split_leaks(splits)
     return {
-        "passed": all(r.passed for r in rows),
+        "passed": all(r.passed for r in rows) and not leaks,
         "config": asdict(cfg),
         "rows": [asdict(r) for r in rows],
+        "leaks": leaks,
     }
 
 
 def failure_message(report: dict[str, Any]) -> str:
     """What failed, with the offending items' ids and what the baseline matched."""
-    lines = ["shortcut audit failed: a no-model baseline answers from the prompt alone"]
+    lines = [
+        "shortcut audit failed: a no-model baseline answers from the prompt alone, "
+        "or a prompt leaks across splits"
+    ]
     for r in report["rows"]:
         if r["passed"]:
             continue
@@ -161,6 +168,13 @@ def failure_message(report: dict[str, Any]) -> str:
             f"{r['n']} items solved from the prompt"
         )
         lines += [f"    {e['id']}: {e['why']} -> {e['answer']}" for e in r["examples"]]
+        shown = {e["id"] for e in r["examples"]}
+        rest = [i for i in r.get("solved_ids", []) if i not in shown]
+        if rest:
+            more = f" (+{len(rest) - 200} more)" if len(rest) > 200 else ""
+            lines.append(f"    also solved: {', '.join(rest[:200])}{more}")
+    for leak in report.get("leaks", []):
+        lines.append(f"- {leak['task']}: {leak['kind']}: {', '.join(leak['ids'])}")
     return "\n".join(lines)
 
 

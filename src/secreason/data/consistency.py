@@ -17,7 +17,7 @@ Every decision is counted for the data card.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -113,3 +113,21 @@ def cross_split_near_duplicates(
         "heldout": len(heldout_texts),
         "threshold": config.threshold,
     }
+
+
+def split_leaks(splits: Mapping[str, Sequence[Sample]]) -> list[dict[str, Any]]:
+    """Prompts (normalised) that carry two golds, or sit in held-out and in a training
+    split: what ``one_gold_per_prompt`` removes, checked again on a finished run."""
+    groups: dict[tuple[str, str], list[tuple[str, Sample]]] = {}
+    for split, items in splits.items():
+        for s in items:
+            groups.setdefault(prompt_key(s), []).append((split, s))
+    leaks = []
+    for (task, _), group in groups.items():
+        golds = {s.reference for _, s in group}
+        names = {split for split, _ in group}
+        if len(golds) > 1 or ("heldout" in names and len(names) > 1):
+            kind = "one prompt, two golds" if len(golds) > 1 else "held-out prompt in training"
+            ids = sorted({f"{split}:{s.id}" for split, s in group})
+            leaks.append({"task": task, "kind": kind, "ids": ids})
+    return leaks

@@ -26,9 +26,25 @@ from dataclasses import dataclass
 from secreason.tasks.base import Sample
 
 _WORD = re.compile(r"[a-z0-9]+")
-_CWE_ID = re.compile(r"\bCWE[-_ ]?(\d+)\b", re.IGNORECASE)
-_TID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
-_METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A):([NALPHRUC])\b")
+# any dash, space or colon between "CWE" and the number (CWE-79, cwe 79, CWE\u201179, CWE: 79)
+_CWE_ID = re.compile(r"\bCWE[\W_]{0,3}(\d+)\b", re.IGNORECASE)
+_TID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b", re.IGNORECASE)
+_METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A)\s*:\s*([NALPHRUC])\b", re.IGNORECASE)
+# the specification's metric and value names ("Attack Vector: Physical"), CVSS v3.x
+_METRIC_NAMES = {
+    "AV": (
+        "attack vector",
+        {"network": "N", "adjacent network": "A", "adjacent": "A", "local": "L", "physical": "P"},
+    ),
+    "AC": ("attack complexity", {"low": "L", "high": "H"}),
+    "PR": ("privileges required", {"none": "N", "low": "L", "high": "H"}),
+    "UI": ("user interaction", {"none": "N", "required": "R"}),
+    "S": ("scope", {"unchanged": "U", "changed": "C"}),
+    "C": ("confidentiality", {"none": "N", "low": "L", "high": "H"}),
+    "I": ("integrity", {"none": "N", "low": "L", "high": "H"}),
+    "A": ("availability", {"none": "N", "low": "L", "high": "H"}),
+}
+_SQUASH_MIN = 6
 _SHORT_NAME = re.compile(r"\('([^']+)'\)")
 _CVSS_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
 _STOP = frozenset(
@@ -80,15 +96,39 @@ class Guess:
     why: str  # what was matched, for the report
 
 
+def _extra_turns(sample: Sample) -> list[str]:
+    """Prompt lines the task's own template would not write for this item's fields."""
+    from secreason.tasks import get_task
+
+    turns = sample.messages
+    if turns and turns[-1]["role"] == "assistant":
+        turns = turns[:-1]  # the gold trace of an SFT row
+    try:
+        rendered = get_task(sample.task).prompt(sample)
+    except Exception:  # noqa: BLE001 - an odd item: read every line
+        rendered = []
+    known = {line.strip() for m in rendered for line in m["content"].splitlines()}
+    return [
+        line
+        for m in turns
+        for line in m["content"].splitlines()
+        if line.strip() and line.strip() not in known
+    ]
+
+
 class PhraseIndex:
     """Names -> labels, matched as whole word n-grams; ambiguous names are dropped."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]], min_chars: int = 3) -> None:
         labels: dict[str, set[str]] = {}
         for name, label in pairs:
-            key = " ".join(words(name))
+            toks = words(name)
+            key = " ".join(toks)
             if len(key) >= min_chars:
                 labels.setdefault(key, set()).add(label)
+            # the same name written without its spaces or dashes ("GruesomeLarch")
+            if len(toks) > 1 and len("".join(toks)) >= _SQUASH_MIN:
+                labels.setdefault("".join(toks), set()).add(label)
         self.table = {k: next(iter(v)) for k, v in labels.items() if len(v) == 1}
         self.max_n = max((k.count(" ") + 1 for k in self.table), default=0)
 
@@ -100,6 +140,10 @@ class PhraseIndex:
         while i < len(toks):
             for n in range(min(self.max_n, len(toks) - i), 0, -1):
                 key = " ".join(toks[i : i + n])
+                if key not in self.table and n > 1:
+                    # re-punctuated ("Gruesome-Larch" for GruesomeLarch)
+                    squashed = "".join(toks[i : i + n])
+                    key = squashed if len(squashed) >= _SQUASH_MIN else key
                 if key in self.table:
                     out.append((self.table[key], key))
                     i += n
@@ -187,8 +231,10 @@ class Shortcuts:
         from secreason.data.pipeline import item_content
 
         # The item's own text: the task's fixed instruction (with its example ids and
-        # vector template) is the same for every item and answers nothing.
-        return getattr(self, f"_{sample.task}")(sample, item_content(sample))
+        # vector template) is the same for every item and answers nothing. Turns the
+        # template does not write (a system prompt, an earlier exchange) are content too.
+        text = "\n".join([item_content(sample), *_extra_turns(sample)])
+        return getattr(self, f"_{sample.task}")(sample, text)
 
     def _cwe(self, sample: Sample, text: str) -> Guess | None:
         ids = _CWE_ID.findall(text)
@@ -201,7 +247,7 @@ class Shortcuts:
         return Guess(label, "CWE name", f"names '{name}'")
 
     def _ate(self, sample: Sample, text: str) -> Guess | None:
-        ids = set(_TID.findall(text))
+        ids = {t.upper() for t in _TID.findall(text)}
         found = self.technique_names.find(text)
         ids |= {label for label, _ in found}
         if not ids:
@@ -223,8 +269,14 @@ class Shortcuts:
         metrics = dict(self._cvss_majority) or {k: "N" for k in _CVSS_KEYS}
         hits = []
         for key, code in _METRIC.findall(text):
-            metrics[key] = code
-            hits.append(f"{key}:{code}")
+            metrics[key.upper()] = code.upper()
+            hits.append(f"{key.upper()}:{code.upper()}")
+        for key, (name, values) in _METRIC_NAMES.items():
+            alts = "|".join(sorted(values, key=len, reverse=True))
+            found = re.search(rf"\b{name}(?: impact)?(?: {key.lower()})? ({alts})\b", lowered)
+            if found:
+                metrics[key] = values[found.group(1)]
+                hits.append(f"'{found.group(0)}'")
         for key, code, phrase in self.cvss_phrases:
             if phrase in lowered:
                 metrics[key] = code
