@@ -68,6 +68,10 @@ PLANTS = [
         ),
     ),
     (
+        "cvss-base-score",
+        _item("cvss", V_PHYS, description="The vendor gives it a base score of 1.6."),
+    ),
+    (
         "cvss-metric-names",
         _item(
             "cvss",
@@ -91,6 +95,7 @@ PLANTS = [
         "cwe-id-en-dash",
         _item("cwe", "CWE-79", description="Classified as CWE\u201379 by the vendor."),
     ),
+    ("cwe-id-zero-padded", _item("cwe", "CWE-79", description="Filed as CWE-079.")),
     ("cwe-id-colon", _item("cwe", "CWE-79", description="Weakness: CWE: 79.")),
     (
         "cwe-name",
@@ -120,11 +125,40 @@ PLANTS = [
     ("taa-alias-squashed", _item("taa", "APT28", text="Activity by GRUESOME-LARCH was seen.")),
     ("taa-alias-dotted", _item("taa", "Cleaver", text="Activity tied to TG 2889 was seen.")),
     ("taa-software", _item("taa", "APT28", text="The intrusion dropped advstoreshell.")),
+    ("taa-name-spaced", _item("taa", "APT28", text="Activity by APT 28 was seen.")),
+    ("taa-name-dashed", _item("taa", "APT28", text="Activity by apt-28 was seen.")),
+    ("taa-name-dotted", _item("taa", "APT28", text="Activity by A.P.T.28 was seen.")),
     ("taa-campaign", _item("taa", "APT28", text="Part of the APT28 nearest-neighbor campaign.")),
     # MCQ: the correct option's text in the question, in another case.
     (
         "mcq-option-in-question",
         _item("mcq", "B", question="Why is LATERAL MOVEMENT the right tactic here?", options=OPTS),
+    ),
+    (
+        "mcq-longer-option-quoted",
+        _item(
+            "mcq",
+            "D",
+            question="The phish gave Initial Access; which tactic?",
+            options={**OPTS, "A": "Access"},
+        ),
+    ),
+    # An item built by hand: the question only in the messages, not in its fields.
+    (
+        "mcq-question-only-in-messages",
+        Sample(
+            "hand-built-mcq",
+            "mcq",
+            [
+                {
+                    "role": "user",
+                    "content": "Why is lateral movement the tactic here?\n"
+                    + "\n".join(f"{k}) {v}" for k, v in OPTS.items()),
+                }
+            ],
+            "B",
+            {"options": OPTS},
+        ),
     ),
     # The answer in a system prompt or an earlier turn, not in the item's own fields.
     (

@@ -44,7 +44,8 @@ _METRIC_NAMES = {
     "I": ("integrity", {"none": "N", "low": "L", "high": "H"}),
     "A": ("availability", {"none": "N", "low": "L", "high": "H"}),
 }
-_SQUASH_MIN = 6
+_SQUASH_MIN = 4
+_SCORE = re.compile(r"\bscore[sd]?\b\D{0,20}?(\d{1,2}\.\d)\b", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"\('([^']+)'\)")
 _CVSS_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
 _STOP = frozenset(
@@ -164,6 +165,7 @@ class Shortcuts:
 
     def __init__(self) -> None:
         self._cvss_majority: dict[str, str] = {}
+        self._cvss_by_score: dict[float, str] = {}  # a gold vector per base score seen
 
     def covers(self, task: str) -> bool:
         return task in self.TASKS
@@ -212,10 +214,18 @@ class Shortcuts:
             letters = sorted({k for s in items for k in (s.meta.get("options") or {})})
             return letters or ["A"]
         if task == "cvss":
+            from secreason.tasks.cvss import gold_vector
+
             counts: dict[str, Counter[str]] = {k: Counter() for k in _CVSS_KEYS}
             for s in items:
                 for key, code in _METRIC.findall(s.reference.upper()):
                     counts[key][code] += 1
+                try:
+                    score = gold_vector(s.reference).base_score
+                except ValueError:
+                    continue
+                if score is not None:
+                    self._cvss_by_score.setdefault(score, s.reference)
             self._cvss_majority = {
                 k: (c.most_common(1)[0][0] if c else "N") for k, c in counts.items()
             }
@@ -282,17 +292,29 @@ class Shortcuts:
                 metrics[key] = code
                 hits.append(f"'{phrase[:40]}'")
         if not hits:
+            # a base score written out: any vector with that score scores as exact
+            found = _SCORE.search(text)
+            vector = self._cvss_by_score.get(float(found.group(1))) if found else None
+            if found and vector:
+                return Guess(vector, "CVSS base score", f"'{found.group(0)}'")
             return None
         return Guess(self._vector(metrics), "CVSS metric phrase", "; ".join(hits[:4]))
 
     def _mcq(self, sample: Sample, text: str) -> Guess | None:
         options = sample.meta.get("options") or {}
-        question = str(sample.meta.get("question") or text)
+        rendered = {" ".join(words(f"{k} {v}")) for k, v in options.items()}
+        question = str(sample.meta.get("question") or "") or "\n".join(
+            line for line in text.splitlines() if " ".join(words(line)) not in rendered
+        )
         q_words = " ".join(words(question))
-        copied = [
-            k
+        quoted = {
+            k: " ".join(words(v))
             for k, v in options.items()
             if words(v) and f" {' '.join(words(v))} " in f" {q_words} "
+        }
+        # an option quoted only as part of a longer quoted one ("Access" in "Initial Access")
+        copied = [
+            k for k, v in quoted.items() if not any(v != o and v in o for o in quoted.values())
         ]
         if len(copied) == 1:
             return Guess(copied[0], "option in question", f"option {copied[0]} is quoted")
