@@ -414,7 +414,9 @@ class LocalEngine(Engine):
             # With ``cancel=`` the backend stops at its next token once ``stop`` is set,
             # even when no text is coming out (a long prefill, special tokens).
             extra = {"cancel": stop} if self._cancel_stream else {}
-            iterator = backend.stream(messages, params, **extra)
+            # Stop strings are the HTTP layer's (it holds a partial match back): a backend
+            # that cut them itself would end the stream with that held prefix released.
+            iterator = backend.stream(messages, replace(params, stop=()), **extra)
             try:
                 for delta in iterator:
                     emit(delta)
