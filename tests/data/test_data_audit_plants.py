@@ -178,13 +178,32 @@ PLANTS = [
     ),
 ]
 
-#: clean items of each task with a gold no plant uses (task -> gold, fields of item i)
+#: clean items of each task, three golds in turn (task -> golds, fields of item i)
 FILLERS = {
-    "cwe": ("CWE-89", lambda i: {"description": f"The login form trusts its input ({i})."}),
-    "ate": ("T1003", lambda i: {"description": f"They moved on from host {i}."}),
-    "taa": ("Lazarus Group", lambda i: {"text": f"[PLACEHOLDER] was seen on day {i}."}),
-    "cvss": (V_NET, lambda i: {"description": f"A remote user can crash build {i}."}),
-    "mcq": ("A", lambda i: {"question": f"Which tactic fits case {i}?", "options": OPTS}),
+    "cwe": (
+        ["CWE-89", "CWE-20", "CWE-787"],
+        lambda i: {"description": f"The form trusts it ({i})."},
+    ),
+    "ate": (
+        ["T1003", "T1105", "T1566"],
+        lambda i: {"description": f"They moved on from host {i}."},
+    ),
+    "taa": (
+        ["Lazarus Group", "Turla", "APT29"],
+        lambda i: {"text": f"[PLACEHOLDER] seen on day {i}."},
+    ),
+    "cvss": (
+        [
+            V_NET,
+            "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N",
+        ],
+        lambda i: {"description": f"A remote user can crash build {i}."},
+    ),
+    "mcq": (
+        ["A", "C", "D"],
+        lambda i: {"question": f"Which tactic fits case {i}?", "options": OPTS},
+    ),
 }
 
 #: leaks a no-model string matcher cannot reasonably turn into the exact gold
@@ -205,7 +224,8 @@ def test_plant_is_solved_flagged_and_named(name: str, sample: Sample) -> None:
     assert guess is not None, f"{name}: the baseline saw no leak"
     # Alongside clean fillers the plant alone is solved, the split fails and names it.
     fillers = [
-        _item(sample.task, FILLERS[sample.task][0], **FILLERS[sample.task][1](i)) for i in range(3)
+        _item(sample.task, FILLERS[sample.task][0][i % 3], **FILLERS[sample.task][1](i))
+        for i in range(3)
     ]
     report = audit({"heldout": [sample, *fillers]}, AuditConfig(margin=0.0, min_items=1))
     row = next(r for r in report["rows"] if r["task"] == sample.task)
@@ -281,7 +301,9 @@ def test_data_audit_names_every_plant(tmp_path: Path) -> None:
     # Each task's plants among clean fillers, so the constant answer is not also right.
     plants = [s for _, s in PLANTS]
     plants += [
-        _item(t, gold, **fields(i)) for t, (gold, fields) in FILLERS.items() for i in range(12)
+        _item(t, golds[i % 3], **fields(i))
+        for t, (golds, fields) in FILLERS.items()
+        for i in range(12)
     ]
     _write_run(tmp_path, {"heldout": plants})
     result = CliRunner().invoke(
@@ -290,3 +312,39 @@ def test_data_audit_names_every_plant(tmp_path: Path) -> None:
     assert result.exit_code == 1
     missing = [name for name, s in PLANTS if s.id not in result.output]
     assert not missing, result.output
+
+
+def test_data_run_fails_naming_plants_it_has_not_seen(tmp_path: Path, monkeypatch) -> None:
+    """The plants ride a real tiny run (cwe and mcq items): the run fails naming each."""
+    from secreason.data import pipeline
+    from secreason.data.audit import ShortcutError
+    from secreason.data.recipe import load_data_recipe
+
+    names = {"cwe-id-nb-hyphen", "system-prompt", "mcq-question-only-in-messages"}
+    planted = [s for name, s in PLANTS if name in names]
+    planted = [
+        Sample(s.id, s.task, s.messages, s.reference, {**s.meta, "split": "heldout"})
+        for s in planted
+    ]
+    real = pipeline.make_items
+
+    def with_plants(recipe):
+        yield from real(recipe)
+        yield from planted
+
+    monkeypatch.setattr(pipeline, "make_items", with_plants)
+    recipe = load_data_recipe(
+        Path(__file__).resolve().parents[2] / "recipes" / "data" / "tiny-demo.yaml",
+        [
+            f"out_dir={tmp_path / 'run'}",
+            "demo.n_per_task=60",
+            'demo.tasks=["cwe", "mcq"]',
+            "mix.rl_total=20",
+            "decontaminate.benchmarks=null",
+            "audit.margin=0.0",
+            "audit.min_items=1",
+        ],
+    )
+    with pytest.raises(ShortcutError) as err:
+        pipeline.run_pipeline(recipe)
+    assert [s.id for s in planted if s.id not in str(err.value)] == []

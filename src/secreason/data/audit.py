@@ -88,17 +88,27 @@ def _chance(task: str, items: Sequence[Sample], extra: Sequence[str]) -> tuple[f
 def audit_split(
     task: str, split: str, items: Sequence[Sample], shortcuts: Shortcuts, config: AuditConfig
 ) -> SplitAudit:
-    """Baseline and chance for one task's items of one split."""
-    chance, chance_answer = _chance(task, items, shortcuts.constants(task, items))
+    """Baseline and chance for one task's items of one split.
+
+    The chance level is measured on the items the shortcut does *not* solve: leaking
+    items that share one gold (a template that always writes "CWE-79") would otherwise
+    raise the majority constant and hide themselves behind it."""
+    extra = shortcuts.constants(task, items)
+    guesses: list[tuple[Guess | None, float]] = []
+    for s in items:
+        guess: Guess | None = shortcuts.guess(s)
+        value = _score(task, guess.answer, s.reference).value if guess else 0.0
+        guesses.append((guess, value))
+    clean = [s for s, (g, v) in zip(items, guesses, strict=True) if g is None or v < 1.0]
+    chance, chance_answer = _chance(task, clean, extra) if clean else (0.0, "")
     total = 0.0
     solved = 0
     reasons: Counter[str] = Counter()
     examples: list[dict[str, str]] = []
     solved_ids: list[str] = []
-    for s in items:
-        guess: Guess | None = shortcuts.guess(s)
+    for s, (guess, value) in zip(items, guesses, strict=True):
         answer = guess.answer if guess else chance_answer
-        score = _score(task, answer, s.reference).value
+        score = value if guess else _score(task, answer, s.reference).value
         total += score
         if guess is not None and score >= 1.0:
             solved += 1
