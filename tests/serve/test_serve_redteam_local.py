@@ -337,3 +337,22 @@ def test_streamed_stop_never_leaks_a_partial_match(servers: dict[str, Server], s
     assert received == (plain["message"].get("reasoning_content") or "") + (
         plain["message"].get("content") or ""
     )
+
+
+def test_streamed_stop_still_counts_usage(servers: dict[str, Server]) -> None:
+    body = {"messages": _user(BENIGN_PROMPT), "max_tokens": 48, "stop": ["CWE-8"]}
+    plain = _post(servers["bare"], body).json()["usage"]
+    usage = None
+    with httpx.stream(
+        "POST",
+        servers["bare"].base_url + "/v1/chat/completions",
+        json={"model": "tiny", "stream": True, "stream_options": {"include_usage": True}, **body},
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=120,
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:]).get("usage"):
+                usage = json.loads(line[6:])["usage"]
+    assert usage is not None
+    assert usage["prompt_tokens"] == plain["prompt_tokens"] > 0
+    assert usage["completion_tokens"] > 0

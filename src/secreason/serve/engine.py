@@ -507,6 +507,10 @@ class LocalEngine(Engine):
             stop.set()
             future.add_done_callback(lambda _: self._stream_ended(stop))
             await asyncio.shield(future)
+            if outcome and not isinstance(outcome[0], BaseException):
+                # A consumer that stopped early (its stop string matched) still gets the
+                # counts of what the model generated.
+                _, info.prompt_tokens, info.completion_tokens = outcome[0]
 
     def _stream_ended(self, stop: threading.Event) -> None:
         self.running -= 1
