@@ -348,3 +348,26 @@ def test_data_run_fails_naming_plants_it_has_not_seen(tmp_path: Path, monkeypatc
     with pytest.raises(ShortcutError) as err:
         pipeline.run_pipeline(recipe)
     assert [s.id for s in planted if s.id not in str(err.value)] == []
+
+
+def test_data_audit_reads_earlier_turns_of_sft_rows(tmp_path: Path) -> None:
+    """An SFT row's earlier assistant turn is prompt the model sees; only the trace is not."""
+    from secreason.cli import app
+
+    items = [_item("cwe", FILLERS["cwe"][0][i % 3], **FILLERS["cwe"][1](i)) for i in range(6)]
+    leak = _item("cwe", "CWE-79", split="train", description="The search page echoes input.")
+    turns = [
+        {"role": "user", "content": "Which weakness was the last one?"},
+        {"role": "assistant", "content": "Answer: CWE-79"},
+        *leak.messages,
+        {"role": "assistant", "content": "It echoes input.\nAnswer: CWE-79"},
+    ]
+    (tmp_path / "sft").mkdir()
+    rows = [
+        {"id": s.id, "task": s.task, "messages": m, "reference": s.reference, "meta": "{}"}
+        for s, m in [(leak, turns), *((s, [*s.messages]) for s in items)]
+    ]
+    (tmp_path / "sft" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["data", "audit", str(tmp_path), "--margin", "0", "--min-items", "1"]
+    result = CliRunner().invoke(app, [*args, "--enforce", "sft"])
+    assert result.exit_code == 1 and leak.id in result.output, result.output

@@ -68,7 +68,9 @@ def samples_from_rows(rows: Iterable[dict[str, Any]]) -> list[Sample]:
     """Back from exported rows to Samples (for evaluation of held-out items)."""
     out = []
     for row in rows:
-        turns = row.get("prompt") or [m for m in row["messages"] if m["role"] != "assistant"]
+        turns = row.get("prompt") or row["messages"]
+        while turns and turns[-1]["role"] == "assistant":  # the trace; earlier turns stay
+            turns = turns[:-1]
         meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else {}
         out.append(Sample(row["id"], row["task"], list(turns), row["reference"], meta))
     return out
