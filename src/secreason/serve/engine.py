@@ -37,7 +37,12 @@ import httpx
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
 from secreason.reasoning import THINK
-from secreason.serve.sanitize import GENERIC_NEUTRALISER, Neutraliser, control_strings
+from secreason.serve.sanitize import (
+    GENERIC_NEUTRALISER,
+    Neutraliser,
+    breaker_for,
+    control_strings,
+)
 
 log = logging.getLogger("secreason.serve")
 
@@ -182,7 +187,7 @@ class LocalEngine(Engine):
         self._counter: Any = None  # a private tokenizer copy (the model thread uses its own)
         self.context_length: int | None = None
         if tokenizer is not None:
-            self.neutralise = Neutraliser(control_strings(tokenizer))
+            self.neutralise = Neutraliser(control_strings(tokenizer), breaker_for(tokenizer))
             self.context_length = _context_length(backend)
         self.max_batch_size = max(1, max_batch_size)
         self.batch_wait_s = batch_wait_ms / 1000

@@ -9,7 +9,8 @@ turn, whatever the deployment's system-prompt policy says.
 Every client-supplied string (all roles, tool-call arguments, what the guard sees) goes
 through :class:`Neutraliser` before it reaches a template: each occurrence of a control
 string gets a WORD JOINER (U+2060, invisible) after its first character, so it tokenises
-as ordinary text. The strings come from two places:
+as ordinary text (a local tokenizer whose normaliser drops format characters gets a
+no-break space or a space instead: :func:`breaker_for`). The strings come from two places:
 
 * a generic pattern every deployment uses (``<|...|>``, ``[INST]``, ``<<SYS>>``, ``<s>``,
   think tags): it covers an upstream server's template (vLLM renders and tokenises there,
@@ -66,10 +67,29 @@ def control_strings(tokenizer: object) -> tuple[str, ...]:
     return tuple(sorted(s for s in found if len(s) > 1 and not s.isalnum()))
 
 
+#: Breakers tried in turn for a local tokenizer: the first its normaliser keeps apart
+#: (a BERT-style ``clean_text`` drops format characters such as the word joiner before
+#: it matches added tokens, which would rebuild ``<|system|>``).
+BREAKERS = (JOINER, "\u00a0", " ")
+
+
+def breaker_for(tokenizer: object) -> str:
+    """The first of :data:`BREAKERS` that the tokenizer's normaliser does not remove."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    normalizer = getattr(backend, "normalizer", None)
+    if normalizer is None:
+        return JOINER
+    for breaker in BREAKERS:
+        if normalizer.normalize_str(f"<{breaker}|") != normalizer.normalize_str("<|"):
+            return breaker
+    return " "
+
+
 class Neutraliser:
     """Breaks every control string (generic patterns + ``extra``) in a text."""
 
-    def __init__(self, extra: Iterable[str] = ()) -> None:
+    def __init__(self, extra: Iterable[str] = (), joiner: str = JOINER) -> None:
+        self.joiner = joiner
         generic = re.compile("|".join(GENERIC))
         # Strings the generic pattern already breaks are left out (Llama 3 alone has
         # 256 reserved tokens of the <|...|> shape): a short alternation stays fast.
@@ -88,7 +108,7 @@ class Neutraliser:
         # Each pass breaks every match it sees; a second pass catches a string that a
         # longer overlapping match hid (bounded: each pass only adds joiners).
         for _ in range(4):
-            fixed = self._pattern.sub(lambda m: m[0][0] + JOINER + m[0][1:], text)
+            fixed = self._pattern.sub(lambda m: m[0][0] + self.joiner + m[0][1:], text)
             if fixed == text:
                 return text
             text = fixed
