@@ -71,6 +71,11 @@ PLANTS = [
         "cvss-base-score",
         _item("cvss", V_PHYS, description="The vendor gives it a base score of 1.6."),
     ),
+    ("cvss-score-severity", _item("cvss", V_PHYS, description="Rated 1.6 (Low) by the vendor.")),
+    (
+        "cvss-vector-v30",
+        _item("cvss", V_NET, description="CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+    ),
     (
         "cvss-metric-names",
         _item(
@@ -96,6 +101,8 @@ PLANTS = [
         _item("cwe", "CWE-79", description="Classified as CWE\u201379 by the vendor."),
     ),
     ("cwe-id-zero-padded", _item("cwe", "CWE-79", description="Filed as CWE-079.")),
+    ("cwe-id-first-of-two", _item("cwe", "CWE-79", description="CWE-79 (a child of CWE-74).")),
+    ("cwe-short-name-shared", _item("cwe", "CWE-22", description="A path traversal in upload.")),
     ("cwe-id-colon", _item("cwe", "CWE-79", description="Weakness: CWE: 79.")),
     (
         "cwe-name",
@@ -118,6 +125,7 @@ PLANTS = [
         "ate-name",
         _item("ate", "T1059", description="They relied on a command and scripting interpreter."),
     ),
+    ("ate-two-ids", _item("ate", "T1059, T1105", description="They used T1059 then T1105.")),
     ("ate-subname", _item("ate", "T1059.001", description="They ran POWERSHELL one-liners.")),
     # TAA: aliases, software and campaigns of the gold actor, re-cased and re-punctuated.
     ("taa-alias-case", _item("taa", "APT28", text="forest blizzard targeted ministries.")),
@@ -128,6 +136,8 @@ PLANTS = [
     ("taa-name-spaced", _item("taa", "APT28", text="Activity by APT 28 was seen.")),
     ("taa-name-dashed", _item("taa", "APT28", text="Activity by apt-28 was seen.")),
     ("taa-name-dotted", _item("taa", "APT28", text="Activity by A.P.T.28 was seen.")),
+    ("taa-possessive", _item("taa", "APT28", text="APT28's operators hit ministries.")),
+    ("taa-gold-name-upper", _item("taa", "Sandworm Team", text="SANDWORM TEAM hit the grid.")),
     ("taa-campaign", _item("taa", "APT28", text="Part of the APT28 nearest-neighbor campaign.")),
     # MCQ: the correct option's text in the question, in another case.
     (
@@ -161,6 +171,13 @@ PLANTS = [
         ),
     ),
     # The answer in a system prompt or an earlier turn, not in the item's own fields.
+    (
+        "mcq-letter-in-system-prompt",
+        _with_turns(
+            _item("mcq", "C", question="Which tactic fits the log?", options=OPTS),
+            {"role": "system", "content": "Grader note: the answer is (C)."},
+        ),
+    ),
     (
         "system-prompt",
         _with_turns(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from secreason.tasks.base import Sample
@@ -45,7 +45,13 @@ _METRIC_NAMES = {
     "A": ("availability", {"none": "N", "low": "L", "high": "H"}),
 }
 _SQUASH_MIN = 4
-_SCORE = re.compile(r"\bscore[sd]?\b\D{0,20}?(\d{1,2}\.\d)\b", re.IGNORECASE)
+_SCORE = re.compile(
+    r"\bscore[sd]?\b\D{0,20}?(\d{1,2}\.\d)\b"  # "base score of 9.8"
+    r"|\b(\d{1,2}\.\d)\s*\(?(?:critical|high|medium|low)\b",  # "9.8 (Critical)"
+    re.IGNORECASE,
+)
+# an option letter given away ("the answer is (B)", "Answer: B")
+_LETTER = re.compile(r"\banswer\b\W{0,4}(?:is\W{0,3})?\(?((?-i:[A-Z]))\b\)?", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"\('([^']+)'\)")
 _CVSS_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
 _STOP = frozenset(
@@ -97,6 +103,10 @@ class Guess:
     why: str  # what was matched, for the report
 
 
+def _cwe_number(cwe_id: str) -> int:
+    return int(cwe_id.rsplit("-", 1)[-1])
+
+
 def _extra_turns(sample: Sample) -> list[str]:
     """Prompt lines the task's own template would not write for this item's fields."""
     from secreason.tasks import get_task
@@ -120,7 +130,12 @@ def _extra_turns(sample: Sample) -> list[str]:
 class PhraseIndex:
     """Names -> labels, matched as whole word n-grams; ambiguous names are dropped."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]], min_chars: int = 3) -> None:
+    def __init__(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        min_chars: int = 3,
+        tie: Callable[[set[str]], str] | None = None,
+    ) -> None:
         labels: dict[str, set[str]] = {}
         for name, label in pairs:
             toks = words(name)
@@ -130,7 +145,12 @@ class PhraseIndex:
             # the same name written without its spaces or dashes ("GruesomeLarch")
             if len(toks) > 1 and len("".join(toks)) >= _SQUASH_MIN:
                 labels.setdefault("".join(toks), set()).add(label)
-        self.table = {k: next(iter(v)) for k, v in labels.items() if len(v) == 1}
+        # an ambiguous name is dropped, unless ``tie`` picks one of its labels
+        self.table = {
+            k: tie(v) if tie is not None and len(v) > 1 else next(iter(v))
+            for k, v in labels.items()
+            if len(v) == 1 or tie is not None
+        }
         self.max_n = max((k.count(" ") + 1 for k in self.table), default=0)
 
     def find(self, text: str) -> list[tuple[str, str]]:
@@ -180,7 +200,8 @@ class Shortcuts:
             pairs.append((w.name, w.cwe_id))
             pairs += [(short, w.cwe_id) for short in _SHORT_NAME.findall(w.name)]
             pairs.append((_SHORT_NAME.sub("", w.name), w.cwe_id))
-        return PhraseIndex(pairs, min_chars=6)
+        # "path traversal" names CWE-22 and CWE-35: the lower id is the general class
+        return PhraseIndex(pairs, min_chars=6, tie=lambda ids: min(ids, key=_cwe_number))
 
     @functools.cached_property
     def technique_names(self) -> PhraseIndex:
@@ -249,7 +270,8 @@ class Shortcuts:
     def _cwe(self, sample: Sample, text: str) -> Guess | None:
         ids = _CWE_ID.findall(text)
         if ids:
-            return Guess(f"CWE-{ids[-1]}", "CWE id", f"'CWE-{ids[-1]}' in the prompt")
+            # the first id is the item's classification ("CWE-79, a child of CWE-74")
+            return Guess(f"CWE-{ids[0]}", "CWE id", f"'CWE-{ids[0]}' in the prompt")
         found = self.cwe_names.find(text)
         if not found:
             return None
@@ -294,7 +316,8 @@ class Shortcuts:
         if not hits:
             # a base score written out: any vector with that score scores as exact
             found = _SCORE.search(text)
-            vector = self._cvss_by_score.get(float(found.group(1))) if found else None
+            number = found and (found.group(1) or found.group(2))
+            vector = self._cvss_by_score.get(float(number)) if number else None
             if found and vector:
                 return Guess(vector, "CVSS base score", f"'{found.group(0)}'")
             return None
@@ -306,6 +329,10 @@ class Shortcuts:
         question = str(sample.meta.get("question") or "") or "\n".join(
             line for line in text.splitlines() if " ".join(words(line)) not in rendered
         )
+        letter = _LETTER.search(text)
+        if letter and letter.group(1) in options:
+            key = letter.group(1)
+            return Guess(key, "option letter", f"'{letter.group(0)}' in the prompt")
         q_words = " ".join(words(question))
         quoted = {
             k: " ".join(words(v))
