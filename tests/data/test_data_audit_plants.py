@@ -76,6 +76,19 @@ PLANTS = [
         "cvss-vector-v30",
         _item("cvss", V_NET, description="CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
     ),
+    # The metric definitions of kb.cvss, shouted, with other articles and plurals.
+    (
+        "cvss-phrases-upper-reworded",
+        _item(
+            "cvss",
+            "CVSS:3.1/AV:L/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            description="ATTACKERS NEED LOCAL ACCESS; NO ACCOUNT OR AUTHENTICATION IS NEEDED; "
+            "NO SPECIAL CONDITIONS ARE NEEDED AND AN ATTACK WORKS RELIABLY; NO USER HAS TO DO "
+            "ANYTHING; THE IMPACT STAYS WITHIN THE SECURITY AUTHORITY OF A VULNERABLE "
+            "COMPONENT; TOTAL OR SERIOUS LOSS OF CONFIDENTIALITY, TOTAL OR SERIOUS LOSS OF "
+            "INTEGRITY, TOTAL OR SERIOUS LOSS OF AVAILABILITY.",
+        ),
+    ),
     (
         "cvss-metric-names",
         _item(

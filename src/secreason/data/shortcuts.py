@@ -103,6 +103,15 @@ class Guess:
     why: str  # what was matched, for the report
 
 
+def _loose(text: str) -> str:
+    """Words without articles or a plural s: "An attacker must..." reads as "the attacker must"."""
+    return " ".join(
+        w[:-1] if len(w) > 3 and w.endswith("s") else w
+        for w in words(text)
+        if w not in ("a", "an", "the")
+    )
+
+
 def _cwe_number(cwe_id: str) -> int:
     return int(cwe_id.rsplit("-", 1)[-1])
 
@@ -226,7 +235,14 @@ class Shortcuts:
     def cvss_phrases(self) -> list[tuple[str, str, str]]:
         from secreason.kb.cvss import metric_meanings
 
-        return [(key, code, " ".join(words(t))) for (key, code), t in metric_meanings().items()]
+        out = []
+        for (key, code), text in metric_meanings().items():
+            out.append((key, code, _loose(text)))
+            # the leading clause alone ("the attacker needs local access")
+            clause = re.split(r"[,;(]", text)[0]
+            if clause != text and len(words(clause)) >= 4:
+                out.append((key, code, _loose(clause)))
+        return out
 
     # -- constants and guesses ------------------------------------------------------
     def constants(self, task: str, items: Sequence[Sample]) -> list[str]:
@@ -298,6 +314,7 @@ class Shortcuts:
 
     def _cvss(self, sample: Sample, text: str) -> Guess | None:
         lowered = " ".join(words(text))
+        loose = _loose(text)
         metrics = dict(self._cvss_majority) or {k: "N" for k in _CVSS_KEYS}
         hits = []
         for key, code in _METRIC.findall(text):
@@ -310,7 +327,7 @@ class Shortcuts:
                 metrics[key] = values[found.group(1)]
                 hits.append(f"'{found.group(0)}'")
         for key, code, phrase in self.cvss_phrases:
-            if phrase in lowered:
+            if f" {phrase} " in f" {loose} ":
                 metrics[key] = code
                 hits.append(f"'{phrase[:40]}'")
         if not hits:
