@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +91,13 @@ def servers(
             **base,
             "guard": {"model": None},
             "model": {"path": str(chat_model_dir), "served_name": "tiny"},
+        },
+        # A model that takes 60 s per batch (the fixed-text stand-in) and a 0.5 s deadline.
+        "slow": {
+            **base,
+            "guard": {"model": None},
+            "limits": {**base["limits"], "request_timeout_s": 0.5},
+            "model": {"backend": "fixed-text", "fixed_text_delay_s": 60, "served_name": "tiny"},
         },
     }
     started = {n: start_server(c, f"local-red-{n}", wait=False) for n, c in configs.items()}
@@ -239,6 +247,7 @@ def test_hostile_neighbours_do_not_change_a_batch(servers: dict[str, Server]) ->
         {**small, "seed": 2**63 - 1, "temperature": 1.0},
         {**small, "seed": -(2**63)},
         {**small, "temperature": 0, "top_p": 0},
+        {**small, "temperature": 1.0, "top_p": 0},
         {**small, "temperature": 2.0, "top_p": 1e-9},
     ]
     with ThreadPoolExecutor(len(hostile) + 4) as pool:
@@ -394,3 +403,26 @@ def test_breaker_survives_a_normaliser_that_drops_format_characters(forged: str)
     added = {i for i, t in backend.tokenizer.added_tokens_decoder.items() if t.content != "[UNK]"}
     ids = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
     assert not added & set(ids), backend.tokenizer.convert_ids_to_tokens(ids)
+
+
+def test_deadline_frees_the_model_for_the_next_request(servers: dict[str, Server]) -> None:
+    server = servers["slow"]
+    body = {"messages": _user(BENIGN_PROMPT), "max_tokens": 8}
+    with ThreadPoolExecutor(3) as pool:
+        plain = [pool.submit(_post, server, body) for _ in range(2)]
+        streamed = pool.submit(_stream, server, body)
+        assert [f.result().status_code for f in plain] == [504, 504]
+        received, finish = streamed.result()
+        assert finish is None and received == ""  # an error event, nothing generated
+    # The generations were cancelled, not left running for 60 s behind the answers.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        metrics = httpx.get(
+            server.base_url + "/metrics", headers={"authorization": f"Bearer {KEY}"}, timeout=10
+        ).json()
+        if metrics["model_running"] == 0:
+            break
+        time.sleep(0.1)
+    assert metrics["model_running"] == 0, metrics
+    assert metrics["cancelled"] >= 3
+    assert _post(server, body).status_code == 504  # the next one meets the model free
