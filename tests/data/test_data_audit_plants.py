@@ -151,6 +151,7 @@ PLANTS = [
     ("taa-name-dotted", _item("taa", "APT28", text="Activity by A.P.T.28 was seen.")),
     ("taa-possessive", _item("taa", "APT28", text="APT28's operators hit ministries.")),
     ("taa-gold-name-upper", _item("taa", "Sandworm Team", text="SANDWORM TEAM hit the grid.")),
+    ("taa-gold-is-alias", _item("taa", "Fancy Bear", text="Sofacy operators hit ministries.")),
     ("taa-campaign", _item("taa", "APT28", text="Part of the APT28 nearest-neighbor campaign.")),
     # MCQ: the correct option's text in the question, in another case.
     (

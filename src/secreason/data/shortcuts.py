@@ -310,7 +310,11 @@ class Shortcuts:
             return None
         label, _ = Counter(label for label, _ in found).most_common(1)[0]
         names = sorted({name for lab, name in found if lab == label})
-        return Guess(label, "actor-linked name", f"names '{', '.join(names)}'")
+        # The leak is the actor's identity; the scorer compares names literally, so a
+        # gold spelled by an alias ("Fancy Bear") is answered in that spelling.
+        gold = self.actor_index.find(sample.reference)[:1]
+        answer = sample.reference if gold and gold[0][0] == label else label
+        return Guess(answer, "actor-linked name", f"names '{', '.join(names)}'")
 
     def _cvss(self, sample: Sample, text: str) -> Guess | None:
         lowered = " ".join(words(text))
