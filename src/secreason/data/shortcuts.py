@@ -3,16 +3,21 @@
 One matcher per task, each looking only for the answer *written in the prompt*, under
 any of the names the knowledge bases give it:
 
-* ``cwe``: a CWE id, or a CWE's name (full, or the short form in its parentheses);
-* ``ate``: technique ids and unambiguous technique names;
+* ``cwe``: a CWE id (any dash, ``cwe 79``), or a CWE's name (full, or the short form in
+  its parentheses);
+* ``ate``: technique ids (any case) and unambiguous technique names;
 * ``taa``: an actor's names and aliases, its campaigns, and software only it uses;
-* ``cvss``: literal ``AV:N``-style metrics and the CVSS metric-definition phrases of
-  ``kb.cvss`` (the rest of the vector is the split's per-metric majority);
-* ``mcq``: an option copied into the question, else the option sharing the most words.
+* ``cvss``: ``AV:N``-style metrics (any case or spacing), metric and value names
+  ("Attack Vector: Network"), the metric-definition phrases of ``kb.cvss``, or a base
+  score (the rest of the vector is the split's per-metric majority);
+* ``mcq``: a letter given away ("the answer is (B)"), an option copied into the
+  question, else the option sharing the most words.
 
-Names are matched on word n-grams (lower case, punctuation dropped), so one pass over
-a prompt checks every name at once. A matcher that finds nothing returns ``None`` and
-the audit falls back to the chance answer.
+Names are matched on word n-grams (lower case, punctuation dropped, also with the spaces
+squashed: "Gruesome-Larch"), so one pass over a prompt checks every name at once. The
+text read is the item's own fields plus every turn the task's template would not write
+(a system prompt, an earlier exchange). A matcher that finds nothing returns ``None``
+and the audit falls back to the chance answer.
 """
 
 from __future__ import annotations
