@@ -334,13 +334,19 @@ def test_lone_surrogate_anywhere_is_a_400_and_spares_the_batch(
 # ------------------------------------------------------------------ stop strings, unguarded
 
 
-@pytest.mark.parametrize("stop", ["CWE-8", "89", "Answer: CWE-89", "\nAnswer"])
-def test_streamed_stop_never_leaks_a_partial_match(servers: dict[str, Server], stop: str) -> None:
+@pytest.mark.parametrize(
+    "stop",
+    ["CWE-8", "89", "Answer: CWE-89", "\nAnswer", "</think>", "unchecked.\n</think>\nAns", "The"],
+)
+@pytest.mark.parametrize("name", ["bare", "extend"], ids=["unguarded", "guarded"])
+def test_streamed_stop_never_leaks_a_partial_match(
+    servers: dict[str, Server], stop: str, name: str
+) -> None:
     body = {"messages": _user(BENIGN_PROMPT), "max_tokens": 48}
-    full = _post(servers["bare"], body).json()["choices"][0]["message"]
+    full = _post(servers[name], body).json()["choices"][0]["message"]
     assert "CWE-89" in full["content"]  # the model's answer, which each stop cuts
-    received, finish = _stream(servers["bare"], {**body, "stop": [stop]})
-    plain = _post(servers["bare"], {**body, "stop": [stop]}).json()["choices"][0]
+    received, finish = _stream(servers[name], {**body, "stop": [stop]})
+    plain = _post(servers[name], {**body, "stop": [stop]}).json()["choices"][0]
     assert finish == plain["finish_reason"] == "stop"
     assert stop not in received
     assert received == (plain["message"].get("reasoning_content") or "") + (
