@@ -432,3 +432,21 @@ def test_deadline_frees_the_model_for_the_next_request(servers: dict[str, Server
     assert metrics["model_running"] == 0, metrics
     assert metrics["cancelled"] >= 3
     assert _post(server, body).status_code == 504  # the next one meets the model free
+
+
+ODD_STOPS = ["<|end|>", "\x00", "\ufffd", "😀", " ", "\n\n\n\n", "</think>\n", "<|bos|>" * 8]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_odd_stop_strings_are_answered(servers: dict[str, Server], stream: bool) -> None:
+    server = servers["extend"]
+    bodies = [{"messages": _user(BENIGN_PROMPT), "stop": [s]} for s in ODD_STOPS]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        if stream:
+            finishes = [f.result()[1] for f in [pool.submit(_stream, server, b) for b in bodies]]
+            assert None not in finishes
+        else:
+            responses = [f.result() for f in [pool.submit(_post, server, b) for b in bodies]]
+            assert [r.status_code for r in responses] == [200] * len(bodies), [
+                r.text for r in responses
+            ]
