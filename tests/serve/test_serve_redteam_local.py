@@ -5,7 +5,9 @@ model in process (transformers, dynamic batching) on loopback, screened by a key
 guard (a loopback fake speaking the Llama-Guard-3 protocol: ``unsafe\\nS2`` whenever
 ``ransomware`` is in what it is shown). The tiny model answers a prompt about "sample B"
 with a reply that holds that word, so the output guard has something to catch. Control
-tokens are checked on the model's real tokenizer: the ids the model would be given.
+tokens are checked on the model's real tokenizer: the ids the model would be given (and
+on a tokenizer built here whose normaliser drops format characters). A fixed-text
+stand-in that takes 60 s per batch shows a deadline cancelling the local generation.
 """
 
 from __future__ import annotations
