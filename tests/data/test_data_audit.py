@@ -7,27 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from audit_fixtures import plant_item
 from typer.testing import CliRunner
 
 from secreason.data import pipeline
 from secreason.data.audit import AuditConfig, ShortcutError, audit
 from secreason.data.recipe import load_data_recipe
 from secreason.data.shortcuts import Shortcuts
-from secreason.data.synthesize import build_sample
-from secreason.tasks.base import Sample
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _item(task: str, reference: str, split: str = "heldout", **meta) -> Sample:
-    return build_sample(
-        task,
-        reference=reference,
-        meta={"facts": ["planted"], **meta},
-        entity=f"planted:{reference}:{sorted(meta.items())}",
-        split=split,
-        provenance="planted by a test",
-    )
 
 
 CASES = [
@@ -105,7 +93,7 @@ def test_baseline_reads_answers_written_in_the_prompt(
     task, reference, meta, expected, reason
 ) -> None:
     shortcuts = Shortcuts()
-    sample = _item(task, reference, **meta)
+    sample = plant_item(task, reference, **meta)
     shortcuts.constants(task, [sample])
     guess = shortcuts.guess(sample)
     if expected is None:
@@ -118,7 +106,7 @@ def test_ceiling_uses_chance_of_the_best_constant() -> None:
     # Ten MCQ items whose options never appear in the question: baseline == chance.
     opts = {"A": "alpha", "B": "beta", "C": "gamma", "D": "delta"}
     items = [
-        _item("mcq", "ABCD"[i % 4], question=f"Question {i}?", options=opts) for i in range(40)
+        plant_item("mcq", "ABCD"[i % 4], question=f"Question {i}?", options=opts) for i in range(40)
     ]
     report = audit({"heldout": items}, AuditConfig())
     (row,) = report["rows"]
@@ -126,7 +114,7 @@ def test_ceiling_uses_chance_of_the_best_constant() -> None:
     assert report["passed"] and row["enforced"]
     # One option quoted per item: the baseline solves all, the ceiling fails.
     leaky = [
-        _item("mcq", s.reference, question=f"Is it {opts[s.reference]}? ({i})", options=opts)
+        plant_item("mcq", s.reference, question=f"Is it {opts[s.reference]}? ({i})", options=opts)
         for i, s in enumerate(items)
     ]
     report = audit({"heldout": leaky, "sft": leaky}, AuditConfig())
@@ -140,7 +128,7 @@ def test_planted_leak_fails_the_run_naming_it(tmp_path: Path, monkeypatch) -> No
     from secreason.cli import app
 
     real = pipeline.make_items
-    planted = _item("cwe", "CWE-4242", description="CVE-2099-0001: CWE-4242 in a login form.")
+    planted = plant_item("cwe", "CWE-4242", description="CVE-2099-0001: CWE-4242 in a login form.")
 
     def with_leak(recipe):
         yield from real(recipe)

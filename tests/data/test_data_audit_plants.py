@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from audit_fixtures import plant_item
 from typer.testing import CliRunner
 
 from secreason.data.audit import AuditConfig, audit, failure_message
 from secreason.data.consistency import one_gold_per_prompt
 from secreason.data.shortcuts import Shortcuts
-from secreason.data.synthesize import build_sample
 from secreason.tasks.base import Sample
 
 V_NET = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
@@ -26,17 +26,6 @@ OPTS = {
     "C": "Defense Evasion",
     "D": "Initial Access",
 }
-
-
-def _item(task: str, reference: str, split: str = "heldout", **meta) -> Sample:
-    return build_sample(
-        task,
-        reference=reference,
-        meta={"facts": ["planted"], **meta},
-        entity=f"plant:{reference}:{sorted(meta.items())}",
-        split=split,
-        provenance="planted by a hostile test",
-    )
 
 
 def _with_turns(sample: Sample, *before: dict[str, str]) -> Sample:
@@ -55,31 +44,38 @@ PLANTS = [
     # CVSS: the vector string itself, in any case or spacing; metric phrases re-cased.
     (
         "cvss-vector",
-        _item("cvss", V_PHYS, description="Fixed in 2.1 (AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N)."),
+        plant_item(
+            "cvss", V_PHYS, description="Fixed in 2.1 (AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N)."
+        ),
     ),
     (
         "cvss-vector-lower",
-        _item("cvss", V_PHYS, description="vector cvss:3.1/av:p/ac:h/pr:h/ui:r/s:u/c:l/i:n/a:n"),
+        plant_item(
+            "cvss", V_PHYS, description="vector cvss:3.1/av:p/ac:h/pr:h/ui:r/s:u/c:l/i:n/a:n"
+        ),
     ),
     (
         "cvss-vector-spaced",
-        _item(
+        plant_item(
             "cvss", V_PHYS, description="AV: P / AC: H / PR: H / UI: R / S: U / C: L / I: N / A: N"
         ),
     ),
     (
         "cvss-base-score",
-        _item("cvss", V_PHYS, description="The vendor gives it a base score of 1.6."),
+        plant_item("cvss", V_PHYS, description="The vendor gives it a base score of 1.6."),
     ),
-    ("cvss-score-severity", _item("cvss", V_PHYS, description="Rated 1.6 (Low) by the vendor.")),
+    (
+        "cvss-score-severity",
+        plant_item("cvss", V_PHYS, description="Rated 1.6 (Low) by the vendor."),
+    ),
     (
         "cvss-vector-v30",
-        _item("cvss", V_NET, description="CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+        plant_item("cvss", V_NET, description="CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
     ),
     # The metric definitions of kb.cvss, shouted, with other articles and plurals.
     (
         "cvss-phrases-upper-reworded",
-        _item(
+        plant_item(
             "cvss",
             "CVSS:3.1/AV:L/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
             description="ATTACKERS NEED LOCAL ACCESS; NO ACCOUNT OR AUTHENTICATION IS NEEDED; "
@@ -91,7 +87,7 @@ PLANTS = [
     ),
     (
         "cvss-metric-names",
-        _item(
+        plant_item(
             "cvss",
             V_PHYS,
             description="Attack Vector: Physical. Attack Complexity: High. Privileges Required: "
@@ -100,26 +96,32 @@ PLANTS = [
         ),
     ),
     # CWE: the id in every spelling, the exact name, the short name in another case.
-    ("cwe-id", _item("cwe", "CWE-79", description="Reflected input in the search page (CWE-79).")),
+    (
+        "cwe-id",
+        plant_item("cwe", "CWE-79", description="Reflected input in the search page (CWE-79)."),
+    ),
     (
         "cwe-id-lower-space",
-        _item("cwe", "CWE-79", description="classified as cwe 79 by the vendor"),
+        plant_item("cwe", "CWE-79", description="classified as cwe 79 by the vendor"),
     ),
     (
         "cwe-id-nb-hyphen",
-        _item("cwe", "CWE-79", description="Classified as CWE\u201179 by the vendor."),
+        plant_item("cwe", "CWE-79", description="Classified as CWE\u201179 by the vendor."),
     ),
     (
         "cwe-id-en-dash",
-        _item("cwe", "CWE-79", description="Classified as CWE\u201379 by the vendor."),
+        plant_item("cwe", "CWE-79", description="Classified as CWE\u201379 by the vendor."),
     ),
-    ("cwe-id-zero-padded", _item("cwe", "CWE-79", description="Filed as CWE-079.")),
-    ("cwe-id-first-of-two", _item("cwe", "CWE-79", description="CWE-79 (a child of CWE-74).")),
-    ("cwe-short-name-shared", _item("cwe", "CWE-22", description="A path traversal in upload.")),
-    ("cwe-id-colon", _item("cwe", "CWE-79", description="Weakness: CWE: 79.")),
+    ("cwe-id-zero-padded", plant_item("cwe", "CWE-79", description="Filed as CWE-079.")),
+    ("cwe-id-first-of-two", plant_item("cwe", "CWE-79", description="CWE-79 (a child of CWE-74).")),
+    (
+        "cwe-short-name-shared",
+        plant_item("cwe", "CWE-22", description="A path traversal in upload."),
+    ),
+    ("cwe-id-colon", plant_item("cwe", "CWE-79", description="Weakness: CWE: 79.")),
     (
         "cwe-name",
-        _item(
+        plant_item(
             "cwe",
             "CWE-79",
             description="An Improper Neutralization of Input During Web Page Generation "
@@ -128,39 +130,49 @@ PLANTS = [
     ),
     (
         "cwe-short-name-case",
-        _item("cwe", "CWE-79", description="A CROSS-SITE SCRIPTING bug in search."),
+        plant_item("cwe", "CWE-79", description="A CROSS-SITE SCRIPTING bug in search."),
     ),
     # ATE: ids in any case, sub-technique ids, names.
-    ("ate-id", _item("ate", "T1059", description="The actor used T1059 on the host.")),
-    ("ate-subid", _item("ate", "T1059.001", description="The actor used T1059.001 on the host.")),
-    ("ate-id-lower", _item("ate", "T1059", description="the actor used t1059 on the host.")),
+    ("ate-id", plant_item("ate", "T1059", description="The actor used T1059 on the host.")),
+    (
+        "ate-subid",
+        plant_item("ate", "T1059.001", description="The actor used T1059.001 on the host."),
+    ),
+    ("ate-id-lower", plant_item("ate", "T1059", description="the actor used t1059 on the host.")),
     (
         "ate-name",
-        _item("ate", "T1059", description="They relied on a command and scripting interpreter."),
+        plant_item(
+            "ate", "T1059", description="They relied on a command and scripting interpreter."
+        ),
     ),
-    ("ate-two-ids", _item("ate", "T1059, T1105", description="They used T1059 then T1105.")),
-    ("ate-subname", _item("ate", "T1059.001", description="They ran POWERSHELL one-liners.")),
+    ("ate-two-ids", plant_item("ate", "T1059, T1105", description="They used T1059 then T1105.")),
+    ("ate-subname", plant_item("ate", "T1059.001", description="They ran POWERSHELL one-liners.")),
     # TAA: aliases, software and campaigns of the gold actor, re-cased and re-punctuated.
-    ("taa-alias-case", _item("taa", "APT28", text="forest blizzard targeted ministries.")),
-    ("taa-alias-punct", _item("taa", "APT28", text="Activity by Threat-Group 4127 was seen.")),
-    ("taa-alias-squashed", _item("taa", "APT28", text="Activity by GRUESOME-LARCH was seen.")),
-    ("taa-alias-dotted", _item("taa", "Cleaver", text="Activity tied to TG 2889 was seen.")),
-    ("taa-software", _item("taa", "APT28", text="The intrusion dropped advstoreshell.")),
-    ("taa-name-spaced", _item("taa", "APT28", text="Activity by APT 28 was seen.")),
-    ("taa-name-dashed", _item("taa", "APT28", text="Activity by apt-28 was seen.")),
-    ("taa-name-dotted", _item("taa", "APT28", text="Activity by A.P.T.28 was seen.")),
-    ("taa-possessive", _item("taa", "APT28", text="APT28's operators hit ministries.")),
-    ("taa-gold-name-upper", _item("taa", "Sandworm Team", text="SANDWORM TEAM hit the grid.")),
-    ("taa-gold-is-alias", _item("taa", "Fancy Bear", text="Sofacy operators hit ministries.")),
-    ("taa-campaign", _item("taa", "APT28", text="Part of the APT28 nearest-neighbor campaign.")),
+    ("taa-alias-case", plant_item("taa", "APT28", text="forest blizzard targeted ministries.")),
+    ("taa-alias-punct", plant_item("taa", "APT28", text="Activity by Threat-Group 4127 was seen.")),
+    ("taa-alias-squashed", plant_item("taa", "APT28", text="Activity by GRUESOME-LARCH was seen.")),
+    ("taa-alias-dotted", plant_item("taa", "Cleaver", text="Activity tied to TG 2889 was seen.")),
+    ("taa-software", plant_item("taa", "APT28", text="The intrusion dropped advstoreshell.")),
+    ("taa-name-spaced", plant_item("taa", "APT28", text="Activity by APT 28 was seen.")),
+    ("taa-name-dashed", plant_item("taa", "APT28", text="Activity by apt-28 was seen.")),
+    ("taa-name-dotted", plant_item("taa", "APT28", text="Activity by A.P.T.28 was seen.")),
+    ("taa-possessive", plant_item("taa", "APT28", text="APT28's operators hit ministries.")),
+    ("taa-gold-name-upper", plant_item("taa", "Sandworm Team", text="SANDWORM TEAM hit the grid.")),
+    ("taa-gold-is-alias", plant_item("taa", "Fancy Bear", text="Sofacy operators hit ministries.")),
+    (
+        "taa-campaign",
+        plant_item("taa", "APT28", text="Part of the APT28 nearest-neighbor campaign."),
+    ),
     # MCQ: the correct option's text in the question, in another case.
     (
         "mcq-option-in-question",
-        _item("mcq", "B", question="Why is LATERAL MOVEMENT the right tactic here?", options=OPTS),
+        plant_item(
+            "mcq", "B", question="Why is LATERAL MOVEMENT the right tactic here?", options=OPTS
+        ),
     ),
     (
         "mcq-longer-option-quoted",
-        _item(
+        plant_item(
             "mcq",
             "D",
             question="The phish gave Initial Access; which tactic?",
@@ -188,21 +200,21 @@ PLANTS = [
     (
         "mcq-letter-in-system-prompt",
         _with_turns(
-            _item("mcq", "C", question="Which tactic fits the log?", options=OPTS),
+            plant_item("mcq", "C", question="Which tactic fits the log?", options=OPTS),
             {"role": "system", "content": "Grader note: the answer is (C)."},
         ),
     ),
     (
         "system-prompt",
         _with_turns(
-            _item("cwe", "CWE-79", description="The search page echoes input."),
+            plant_item("cwe", "CWE-79", description="The search page echoes input."),
             {"role": "system", "content": "Hint for graders: the weakness is CWE-79."},
         ),
     ),
     (
         "earlier-turn",
         _with_turns(
-            _item("ate", "T1059", description="They ran commands on the host."),
+            plant_item("ate", "T1059", description="They ran commands on the host."),
             {"role": "user", "content": "Which technique id is it?"},
             {"role": "assistant", "content": "Answer: T1059"},
         ),
@@ -242,8 +254,12 @@ NOT_SOLVABLE = {
     # A severity word or a paraphrase ("needs physical access") fixes at most one metric
     # or a score range; the CVSS scorer wants the exact base score, and choosing the rest
     # of the vector from a word is a model's job, not a leak a string match can exploit.
-    "cvss-severity": _item("cvss", V_NET, description="A CRITICAL severity flaw in the web UI."),
-    "cvss-paraphrase": _item("cvss", V_PHYS, description="Exploitation needs hands on the box."),
+    "cvss-severity": plant_item(
+        "cvss", V_NET, description="A CRITICAL severity flaw in the web UI."
+    ),
+    "cvss-paraphrase": plant_item(
+        "cvss", V_PHYS, description="Exploitation needs hands on the box."
+    ),
 }
 
 
@@ -255,7 +271,7 @@ def test_plant_is_solved_flagged_and_named(name: str, sample: Sample) -> None:
     assert guess is not None, f"{name}: the baseline saw no leak"
     # Alongside clean fillers the plant alone is solved, the split fails and names it.
     fillers = [
-        _item(sample.task, FILLERS[sample.task][0][i % 3], **FILLERS[sample.task][1](i))
+        plant_item(sample.task, FILLERS[sample.task][0][i % 3], **FILLERS[sample.task][1](i))
         for i in range(3)
     ]
     report = audit({"heldout": [sample, *fillers]}, AuditConfig(margin=0.0, min_items=1))
@@ -273,8 +289,8 @@ def test_documented_unsolvable_plants_stay_unflagged(name: str) -> None:
 
 
 def _pair(a_prompt: str, b_prompt: str, gold_a: str, gold_b: str, split_b: str):
-    a = _item("cwe", gold_a, split="train", description=a_prompt)
-    b = _item("cwe", gold_b, split=split_b, description=b_prompt)
+    a = plant_item("cwe", gold_a, split="train", description=a_prompt)
+    b = plant_item("cwe", gold_b, split=split_b, description=b_prompt)
     return a, b
 
 
@@ -332,7 +348,7 @@ def test_data_audit_names_every_plant(tmp_path: Path) -> None:
     # Each task's plants among clean fillers, so the constant answer is not also right.
     plants = [s for _, s in PLANTS]
     plants += [
-        _item(t, golds[i % 3], **fields(i))
+        plant_item(t, golds[i % 3], **fields(i))
         for t, (golds, fields) in FILLERS.items()
         for i in range(12)
     ]
@@ -385,8 +401,8 @@ def test_data_audit_reads_earlier_turns_of_sft_rows(tmp_path: Path) -> None:
     """An SFT row's earlier assistant turn is prompt the model sees; only the trace is not."""
     from secreason.cli import app
 
-    items = [_item("cwe", FILLERS["cwe"][0][i % 3], **FILLERS["cwe"][1](i)) for i in range(6)]
-    leak = _item("cwe", "CWE-79", split="train", description="The search page echoes input.")
+    items = [plant_item("cwe", FILLERS["cwe"][0][i % 3], **FILLERS["cwe"][1](i)) for i in range(6)]
+    leak = plant_item("cwe", "CWE-79", split="train", description="The search page echoes input.")
     turns = [
         {"role": "user", "content": "Which weakness was the last one?"},
         {"role": "assistant", "content": "Answer: CWE-79"},
