@@ -262,3 +262,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def read_metrics(server: Server, key: str | None = None, attempts: int = 20) -> dict[str, Any]:
+    """``/metrics`` as a well-behaved monitor reads it: a 429 (the key's /metrics rate
+    is spent) is waited out as its ``Retry-After`` says, then asked again."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    for _ in range(attempts):
+        response = httpx.get(server.base_url + "/metrics", headers=headers, timeout=10)
+        if response.status_code != 429:
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+        time.sleep(float(response.headers["retry-after"]))
+    raise AssertionError(f"/metrics still 429 after {attempts} attempts")

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from serve_fixtures import BENIGN_PROMPT, Server
+from serve_fixtures import BENIGN_PROMPT, Server, read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +64,9 @@ def test_concurrent_clients_share_batches(
         f"batching-{'seeded' if seeded else 'plain'}",
     )
     alone = _answer_alone(server.base_url)
-    before = httpx.get(server.base_url + "/metrics").json()
+    before = read_metrics(server)
     answers = _closed_loop(server.base_url, seeded)
-    after = httpx.get(server.base_url + "/metrics").json()
+    after = read_metrics(server)
 
     requests = CLIENTS * PER_CLIENT
     assert answers == [alone] * requests, "batching changed a greedy answer"

@@ -219,6 +219,10 @@ def test_key_ids_never_hold_the_key() -> None:
         ({"audit.backups": -1}, "audit.backups: must not be negative"),
         ({"audit.retain_days": -0.5}, "audit.retain_days: must not be negative"),
         ({"limits.named_api_keys": ["k"]}, "limits.named_api_keys: expected a mapping"),
+        # /metrics is limited like the rest: no setting turns its limits off
+        ({"limits.metrics_per_minute_per_key": 0}, "metrics_per_minute_per_key: must be positive"),
+        ({"limits.metrics_burst": 0}, "limits.metrics_burst: must be at least 1"),
+        ({"limits.metrics_concurrent_per_key": 0}, "metrics_concurrent_per_key: must be at least"),
     ],
 )
 def test_limit_settings_are_validated(override: dict[str, object], message: str) -> None:

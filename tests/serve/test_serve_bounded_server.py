@@ -26,13 +26,14 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_fixtures import Server, free_port
+from serve_fixtures import Server, free_port, read_metrics
 
 from secreason.serve.audit import read_audit
 
 pytestmark = pytest.mark.slow
 
 KEYS = {"alice": "key-alice-0001", "bob": "key-bob-0002", "carol": "key-carol-3", "dave": "k-d4"}
+MONITOR = "key-monitor-5"  # the tests' /metrics poller has a key of its own
 THOUGHT = "The upstream reasons first."
 PARTIAL = "Partial answer, then the upstream stalls."
 
@@ -42,11 +43,13 @@ def slow(start_server: Callable[..., Server], serve_workdir: Path) -> Server:
     config: dict[str, Any] = {
         "model": {"backend": "fixed-text", "fixed_text_delay_s": 120, "served_name": "fixed"},
         "limits": {
-            "named_api_keys": KEYS,
+            "named_api_keys": {**KEYS, "monitor": MONITOR},
             "max_concurrent": 3,
             "max_concurrent_per_key": 1,
             "requests_per_minute_per_key": 6,
             "rate_burst": 3,
+            # the poller below asks every 50 ms while it waits for a state
+            "metrics_per_minute_per_key": 1200,
             "request_timeout_s": 300,
             "body_timeout_s": 1,
             "header_timeout_s": 1,
@@ -58,8 +61,7 @@ def slow(start_server: Callable[..., Server], serve_workdir: Path) -> Server:
 
 
 def _metrics(server: Server) -> dict[str, Any]:
-    headers = {"authorization": f"Bearer {KEYS['alice']}"}
-    return httpx.get(server.base_url + "/metrics", headers=headers, timeout=10).json()
+    return read_metrics(server, MONITOR)
 
 
 def _wait_for(check: Callable[[], bool], what: str, bound_s: float = 30.0) -> None:

@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_fixtures import BENIGN_PROMPT, HARMFUL_OUTPUT_PROMPT, TEST_SYSTEM_PROMPT, Server
+from serve_fixtures import (
+    BENIGN_PROMPT,
+    HARMFUL_OUTPUT_PROMPT,
+    TEST_SYSTEM_PROMPT,
+    Server,
+    read_metrics,
+)
 
 from secreason.serve.protocol import parse_chat_request
 from secreason.serve.sanitize import Neutraliser, control_strings
@@ -425,9 +431,7 @@ def test_deadline_frees_the_model_for_the_next_request(servers: dict[str, Server
     # The generations were cancelled, not left running for 60 s behind the answers.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        metrics = httpx.get(
-            server.base_url + "/metrics", headers={"authorization": f"Bearer {KEY}"}, timeout=10
-        ).json()
+        metrics = read_metrics(server, KEY)  # waits out a 429 as a monitor would
         if metrics["model_running"] == 0:
             break
         time.sleep(0.1)

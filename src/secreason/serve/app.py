@@ -30,7 +30,8 @@ from secreason.reasoning import Split, split
 from secreason.serve.config import ServeConfig
 from secreason.serve.engine import Engine, EngineError, StreamInfo
 from secreason.serve.guard import Guard, Side, output_text
-from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, ServerStats, read_body
+from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, read_body
+from secreason.serve.metrics import ServerStats, engine_metrics
 from secreason.serve.outcome import Outcome
 from secreason.serve.protocol import (
     ChatRequest,
@@ -501,16 +502,9 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         return JSONResponse(deployment.models())
 
     async def metrics(request: Request) -> Response:
-        engine = deployment.engine
-        batching = {
-            "batch_sizes": list(getattr(engine, "batch_sizes", [])),
-            "batches": getattr(engine, "batches", 0),
-            "batched_requests": getattr(engine, "batched", 0),
-            "model_busy_s": round(getattr(engine, "busy_s", 0.0), 6),
-            "model_running": getattr(engine, "running", 0),
-            "cancelled": getattr(engine, "cancelled", 0),
-        }
-        return JSONResponse({**deployment.stats.snapshot(), **batching})
+        """Bounded summaries (see :mod:`.metrics`), limited per key by the middleware."""
+        body = {**deployment.stats.snapshot(), **engine_metrics(deployment.engine)}
+        return JSONResponse(body)
 
     # Plain routes (no dependency injection or response models): the handlers parse and
     # validate by hand, and this is the hot path.
@@ -546,5 +540,12 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         stats=deployment.stats,
         key_names=limits.named_api_keys,
         key_limits=KeyLimits(per_key, limits.requests_per_minute_per_key, limits.rate_burst),
+        metered_paths=("/metrics",),
+        metered_limits=KeyLimits(
+            limits.metrics_concurrent_per_key,
+            limits.metrics_per_minute_per_key,
+            limits.metrics_burst,
+            what="/metrics calls",
+        ),
         on_unrecorded=deployment.trail.record_unanswered,
     )

@@ -100,6 +100,11 @@ class LimitsConfig:
     max_concurrent_per_key: int | None = None
     requests_per_minute_per_key: float = 0.0  # 0: no rate limit
     rate_burst: int | None = None  # requests a key may send at once; None: 10 s worth
+    # /metrics, per key in buckets of its own (never the completions' slots or rate):
+    # enough for any scraper (Prometheus polls every 15 s), not for a loop burning CPU.
+    metrics_per_minute_per_key: float = 120.0
+    metrics_burst: int | None = None  # None: 10 s worth
+    metrics_concurrent_per_key: int = 2
     request_timeout_s: float = 600.0  # the model's deadline: the generation is cancelled
     body_timeout_s: float = 30.0  # the whole body must arrive within this (else 408)
     header_timeout_s: float = 10.0  # a connection's request headers, likewise (closed)
@@ -214,11 +219,14 @@ def validate(config: ServeConfig) -> None:
     for name in ("max_body_bytes", "max_tokens", "max_concurrent", "default_max_tokens"):
         if getattr(limits, name) < 1:
             raise ConfigError(f"limits.{name}: must be at least 1")
-    for name in ("max_concurrent_per_key", "rate_burst"):
+    for name in ("max_concurrent_per_key", "rate_burst", "metrics_burst"):
         if getattr(limits, name) is not None and getattr(limits, name) < 1:
             raise ConfigError(f"limits.{name}: must be at least 1")
+    if limits.metrics_concurrent_per_key < 1:
+        raise ConfigError("limits.metrics_concurrent_per_key: must be at least 1")
     for name in (
         "requests_per_minute_per_key",
+        "metrics_per_minute_per_key",
         "request_timeout_s",
         "body_timeout_s",
         "header_timeout_s",

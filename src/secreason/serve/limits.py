@@ -14,6 +14,10 @@ own overhead, the time of a request not spent waiting on the model.
 * concurrency: requests beyond ``max_concurrent`` in flight, or beyond a key's share,
   get 429 at once (with ``Retry-After``) instead of queueing without bound; so does a
   key over its request rate (a token bucket per key).
+* monitoring (``/metrics``): authenticated, and limited per key in buckets of its own
+  (a small in-flight share and its own rate), so a key hammering it gets 429 with
+  ``Retry-After`` while polling never spends a key's completion budget nor takes a
+  completion slot from anyone.
 * evidence: a request that ends without the handler having written its audit record
   (401, 413, 429, a crash, an unknown path) is handed to ``on_unrecorded``, so every
   request leaves one.
@@ -30,12 +34,12 @@ import logging
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
 
+from secreason.serve.metrics import ServerStats
 from secreason.serve.protocol import RequestError, error_body
 
 log = logging.getLogger("secreason.serve")
@@ -47,27 +51,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = ("/health", "/ready")
+__all__ = ["GuardrailsMiddleware", "KeyLimits", "ServerStats", "key_id", "read_body"]
 OnUnrecorded = Callable[[Scope, int, str], Awaitable[None]]
-
-
-class ServerStats:
-    """Counters and a window of recent per-request overheads, served at ``/metrics``."""
-
-    def __init__(self, window: int = 100_000) -> None:
-        self.in_flight = 0
-        self.requests = 0
-        self.by_status: dict[int, int] = {}
-        self.overhead_ms: deque[float] = deque(maxlen=window)
-        self.model_ms: deque[float] = deque(maxlen=window)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "in_flight": self.in_flight,
-            "requests": self.requests,
-            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
-            "overhead_ms": list(self.overhead_ms),
-            "model_ms": list(self.model_ms),
-        }
 
 
 def key_id(key: str, names: dict[str, str] | None = None) -> str:
@@ -105,8 +90,15 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
 class KeyLimits:
     """Per-key share of the concurrency and a token-bucket request rate."""
 
-    def __init__(self, max_in_flight: int, per_minute: float = 0.0, burst: int | None = None):
+    def __init__(
+        self,
+        max_in_flight: int,
+        per_minute: float = 0.0,
+        burst: int | None = None,
+        what: str = "requests",
+    ):
         self.max_in_flight = max_in_flight
+        self.what = what  # named in the 429 messages
         self.rate = per_minute / 60.0  # tokens per second
         self.burst = float(burst if burst is not None else max(1, math.ceil(self.rate * 10)))
         self.in_flight: dict[str, int] = {}
@@ -115,14 +107,14 @@ class KeyLimits:
     def take(self, identity: str, now: float) -> tuple[str, int] | None:
         """None when the request may start (counted in); else (message, retry-after s)."""
         if self.in_flight.get(identity, 0) >= self.max_in_flight:
-            return f"this key has {self.max_in_flight} requests in flight, retry shortly", 1
+            return f"this key has {self.max_in_flight} {self.what} in flight, retry shortly", 1
         if self.rate > 0:
             tokens, then = self._buckets.get(identity, (self.burst, now))
             tokens = min(self.burst, tokens + (now - then) * self.rate)
             if tokens < 1:
                 self._buckets[identity] = (tokens, now)
                 wait = math.ceil((1 - tokens) / self.rate)
-                return f"rate limit of {60 * self.rate:g} requests per minute for this key", wait
+                return f"rate limit of {60 * self.rate:g} {self.what} per minute for this key", wait
             self._buckets[identity] = (tokens - 1, now)
         self.in_flight[identity] = self.in_flight.get(identity, 0) + 1
         return None
@@ -147,6 +139,8 @@ class GuardrailsMiddleware:
         limited_paths: tuple[str, ...] = ("/v1/chat/completions",),
         key_names: dict[str, str] | None = None,
         key_limits: KeyLimits | None = None,
+        metered_paths: tuple[str, ...] = (),
+        metered_limits: KeyLimits | None = None,
         on_unrecorded: OnUnrecorded | None = None,
     ) -> None:
         self.app = app
@@ -157,6 +151,9 @@ class GuardrailsMiddleware:
         self.stats = stats
         self.limited_paths = limited_paths
         self.key_limits = key_limits or KeyLimits(max_concurrent)
+        # Paths limited per key in their own buckets (not the completions' slots).
+        self.metered_paths = metered_paths
+        self.metered_limits = metered_limits or KeyLimits(2, 120.0, what="/metrics calls")
         self.on_unrecorded = on_unrecorded
 
     def _identify(self, scope: Scope) -> str | None:
@@ -229,6 +226,7 @@ class GuardrailsMiddleware:
         # Limits apply per key; on an open server, per client address.
         holder = identity or f"client:{client[0] if client else '?'}"
         counted = False
+        metered = False
         try:
             if identity is None:
                 await refuse(401, "missing or invalid API key (Authorization: Bearer)")
@@ -251,6 +249,13 @@ class GuardrailsMiddleware:
                     return
                 self.stats.in_flight += 1
                 counted = True
+            elif path in self.metered_paths:
+                refused = self.metered_limits.take(holder, time.monotonic())
+                if refused is not None:
+                    message, wait = refused
+                    await refuse(429, message, [(b"retry-after", str(wait).encode())])
+                    return
+                metered = True
             await self.app(scope, receive, send_tracked)
         except asyncio.CancelledError:  # the drain deadline passed (or the loop stopped)
             problem = "cancelled: the server shut down before the answer was ready"
@@ -262,13 +267,14 @@ class GuardrailsMiddleware:
             if status == 0:
                 await self._reject(send_tracked, 500, f"internal error (request id {request_id})")
         finally:
+            if metered:
+                self.metered_limits.release(holder)
             if counted:
                 self.stats.in_flight -= 1
                 self.key_limits.release(holder)
                 total = time.perf_counter() - start
                 model_s = state.get("model_s", 0.0)
-                self.stats.overhead_ms.append(1000 * max(0.0, total - model_s))
-                self.stats.model_ms.append(1000 * model_s)
+                self.stats.observe(1000 * max(0.0, total - model_s), 1000 * model_s)
             self._count(status)
             # Every model request, and any other request that was not served as asked
             # (an unknown path, a redirect, a refusal): /health or a plain 200 is not.
