@@ -85,15 +85,19 @@ def audit_record(
     key_id: str | None = None,
     client: str | None = None,
     model_ms: float = 0.0,
+    dropped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The audit line. ``messages`` is what the MODEL saw (after the system-prompt policy;
-    the client's own messages when the request never reached that step); ``sent`` is
-    what the client received."""
+    the client's own messages when the request never reached that step); ``dropped``
+    what the client sent that the policy kept from the model, as the client sent it;
+    ``sent`` is what the client received."""
     seen = model_messages if model_messages is not None else chat.messages if chat else None
     messages = [
         {**m, "content": redact(m["content"])} if redact_user and m["role"] == "user" else m
         for m in seen or []
     ]
+    # Client text the model never saw is the client's text: redacted with the user turns.
+    kept_out = [{**m, "content": redact(m["content"])} if redact_user else m for m in dropped or []]
     if outcome.sent is not None:
         sent = outcome.sent
     elif outcome.http_status != 200:
@@ -110,6 +114,7 @@ def audit_record(
         "system_prompt_version": system_prompt_version,
         "stream": chat.stream if chat else None,
         "messages": messages if seen is not None else None,
+        "dropped": kept_out,
         "params": chat.params.as_dict() if chat else None,
         "reasoning": outcome.reasoning,
         "answer": outcome.answer,

@@ -11,7 +11,7 @@ that clients can silently drop is not a control.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from secreason.backends.base import Message
 
@@ -36,7 +36,8 @@ tooling whose main purpose is to evade defenders.
 they do not own or are not explicitly authorised to test.
 When you refuse, say briefly why and offer a defensive alternative when one exists."""
 
-#: ``replace``: the deployment's prompt is the only system message (clients' are dropped).
+#: ``replace``: the deployment's prompt is the only system message (clients' are dropped,
+#: and kept in the audit record as ``dropped``).
 #: ``extend``: the deployment's prompt first, the client's system text appended after it.
 #: ``client``: the client's system message wins; the default applies only when none is sent.
 #: ``off``: no deployment prompt; client system messages pass through unchanged.
@@ -68,3 +69,17 @@ def client_turns(messages: list[Message], prompt: str | None, mode: Mode) -> lis
     if mode == "replace" and prompt:
         return [m for m in messages if m["role"] != "system"]
     return list(messages)
+
+
+def dropped_turns(messages: list[Message], prompt: str | None, mode: Mode) -> list[dict[str, Any]]:
+    """The client's turns the policy keeps from the model (``replace`` drops a client's
+    system turns), each with its position in the client's list and why it was dropped:
+    the audit keeps them beside what the model saw, so a dropped instruction is evidence
+    too."""
+    if mode != "replace" or not prompt:
+        return []
+    return [
+        {**m, "index": i, "dropped": "system_prompt.mode=replace"}
+        for i, m in enumerate(messages)
+        if m["role"] == "system"
+    ]

@@ -26,6 +26,7 @@ from secreason.serve.audit import AuditLog
 from secreason.serve.config import ServeConfig
 from secreason.serve.outcome import Outcome, audit_record
 from secreason.serve.protocol import ChatRequest
+from secreason.serve.system_prompt import dropped_turns
 
 log = logging.getLogger("secreason.serve")
 
@@ -80,7 +81,18 @@ class AuditTrail:
             key_id=state.get("key_id"),
             client=state.get("client"),
             model_ms=max(0.0, 1000 * state["model_s"] - sum(outcome.guard_ms.values())),
+            dropped=self._dropped(chat, messages),
         )
+
+    def _dropped(
+        self, chat: ChatRequest | None, messages: list[Message] | None
+    ) -> list[dict[str, Any]]:
+        """The client's turns the system-prompt policy kept from the model (only once the
+        policy was applied: a request refused before that has ``messages`` None)."""
+        if chat is None or messages is None:
+            return []
+        prompt = self.config.system_prompt
+        return dropped_turns(chat.messages, prompt.text, prompt.mode)
 
     def write(self, state: MutableMapping[str, Any], build: Build) -> None:
         """Build and append the record; whatever fails, a minimal record is still tried
