@@ -137,9 +137,10 @@ def test_predictions_reproduce_hand_computed_ctibench_rcm(tmp_path: Path) -> Non
     )
     assert code == 0, err
     scores = json.loads(out)["ctibench-rcm"]["official"]
-    # The last CWE id counts; 'no idea' has none and leaves the denominator: 2 / 3.
-    assert scores["accuracy"] == pytest.approx(2 / 3)
-    assert scores["accuracy_all"] == pytest.approx(2 / 4)
+    # The last CWE id counts, compared as the notebook compares strings ('CWE-089' is
+    # not 'CWE-89'); 'no idea' has none and leaves the denominator: 1 / 3.
+    assert scores["accuracy"] == pytest.approx(1 / 3)
+    assert scores["accuracy_all"] == pytest.approx(1 / 4)
 
 
 def test_predictions_error_exits_2_with_the_line(tmp_path: Path) -> None:

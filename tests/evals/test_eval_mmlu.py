@@ -21,7 +21,7 @@ def test_fixture_answers_become_letters() -> None:
 def test_bad_answer_index_names_the_row(tmp_path: Path) -> None:
     bad = tmp_path / "computer_security_test.csv"
     bad.write_text("question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,7\n")
-    with pytest.raises(ValueError, match="row 0: answer 7"):
+    with pytest.raises(ValueError, match="row 0: answer '7'"):
         get_benchmark("mmlu-security").load(tmp_path)
 
 

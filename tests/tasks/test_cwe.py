@@ -64,7 +64,8 @@ def test_strict_invalid(answer: str, error: str) -> None:
         ("It is CWE-20 or CWE-79.\nCWE-79", "CWE-79"),
         ("CWE-79 first, CWE-89 last", "CWE-89"),  # the LAST match
         ("Answer: CWE-79\nThanks!", "CWE-79"),  # anywhere in the text
-        ("cwe-79", None),  # case-sensitive
+        ("the id is cwe-79", None),  # case-sensitive
+        ("cwe-79", "CWE-79"),  # no match: the notebook keeps the text, which reads CWE-
         ("CWE\u201179", None),  # no unicode-hyphen tolerance in the official rule
         ("CWE-079", "CWE-79"),
         ("no id here", None),

@@ -95,7 +95,7 @@ class AthenaBenchTask(RowPromptBenchmark):
                 "(or the repository root with benchmark/ or benchmark-mini/)"
             )
         self.folder = path.parent
-        rows = read_jsonl(path)
+        rows = read_jsonl(path, ("prompt", "answer"))
         return [self.sample(i, row, path) for i, row in enumerate(limited(rows, limit))]
 
     def sample(self, index: int, row: Row, path: Path) -> Sample:

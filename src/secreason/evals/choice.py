@@ -40,22 +40,21 @@ STRICT_LETTERS = (
     "listing every correct letter (e.g. 'Answer: A, C'), nothing after it."
 )
 
-_ANSWER_STATEMENT = re.compile(r"\banswer\s*:\s*\(?([A-E])\b", re.IGNORECASE)
-
-
-def answer_statement(text: str) -> Extraction:
+def answer_statement(text: str, letters: str = "ABCDE") -> Extraction:
     """The paper harness's convention: every ``Answer: X`` in the text must agree.
 
-    For benchmarks with no published generative rule (SecBench, MMLU): the letter of
-    the ``Answer: X`` statements anywhere in the answer region, valid only when they
-    all name the same letter.
+    For benchmarks with no published generative rule (SecBench, MMLU): FAITH's proper
+    format ``(?i)\\banswer\\s*:\\s*\\(?([LETTERS])\\b``, letters the benchmark's options
+    (MMLU A-D: ``Answer: E`` is no answer), anywhere in the answer region, valid only
+    when every statement names the same letter.
     """
-    letters = {m.upper() for m in _ANSWER_STATEMENT.findall(text)}
-    if not letters:
+    pattern = re.compile(rf"\banswer\s*:\s*\(?([{letters}])\b", re.IGNORECASE)
+    found = {m.upper() for m in pattern.findall(text)}
+    if not found:
         return Extraction(None, "no 'Answer: X' statement")
-    if len(letters) > 1:
-        return Extraction(None, f"conflicting answers {''.join(sorted(letters))}")
-    return Extraction(letters.pop())
+    if len(found) > 1:
+        return Extraction(None, f"conflicting answers {''.join(sorted(found))}")
+    return Extraction(found.pop())
 
 
 def load_template(template: str | Path | None, default: str) -> str:

@@ -69,6 +69,8 @@ class CTIBenchTask(RowPromptBenchmark):
 
     file: str = ""
     task_name: str = ""
+    #: header columns a local file must have (TAA's gold lives in its labels file)
+    columns: tuple[str, ...] = ("Prompt", "GT")
     system_prompt = SYSTEM_PROMPT
     sampling = OFFICIAL_SAMPLING
 
@@ -85,7 +87,7 @@ class CTIBenchTask(RowPromptBenchmark):
         source = source or self.default_source
         path = local_file(source, self.file)
         if path is not None:
-            return read_table(path, "\t"), path.parent
+            return read_table(path, "\t", self.columns), path.parent
         return hub_rows(str(source), Path(self.file).stem, "test"), None
 
     def row_meta(self, row: Row) -> dict[str, Any]:
@@ -251,6 +253,7 @@ class CTIBenchTAA(CTIBenchTask):
     name = "ctibench-taa"
     file = "cti-taa.tsv"
     task_name = "taa"
+    columns = ("Prompt",)
     headline = "correct"
     strict_instruction = _final_line("<threat actor name>")
 
@@ -291,7 +294,7 @@ class CTIBenchTAA(CTIBenchTask):
                 f"CTIBench TAA needs its gold labels: put {LABELS_FILE} beside {self.file} "
                 "or pass labels=PATH (the authors' evaluation files hold them)"
             )
-        labels = [str(r["GT"]).strip() for r in read_table(labels_path, "\t")]
+        labels = [str(r["GT"]).strip() for r in read_table(labels_path, "\t", ("GT",))]
         if len(labels) != len(rows):
             raise ValueError(f"{labels_path}: {len(labels)} labels for {len(rows)} TAA rows")
         for attr, given, name in (

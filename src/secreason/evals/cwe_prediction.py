@@ -234,7 +234,7 @@ class CWEPrediction(CTIBenchRCM):
                 f"{source}: CWE prediction loads a file made by the builder "
                 "(secreason build-benchmark cwe-prediction); it has no hub copy"
             )
-        rows: list[Row] = read_table(path, "\t")
+        rows: list[Row] = read_table(path, "\t", ("Prompt", "GT"))
         samples = []
         for index, row in enumerate(rows):
             published = _parse_date(row.get("Published"))

@@ -22,7 +22,7 @@ from pathlib import Path
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Reference
 from secreason.evals.choice import ChoiceBenchmark
-from secreason.evals.sources import hub_rows, limited, local_file, read_json
+from secreason.evals.sources import hub_rows, limited, local_file, read_json, required
 from secreason.tasks.base import Extraction, Sample
 
 SIZES = (80, 500, 2000, 10000)
@@ -74,12 +74,22 @@ class CyberMetric(ChoiceBenchmark):
         path = local_file(source, self.default_source)
         if path is not None:
             data = read_json(path)
-            rows = data["questions"] if isinstance(data, dict) else data
+            rows = required(data, "questions", str(path)) if isinstance(data, dict) else data
+            if not isinstance(rows, list) or not rows:
+                raise ValueError(f"{path}: expected a non-empty list under 'questions'")
         else:
             rows = hub_rows(str(source))
         samples = []
         for index, row in enumerate(limited(rows, self.rows_limit(limit))):
-            options = {k: str(v) for k, v in dict(row["answers"]).items()}
-            gold = str(row["solution"]).strip().upper()
-            samples.append(self.make_sample(index, str(row["question"]), options, gold))
+            at = f"{path or source}: question {index}"
+            answers = required(row, "answers", at)
+            if not isinstance(answers, dict):
+                raise ValueError(f"{at}: 'answers' must map letters to options")
+            options = {k: str(v) for k, v in answers.items()}
+            gold = str(required(row, "solution", at)).strip().upper()
+            if gold not in options:
+                raise ValueError(f"{at}: solution {gold!r} is none of {', '.join(options)}")
+            samples.append(
+                self.make_sample(index, str(required(row, "question", at)), options, gold)
+            )
         return self.finish(samples, limit)

@@ -159,7 +159,7 @@ class HarmBench(Benchmark):
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
         source = source or self.default_source
         path = local_file(source, self.file)
-        rows = read_table(path) if path is not None else hub_rows(str(source))
+        rows = read_table(path, None, ("Behavior",)) if path is not None else hub_rows(str(source))
         samples: list[Sample] = []
         for index, row in enumerate(rows):
             functional = str(row.get("FunctionalCategory", ""))

@@ -126,7 +126,11 @@ class IFEval(Benchmark):
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
         source = source or self.default_source
         path = local_file(source, ["input_data.jsonl", "ifeval_input_data.jsonl"])
-        rows = read_jsonl(path) if path is not None else hub_rows(str(source), split="train")
+        rows = (
+            read_jsonl(path, ("prompt",))
+            if path is not None
+            else hub_rows(str(source), split="train")
+        )
         samples = []
         for index, row in enumerate(limited(rows, limit)):
             samples.append(

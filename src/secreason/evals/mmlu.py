@@ -19,7 +19,7 @@ from typing import Any
 from secreason.backends.base import SamplingParams
 from secreason.evals.base import Reference
 from secreason.evals.choice import ChoiceBenchmark, answer_statement
-from secreason.evals.sources import hub_rows, limited, local_file, read_table
+from secreason.evals.sources import hub_rows, limited, local_file, read_table, required
 from secreason.tasks.base import Extraction, Sample
 
 PROMPT = (
@@ -37,13 +37,13 @@ class MMLUSecurity(ChoiceBenchmark):
 
     @staticmethod
     def rule(text: str) -> Extraction:
-        return answer_statement(text)
+        return answer_statement(text, "ABCD")
 
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
         source = source or self.default_source
         path = local_file(source, ["computer_security_test.csv", "test.csv"])
         if path is not None:
-            rows = read_table(path)
+            rows = read_table(path, None, ("question", "answer"))
         else:
             rows = hub_rows(str(source), "computer_security", "test")
         samples = self._samples(rows, str(source), limit)
@@ -51,7 +51,8 @@ class MMLUSecurity(ChoiceBenchmark):
         if self.fewshot:  # MMLU's own 5-question dev split, when it is there
             dev = path.parent / "computer_security_dev.csv" if path is not None else None
             if dev is not None and dev.is_file():
-                pool = self._samples(read_table(dev), str(dev), None, "dev")
+                rows_dev = read_table(dev, None, ("question", "answer"))
+                pool = self._samples(rows_dev, str(dev), None, "dev")
             elif path is None:
                 pool = self._samples(
                     hub_rows(str(source), "computer_security", "dev"), "", None, "dev"
@@ -63,12 +64,14 @@ class MMLUSecurity(ChoiceBenchmark):
     ) -> list[Sample]:
         samples = []
         for index, row in enumerate(limited(rows, self.rows_limit(limit))):
+            at = f"{where}: row {index}"
             choices = row.get("choices")
             if choices is None:
-                choices = [row[f"choice{i}"] for i in range(4)]
-            answer = int(row["answer"])
-            if not 0 <= answer < len(choices):
-                raise ValueError(f"{where}: row {index}: answer {answer} outside 0..3")
+                choices = [required(row, f"choice{i}", at) for i in range(4)]
+            raw = str(required(row, "answer", at)).strip()
+            if not raw.isdigit() or not 0 <= int(raw) < len(choices):
+                raise ValueError(f"{at}: answer {raw!r} is not a choice number 0..3")
+            answer = int(raw)
             options = dict(zip("ABCD", (str(c) for c in choices), strict=False))
             sample = self.make_sample(index, str(row["question"]), options, "ABCD"[answer])
             if split:

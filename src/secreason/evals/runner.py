@@ -487,7 +487,7 @@ def read_predictions(path: str | Path, samples: Sequence[Sample]) -> dict[str, G
     by_index = {int(s.meta.get("index", i)): s for i, s in enumerate(samples)}
     out: dict[str, Generation] = {}
     source = Path(path)
-    with source.open(encoding="utf-8") as handle:
+    with source.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -502,8 +502,14 @@ def read_predictions(path: str | Path, samples: Sequence[Sample]) -> dict[str, G
                 sample = by_id.get(str(data["id"]))
                 what = f"id {data['id']!r}"
             elif "index" in data:
-                sample = by_index.get(int(data["index"]))
-                what = f"index {data['index']!r}"
+                index = data["index"]
+                if isinstance(index, bool) or not isinstance(index, int):
+                    raise ValueError(
+                        f"{where}: 'index' must be a whole number (the 0-based row), "
+                        f"got {index!r}"
+                    )
+                sample = by_index.get(index)
+                what = f"index {index!r}"
             else:
                 raise ValueError(f"{where}: a prediction needs 'id' or 'index' (0-based row)")
             if sample is None:

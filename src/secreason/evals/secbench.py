@@ -64,7 +64,8 @@ class SecBench(ChoiceBenchmark):
     def load(self, source: str | Path | None = None, limit: int | None = None) -> list[Sample]:
         source = source or self.default_source
         path = local_file(source, self.default_source)
-        rows = read_jsonl(path) if path is not None else hub_rows(str(source))
+        keys = ("question", "answers", "label")
+        rows = read_jsonl(path, keys) if path is not None else hub_rows(str(source))
         samples: list[Sample] = []
         seen: set[tuple[str, tuple[str, ...]]] = set()
         for index, row in enumerate(rows):

@@ -30,7 +30,7 @@ from typing import Literal
 from secreason.backends.base import Backend, SamplingParams
 from secreason.evals.base import Reference
 from secreason.evals.choice import ChoiceBenchmark, render
-from secreason.evals.sources import hub_rows, local_file, read_json
+from secreason.evals.sources import hub_rows, local_file, read_json, required
 from secreason.tasks.base import Extraction, Judgement, Message, Protocol, Sample, Score
 
 Subset = Literal["all", "single"]
@@ -91,20 +91,25 @@ class SecEval(ChoiceBenchmark):
         source = source or self.default_source
         path = local_file(source, self.default_source)
         rows = read_json(path) if path is not None else hub_rows(str(source), split="train")
+        if not isinstance(rows, list) or not rows:
+            raise ValueError(f"{path or source}: expected a non-empty JSON list of questions")
         samples: list[Sample] = []
         for index, row in enumerate(rows):
+            at = f"{path or source}: item {index}"
+            if not isinstance(row, dict):
+                raise ValueError(f"{at}: expected an object, got {type(row).__name__}")
             gold = str(row.get("answer") or "")
             if self.subset == "single" and gold not in ("A", "B", "C", "D"):
                 continue
             options: dict[str, str] = {}
-            for position, choice in enumerate(row["choices"]):
+            for position, choice in enumerate(required(row, "choices", at)):
                 match = _CHOICE_PREFIX.match(str(choice))
                 letter = match.group(1) if match else "ABCD"[position]
                 options[letter] = str(choice)[match.end() :] if match else str(choice)
             samples.append(
                 self.make_sample(
                     index,
-                    str(row["question"]),
+                    str(required(row, "question", at)),
                     options,
                     gold,
                     topics=list(row.get("topics") or []),
@@ -124,6 +129,13 @@ class SecEval(ChoiceBenchmark):
     ) -> Judgement:
         verdict = super().judge(sample, completion, protocol, prefilled=prefilled)
         gold = sample.reference
+        if protocol == "official" and verdict.extraction.value == "" and gold:
+            # No letter at all: scored as the authors score it (0), but counted as an
+            # invalid answer, not hidden among the wrong ones.
+            note = {"error": "no letter A-D in the answer"}
+            return Judgement(
+                verdict.split, verdict.format, verdict.extraction, Score(0.0, "invalid", note)
+            )
         canonical = "".join(sorted(set(gold.upper())))
         if (
             protocol == "official"

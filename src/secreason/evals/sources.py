@@ -97,19 +97,33 @@ def utf8_problem(path: str | Path) -> str:
     return f"{path}: not UTF-8 text; save the file as UTF-8"
 
 
-def read_table(path: Path, delimiter: str | None = None) -> list[Row]:
-    """A CSV/TSV file with a header row, every cell kept as the exact string."""
+def read_table(path: Path, delimiter: str | None = None, columns: Sequence[str] = ()) -> list[Row]:
+    """A CSV/TSV file with a header row, every cell kept as the exact string.
+
+    A UTF-8 byte-order mark is dropped (else it sticks to the first column's name);
+    ``columns`` the header must hold, named in the error with what it has instead.
+    """
     sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return [dict(row) for row in csv.DictReader(handle, delimiter=sep)]
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter=sep)
+            if reader.fieldnames is None:
+                raise ValueError(f"{path}: empty file (no header row)")
+            header = [str(name) for name in reader.fieldnames]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ValueError(
+                    f"{path}:1: no column {', '.join(map(repr, missing))} in the header "
+                    f"(it has {', '.join(map(repr, header))}); is this the published file?"
+                )
+            return [dict(row) for row in reader]
     except UnicodeDecodeError:
         raise ValueError(utf8_problem(path)) from None
 
 
 def read_json(path: Path) -> Any:
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             return json.load(handle)
     except UnicodeDecodeError:
         raise ValueError(utf8_problem(path)) from None
@@ -117,20 +131,43 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
 
 
-def read_jsonl(path: Path) -> list[Row]:
+def read_jsonl(path: Path, keys: Sequence[str] = ()) -> list[Row]:
+    """The JSON objects of a JSON-lines file; FILE:LINE for a line that is not one, or
+    that lacks one of ``keys``. Blank lines are skipped, a byte-order mark dropped."""
     rows: list[Row] = []
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as error:
                     raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(
+                        f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}"
+                    )
+                missing = [k for k in keys if k not in row]
+                if missing:
+                    raise ValueError(
+                        f"{path}:{number}: no key {', '.join(map(repr, missing))} "
+                        f"(the row has {', '.join(map(repr, row)) or 'none'})"
+                    )
+                rows.append(row)
     except UnicodeDecodeError:
         raise ValueError(utf8_problem(path)) from None
+    if not rows:
+        raise ValueError(f"{path}: empty file (no JSON line)")
     return rows
+
+
+def required(row: Row, key: str, where: str) -> Any:
+    """``row[key]``, or a ValueError naming the place and the columns the row has."""
+    if key not in row or row[key] is None:
+        has = ", ".join(map(repr, row)) or "none"
+        raise ValueError(f"{where}: no {key!r} (the row has {has})")
+    return row[key]
 
 
 def read_any(path: Path) -> list[Row]:

@@ -6,8 +6,9 @@ Scoring is an exact match on the CWE integer (``CWE-079`` equals ``CWE-79``).
   hyphens, bold and parentheses are tolerated, and a line naming two different ids
   is invalid, so a model cannot hedge by listing candidates.
 * ``official`` is CTIBench-RCM's rule from the authors' notebook: the LAST match of
-  ``CWE-\\d+`` (case-sensitive) anywhere in the answer text. The notebook then compares
-  upper-cased strings; we compare integers, which differs only for zero-padded ids.
+  ``CWE-\\d+`` (case-sensitive) anywhere in the answer text; with none, the whole
+  answer is the prediction, answered when it starts with ``CWE-`` in any case. Scoring
+  compares upper-cased strings as the notebook does, so ``CWE-079`` is not ``CWE-79``.
 
 Optional hierarchical partial credit (off by default): a prediction that is the gold
 id's parent or child in CWE view 1000 or 1003 earns ``partial_credit`` (status stays
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from secreason.tasks.base import (
@@ -60,6 +62,13 @@ def cwe_number(reference: str) -> int:
     return int(match.group(1))
 
 
+@dataclass(frozen=True)
+class OfficialCWE(Extraction):
+    """The notebook's prediction string (``raw``), scored by string equality."""
+
+    raw: str = ""
+
+
 @register
 class CWE(Task):
     """CWE id prediction; see the module docstring for the two protocols."""
@@ -89,9 +98,14 @@ class CWE(Task):
     def extract(self, answer_text: str, protocol: Protocol = "strict") -> Extraction:
         if protocol == "official":
             matches = _OFFICIAL.findall(answer_text)
-            if not matches:
-                return Extraction(None, "no 'CWE-<number>' in the answer")
-            return Extraction(f"CWE-{int(matches[-1][4:])}")
+            if matches:
+                return OfficialCWE(f"CWE-{int(matches[-1][4:])}", raw=matches[-1])
+            whole = answer_text.strip()
+            if whole.upper().startswith("CWE-"):  # the notebook keeps the text itself
+                found = _STRICT_ID.match(whole)
+                value = f"CWE-{int(found.group(1))}" if found else whole.upper()
+                return OfficialCWE(value, raw=whole)
+            return Extraction(None, "no 'CWE-<number>' in the answer")
         got = strict_answer(answer_text)
         if not got.ok:
             return got
@@ -111,6 +125,11 @@ class CWE(Task):
         gold = cwe_number(reference)
         if not extracted.ok:
             return invalid(extracted.error)
+        if isinstance(extracted, OfficialCWE):
+            gold_text = reference.strip().upper()
+            gold_text = f"CWE-{gold_text}" if gold_text.isdigit() else gold_text
+            hit = extracted.raw.strip().upper() == gold_text
+            return Score(float(hit), "correct" if hit else "incorrect")
         pred = cwe_number(str(extracted.value))
         if pred == gold:
             return Score(1.0, "correct")

@@ -38,7 +38,9 @@ def ctibench_official(text: str) -> Extraction:
 
     Starts with ``A)``..``D)``: first character; else ends with A-D: last character;
     else ends with ``**``: third character from the end. An empty last line falls back
-    to the line before it.
+    to the line before it. With no rule met, the notebook keeps the whole response
+    (lines joined by spaces), which its scorer accepts when it is one letter A-D or X
+    in any case: a bare ``b`` answers B.
     """
     lines = text.split("\n")
     line = lines[-1].rstrip()
@@ -51,6 +53,9 @@ def ctibench_official(text: str) -> Extraction:
     if line.endswith("**") and len(line) >= 3 and line[-3].upper() in "ABCDX":
         # The notebook then keeps only A-D and X ("no answer") as valid predictions.
         return Extraction(line[-3])
+    whole = " ".join(text.split("\n"))
+    if whole.upper() in ("A", "B", "C", "D", "X"):
+        return Extraction(whole)
     return Extraction(None, "no option letter on the last line")
 
 
@@ -71,6 +76,11 @@ class MCQ(Task):
         # A second letter standing alone after a joiner ("B) Phishing, or C.") is a hedge.
         self._hedge = re.compile(
             rf"(?:\bor\b|\band\b|[,;/&+])\s*\(?({cls})\)?(?=\s*(?:[),.;]|$))", re.I
+        )
+        # ... or followed by a verb that makes both letters the subject ("B and C are").
+        self._hedge_verb = re.compile(
+            rf"(?:\bor\b|\band\b|[,;/&+])\s*\(?({cls})\)?\s+"
+            r"(?:are|is|both|also|too|could|might|may|would|seems?)\b"
         )
 
     def prompt(self, sample: Sample) -> list[Message]:
@@ -102,7 +112,9 @@ class MCQ(Task):
         match = self._single.match(payload)
         if match:
             letter = match.group(1).upper()
-            others = {c.upper() for c in self._hedge.findall(payload, match.end(1))} - {letter}
+            rest = payload[match.end(1) :]
+            hedged = self._hedge.findall(rest) + self._hedge_verb.findall(rest)
+            others = {c.upper() for c in hedged} - {letter}
             if others and not self.multi:
                 return Extraction(None, "several candidate letters")
             return Extraction(letter)

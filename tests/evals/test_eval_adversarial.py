@@ -1,0 +1,171 @@
+"""Hostile review of the scorers: adversarial completions under both protocols.
+
+Each row is one completion scored by a real benchmark object, with the status (and the
+value where it matters) worked out by hand from the benchmark's published rule
+(CTIBench's notebooks, AthenaBench's ``athena_eval``, CyberMetric's evaluator, SecEval's
+parse, FAITH's proper ``Answer: X`` format for MMLU/SecBench) for ``official`` and from
+the project's contract for ``strict``: last line ``Answer: ...``, hedges invalid, nothing
+read inside a reasoning block, an unclosed block leaves no answer. ``invalid`` is
+asserted wherever an answer could not be read, so a bad answer is counted, never hidden
+among the wrong ones. Rows marked "was:" failed before this review's fixes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from secreason.evals import get_benchmark
+from secreason.tasks.base import Sample
+
+C, W, X = "correct", "incorrect", "invalid"
+CATALOGUE = "Answer: " + ", ".join(f"T{1000 + i}" for i in range(50))
+VEC = "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N"
+LOWER_VEC = VEC.lower()
+
+# (benchmark, gold, completion, official status, strict status)
+ROWS: list[tuple[str, str, str, str, str]] = [
+    # ---- CTIBench MCQ: the notebook's last-line rule vs the strict Answer line
+    ("ctibench-mcq", "B", "Answer: B", C, C),
+    ("ctibench-mcq", "B", "B", C, X),
+    ("ctibench-mcq", "B", "b", C, X),  # was: official invalid (notebook keeps the text)
+    ("ctibench-mcq", "B", "x", W, X),  # was: official invalid (X = answered, refused)
+    ("ctibench-mcq", "B", "Answer: b", X, C),  # ends with a lower-case letter
+    ("ctibench-mcq", "B", "Answer: (B)", X, C),
+    ("ctibench-mcq", "B", "Answer: B.", X, C),  # trailing punctuation
+    ("ctibench-mcq", "B", "Answer: B!", X, X),
+    ("ctibench-mcq", "B", "**Answer:** B", C, C),
+    ("ctibench-mcq", "B", "Answer: **B**", C, C),
+    ("ctibench-mcq", "B", "Answer: \uff22", X, C),  # fullwidth B: NFKC for strict only
+    ("ctibench-mcq", "B", "Answer: \u0412", X, X),  # Cyrillic Ve is not a letter option
+    ("ctibench-mcq", "B", "Answer: A or B", C, X),  # the notebook reads the last char
+    ("ctibench-mcq", "B", "Answer: A, B", C, X),
+    ("ctibench-mcq", "B", "Answer: B and C are both right", X, X),  # was: strict correct
+    ("ctibench-mcq", "B", "Answer: B, or C", W, X),
+    ("ctibench-mcq", "B", "A B C D", W, X),
+    ("ctibench-mcq", "B", "All of A, B, C and D look plausible.", X, X),
+    ("ctibench-mcq", "B", "Answer: B\nAnswer: C", W, W),
+    ("ctibench-mcq", "B", "<think>Answer: B</think>", X, X),  # nothing after the block
+    ("ctibench-mcq", "B", "<think>so it is B", X, X),  # truncated: never closed
+    ("ctibench-mcq", "B", "<think>hm</think>\nAnswer: B", C, C),
+    ("ctibench-mcq", "B", "", X, X),
+    ("ctibench-mcq", "B", " \n\t ", X, X),
+    # ---- MMLU / SecBench: FAITH's proper format, every statement must agree
+    ("mmlu-security", "B", "Answer: b", C, C),
+    ("mmlu-security", "B", "Answer: (B)", C, C),
+    ("mmlu-security", "B", "**Answer:** B", X, C),  # FAITH's proper pattern misses it
+    ("mmlu-security", "B", "Answer: E", X, X),  # was: official incorrect (E no option)
+    ("mmlu-security", "B", "Answer: A or B", W, X),
+    ("mmlu-security", "B", "Answer: B\nSo the answer: C", X, X),  # conflicting
+    ("mmlu-security", "B", "The answer is B", X, X),
+    ("mmlu-security", "B", "<think>Answer: B", X, X),
+    ("secbench", "B", "Answer: E", W, W),  # SecBench rows may have a fifth option
+    ("secbench", "B", "Answer: B.", C, C),
+    # ---- CyberMetric: the evaluator's first ANSWER:?\s*([A-D]) anywhere
+    ("cybermetric-80", "B", "ANSWER: B", C, C),
+    ("cybermetric-80", "B", "answer b", C, X),
+    ("cybermetric-80", "B", "The answer depends. ANSWER: B", W, X),  # 'answer d'-epends
+    ("cybermetric-80", "B", "ANSWER: (B)", X, C),
+    ("cybermetric-80", "B", "ANSWER: B\nANSWER: C", C, W),  # first vs last
+    ("cybermetric-80", "B", "", X, X),
+    # ---- SecEval: sorted set of upper-case A-D once 'Answer:' is removed
+    ("seceval", "AC", "Answer: CA", C, C),
+    ("seceval", "AC", "A and C", C, X),
+    ("seceval", "AC", "All of A, B, C, D", W, X),  # listing every option is wrong
+    ("seceval", "AC", "Answer: ac", X, C),  # was: official incorrect (no letter: invalid)
+    ("seceval", "AC", "", X, X),  # was: official incorrect
+    ("seceval-single", "B", "Both B and C", W, X),
+    # ---- CTIBench RCM: last CWE-\d+ (case-sensitive), string compare upper-cased
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79", C, C),
+    ("ctibench-rcm", "CWE-79", "CWE-079", W, X),  # was: official correct (string compare)
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-079", W, C),  # was: official correct
+    ("ctibench-rcm", "CWE-79", "cwe-79", C, X),  # was: official invalid (text kept)
+    ("ctibench-rcm", "CWE-79", "cwe-79 is the weakness", W, X),  # was: invalid
+    ("ctibench-rcm", "CWE-79", "Answer: cwe-79", X, C),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE 79", X, C),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE\u201179", X, C),  # non-breaking hyphen
+    ("ctibench-rcm", "CWE-79", "Answer: 79", X, C),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79, CWE-80", W, X),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79\nNot CWE-80.", W, X),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79 (XSS)", C, C),
+    ("ctibench-rcm", "CWE-79", "<think>CWE-79", X, X),
+    ("ctibench-rcm", "CWE-79", "", X, X),
+    # ---- CTIBench VSP: last 8-metric AV../A.. match read as CVSS:3.0/ (case-sensitive keys)
+    ("ctibench-vsp", VEC, VEC, C, X),
+    ("ctibench-vsp", VEC, VEC[9:], C, X),  # no prefix
+    ("ctibench-vsp", VEC, "Answer: " + VEC[9:], C, C),
+    ("ctibench-vsp", VEC, "Answer: " + LOWER_VEC, X, C),  # lower-case keys
+    ("ctibench-vsp", VEC, "Answer: " + VEC.replace("/", " / "), X, X),  # spaces
+    ("ctibench-vsp", VEC, "Answer: " + VEC + "/A:H", C, X),  # duplicate metric
+    ("ctibench-vsp", VEC, "Answer: " + VEC.rsplit("/", 1)[0], X, X),  # missing A
+    ("ctibench-vsp", VEC, "Answer: " + VEC + ".", C, C),
+    ("ctibench-vsp", VEC, "Answer: `" + VEC + "`", C, C),
+    ("ctibench-vsp", VEC, f"Answer: {VEC} or {VEC.replace('S:C', 'S:U')}", W, X),
+    ("ctibench-vsp", VEC, "<think>" + VEC, X, X),
+    ("ctibench-vsp", VEC, "", X, X),
+    # ---- CTIBench ATE: FAITH's 'Answer: T..., T...' list, must be unique
+    ("ctibench-ate", "T1059, T1071", "Answer: t1059, t1071", C, C),
+    ("ctibench-ate", "T1059, T1071", "Answer: T1059 , T1071", W, C),  # space ends it
+    ("ctibench-ate", "T1059, T1071", "Answer: T1059\nAnswer: T1071", X, W),
+    ("ctibench-ate", "T1059, T1071", CATALOGUE, W, X),  # every id: F1 0, strict refuses
+    ("ctibench-ate", "T1059, T1071", "", X, X),
+    # ---- AthenaBench: last line with a match, one 'Answer:' label dropped
+    ("athenabench-mcq", "B", "Answer: b", C, C),
+    ("athenabench-mcq", "B", "B", C, X),
+    ("athenabench-mcq", "B", "Answer: A or B", W, X),  # first standalone letter
+    ("athenabench-mcq", "B", "A, B, C, D, E", W, X),
+    ("athenabench-mcq", "B", "Answer: \uff22", X, C),
+    ("athenabench-mcq", "B", "Answer: B\nThis is a guess.", W, X),  # the 'a' of the line
+    ("athenabench-mcq", "B", "", X, X),
+    ("athenabench-rcm", "CWE-79", "Answer: cwe-79", C, C),
+    ("athenabench-rcm", "CWE-79", "Answer: CWE-079", W, C),
+    ("athenabench-rcm", "CWE-79", "CWE-79\nAnswer:", C, X),
+    ("athenabench-ate", "T1059.001", "Answer: t1059", C, C),
+    ("athenabench-ate", "T1059.001", "Answer: T1071 or T1059", W, W),
+    ("athenabench-ate", "T1059.001", "Answer: T10590", C, X),  # no word boundary
+    ("athenabench-vsp", VEC, "Answer: " + LOWER_VEC, X, C),  # cvss rejects lower case
+    ("athenabench-vsp", VEC, "Answer: " + VEC + "/A:H", X, X),  # duplicate metric
+    ("athenabench-vsp", VEC, "Answer: " + VEC + ".", X, C),  # the dot is in \S+
+    ("athenabench-vsp", VEC, "Answer: " + VEC[9:], X, C),  # no CVSS:3.1/ prefix
+    ("athenabench-rms", "M1038, M1042", "Answer: m1038, m1042", C, C),
+    ("athenabench-rms", "M1038, M1042", "Answer: M1038\nThat is all.", X, X),
+    ("athenabench-rms", "M1038, M1042", "", X, X),
+]
+
+
+def _sample(gold: str) -> Sample:
+    options = {c: f"option {c}" for c in "ABCDE"}
+    return Sample("row-0", "any", [{"role": "user", "content": "q"}], gold, {"options": options})
+
+
+@pytest.mark.parametrize(
+    ("name", "gold", "completion", "official", "strict"),
+    ROWS,
+    ids=[f"{r[0]}:{r[2][:36]!r}" for r in ROWS],
+)
+def test_adversarial_completion(
+    name: str, gold: str, completion: str, official: str, strict: str
+) -> None:
+    bench = get_benchmark(name)
+    sample = _sample(gold)
+    for protocol, expected in (("official", official), ("strict", strict)):
+        got = bench.judge(sample, completion, protocol)  # type: ignore[arg-type]
+        assert got.score.status == expected, (protocol, got.extraction, got.score)
+        if expected == X:
+            assert got.score.value == 0.0
+
+
+@pytest.mark.parametrize(
+    ("completion", "value"),
+    [
+        ("Answer: " + ", ".join(f"M{1000 + i}" for i in range(60)), 2 * 2 / 62),  # F1 4/62
+        ("Answer: M1038 M1042 M1038", 1.0),
+        ("Answer: M1038, M1099", 0.5),
+    ],
+)
+def test_athenabench_rms_official_f1(completion: str, value: float) -> None:
+    """Listing the catalogue earns the authors' tiny F1; strict refuses it (> 10 ids)."""
+    bench = get_benchmark("athenabench-rms")
+    got = bench.judge(_sample("M1038, M1042"), completion, "official")
+    assert got.score.value == pytest.approx(value)
+    if value < 0.5:
+        assert bench.judge(_sample("M1038, M1042"), completion, "strict").score.status == X
