@@ -36,6 +36,12 @@ class ModelConfig:
     # Extra fields for every upstream request, e.g. vLLM's {skip_special_tokens: false}
     # when the think tags are special tokens and vLLM runs without a reasoning parser.
     upstream_extra_body: dict[str, Any] = field(default_factory=dict)
+    # Prompts that cannot fit the upstream's context are refused before it is called
+    # (serve.upstream_fit). Its context in tokens; None: learnt from GET /v1/models
+    # (vLLM's max_model_len). The tokenizer (folder / hub id) that counts prompt tokens,
+    # the one the upstream serves; None: model.path when it is a folder with one.
+    upstream_context: int | None = None
+    upstream_tokenizer: str | None = None
     served_name: str | None = None  # the id clients use; default: path's last part
     # Requests batched together by the local engine (16: the transformers backend's own
     # batch, and an eval client's default concurrency).
@@ -244,6 +250,8 @@ def validate(config: ServeConfig) -> None:
         raise ConfigError("audit.max_bytes: must be at least 1")
     if config.model.max_batch_size < 1:
         raise ConfigError("model.max_batch_size: must be at least 1")
+    if config.model.upstream_context is not None and config.model.upstream_context < 2:
+        raise ConfigError("model.upstream_context: must be at least 2 tokens (or null: ask)")
     for name in (
         "batch_wait_ms",
         "batch_refill_wait",

@@ -75,3 +75,27 @@ class PromptCounter:
             return len(self._counter(prompt, add_special_tokens=False)["input_ids"])
         except Exception as error:  # refused here, it cannot fail a batch later
             raise EngineError(f"the prompt could not be tokenised: {error}"[:300], 400) from None
+
+
+def load_counter(source: str) -> PromptCounter:
+    """A counter from a tokenizer folder or hub id (its chat template renders prompts).
+
+    For engines that do not hold the model themselves (an upstream): the count is exact
+    when this is the tokenizer and template the upstream serves. Raises ``ValueError``
+    naming ``source`` when it cannot be loaded or has no chat template.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except Exception as error:
+        raise ValueError(f"{source}: no tokenizer could be loaded ({error})"[:500]) from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{source}: the tokenizer has no chat template to render prompts with")
+
+    def render(messages: list[Message]) -> str:
+        return str(
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        )
+
+    return PromptCounter(tokenizer, render, None)

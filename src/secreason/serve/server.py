@@ -25,6 +25,7 @@ from typing import Any
 from secreason.serve.config import GuardConfig, ServeConfig
 from secreason.serve.engine import Engine, LocalEngine, UpstreamEngine
 from secreason.serve.guard import Guard, GuardPolicy
+from secreason.serve.upstream_fit import local_counter
 
 log = logging.getLogger("secreason.serve")
 
@@ -50,6 +51,8 @@ def build_model_engine(config: ServeConfig) -> Engine:
             timeout_s=config.limits.request_timeout_s,
             prefilled=bool(model.prefilled),
             extra_body=model.upstream_extra_body,
+            context_length=model.upstream_context,
+            counter=local_counter(model.upstream_tokenizer, model.path),
         )
     if model.backend == "fixed-text":
         from secreason.serve.fixed_backend import FixedTextBackend

@@ -21,6 +21,9 @@ import httpx
 from secreason.backends.base import Generation, Message, SamplingParams
 from secreason.reasoning import THINK
 from secreason.serve.engine_base import Engine, EngineError, StreamInfo
+from secreason.serve.prompt_fit import PromptCounter
+from secreason.serve.sanitize import Neutraliser, breaker_for, control_strings
+from secreason.serve.upstream_fit import UpstreamFit
 
 log = logging.getLogger("secreason.serve")
 
@@ -55,7 +58,8 @@ class UpstreamEngine(Engine):
     """A client of OpenAI-compatible servers: the scaling path (e.g. ``vllm serve``).
 
     ``base_url`` may list several replicas separated by commas; requests go to them in
-    turn (round robin), each replica with its own connection pool.
+    turn (round robin), each replica with its own connection pool. ``context_length``
+    and ``counter`` (a local tokenizer) feed the admission check of :mod:`.upstream_fit`.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class UpstreamEngine(Engine):
         prefilled: bool = False,
         max_connections: int = 256,
         extra_body: dict[str, Any] | None = None,
+        context_length: int | None = None,
+        counter: PromptCounter | None = None,
     ) -> None:
         self.model_id = model
         self.prefilled = prefilled
@@ -84,6 +90,15 @@ class UpstreamEngine(Engine):
             if url.strip()
         ]
         self._turn = itertools.cycle(self._clients)
+        # Prompts that cannot fit are refused here (see :mod:`.upstream_fit`); with the
+        # served model's tokenizer at hand, its own control strings are broken too.
+        self.fit = UpstreamFit(model, context_length=context_length, counter=counter)
+        if counter is not None:
+            tokenizer = counter.tokenizer
+            self.neutralise = Neutraliser(control_strings(tokenizer), breaker_for(tokenizer))
+
+    async def prepare(self, messages: list[Message], params: SamplingParams) -> int | None:
+        return await self.fit.prepare(self._clients, messages, params)
 
     @property
     def _client(self) -> httpx.AsyncClient:
