@@ -28,9 +28,10 @@ from secreason.integrations.scoring import (
     METRIC_KEYS,
     Reward,
     RewardConfig,
-    RoutingError,
     Scorer,
+    check_penalty,
     strip_end_markers,
+    unpack_label,
 )
 from secreason.reasoning import THINK
 
@@ -43,26 +44,18 @@ def label_for(task: str, reference: str) -> str:
 
 
 def parse_label(label: Any, index: int, default_task: str | None = None) -> tuple[str, str]:
-    """(task, reference) of one label; ValueError naming the row otherwise."""
-    if isinstance(label, dict):
-        obj: Any = label
-    else:
-        text = str(label).strip()
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"labels[{index}]: not a JSON object ({err.msg})") from None
-        elif default_task:
-            return default_task, text
-        else:
-            raise ValueError(
-                f'labels[{index}]: expected \'{{"task": ..., "reference": ...}}\' '
-                "(or set $SECREASON_TASK for bare references)"
-            )
-    if not isinstance(obj, dict) or not obj.get("task") or not obj.get("reference"):
-        raise ValueError(f"labels[{index}]: needs non-empty 'task' and 'reference'")
-    return str(obj["task"]), str(obj["reference"])
+    """(task, reference) of one label; ValueError naming the row otherwise. A label
+    without a task (a bare reference, a list, ``{"reference": ...}``) takes
+    ``default_task``."""
+    where = f"labels[{index}]"
+    task, reference = unpack_label(label, where)
+    task = task or default_task
+    if not task:
+        raise ValueError(
+            f'{where}: expected \'{{"task": ..., "reference": ...}}\' '
+            "(or set $SECREASON_TASK for bare references)"
+        )
+    return task, reference
 
 
 def response_of(query: str, prompt: str, index: int) -> str:
@@ -97,16 +90,29 @@ def score_batch(
             f"({len(queries)}, {len(prompts)}, {len(labels)})"
         )
     out = []
+    problems: list[str] = []
     for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
-        if not isinstance(query, str) or not isinstance(prompt, str):
-            raise ValueError(f"queries[{i}] and prompts[{i}] must be strings")
-        task, reference = parse_label(label, i, default_task)
-        response = response_of(query, prompt, i)
         try:
-            out.append(scorer.score(response, reference, task, prefilled=is_prefilled(prompt)))
-        except RoutingError as err:
-            raise ValueError(f"labels[{i}]: {err}") from None
+            out.append(_score_row(i, query, prompt, label, scorer, default_task))
+        except (TypeError, ValueError) as err:
+            problems.append(str(err))
+    if problems:  # every bad row is named: a misread label column shows as a pattern
+        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        raise ValueError(f"{len(problems)} of {len(labels)} rows cannot be scored: {shown}")
     return out
+
+
+def _score_row(
+    i: int, query: Any, prompt: Any, label: Any, scorer: Scorer, default_task: str | None
+) -> Reward:
+    if not isinstance(query, str) or not isinstance(prompt, str):
+        raise ValueError(f"queries[{i}] and prompts[{i}] must be strings")
+    task, reference = parse_label(label, i, default_task)
+    response = response_of(query, prompt, i)
+    try:
+        return scorer.score(response, reference, task, prefilled=is_prefilled(prompt))
+    except ValueError as err:
+        raise ValueError(f"labels[{i}]: {err}") from None
 
 
 def as_lists(rewards: Sequence[Reward]) -> dict[str, Any]:
@@ -122,8 +128,10 @@ def as_lists(rewards: Sequence[Reward]) -> dict[str, Any]:
 def default_scorer() -> Scorer:
     global _DEFAULT
     if _DEFAULT is None:
-        penalty = float(os.environ.get("SECREASON_FORMAT_PENALTY", "1.0"))
-        _DEFAULT = Scorer(RewardConfig(format_penalty=penalty))
+        penalty = os.environ.get("SECREASON_FORMAT_PENALTY", "1.0")
+        _DEFAULT = Scorer(
+            RewardConfig(format_penalty=check_penalty(penalty, "$SECREASON_FORMAT_PENALTY"))
+        )
     return _DEFAULT
 
 

@@ -13,6 +13,11 @@ recipes), ``format`` (a dict of :class:`~secreason.reasoning.FormatConfig` field
 ``task_options``. ``extra_info['prefilled']`` per row is honoured too. verl's reward
 managers decode with ``skip_special_tokens=True``: keep the think tags ordinary tokens,
 or the format check sees no reasoning (see :mod:`secreason.integrations.scoring`).
+The ``batch`` reward manager's plural keywords (``data_sources``, ``solution_strs``,
+``ground_truths``, ``extra_infos``) get one result per row from the same function (or
+name ``compute_score_batch``). Odd shapes are read or refused by name: a ground truth
+may be a list or numpy array (joined), a ``{"reference": ...}`` dict or the OpenRLHF
+label string; a row whose gold no answer can earn raises instead of scoring zero.
 
 The export writes what verl's RL dataset reads: a parquet file per split whose rows are
 ``data_source`` (``secreason/<task>``, the router's key), ``prompt`` (chat turns),
@@ -23,11 +28,20 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.integrations.scoring import RewardConfig, Scorer, route
+from secreason.integrations.scoring import (
+    RewardConfig,
+    RoutingError,
+    Scorer,
+    as_flag,
+    as_text,
+    check_penalty,
+    route,
+    unpack_label,
+)
 from secreason.reasoning import FormatConfig
 
 _OPTIONS = ("prefilled", "format_penalty", "format", "task_options")
@@ -44,36 +58,86 @@ def _scorer(kwargs: Mapping[str, Any]) -> Scorer:
     options = {k: kwargs[k] for k in _OPTIONS if k in kwargs}
     key = json.dumps(options, sort_keys=True, default=str)
     if key not in _SCORERS:
+        fmt_options = options.get("format") or {}
+        if not isinstance(fmt_options, Mapping):
+            raise TypeError(f"reward_kwargs.format: expected a dict, got {fmt_options!r}")
         try:
-            fmt = FormatConfig(**dict(options.get("format") or {}))
+            fmt = FormatConfig(**dict(fmt_options))
         except TypeError as err:
             raise TypeError(f"reward_kwargs.format: {err}") from None
         _SCORERS[key] = Scorer(
             RewardConfig(
                 format_config=fmt,
-                format_penalty=float(options.get("format_penalty", 1.0)),
-                prefilled=bool(options.get("prefilled", False)),
+                format_penalty=check_penalty(
+                    options.get("format_penalty", 1.0), "reward_kwargs.format_penalty"
+                ),
+                prefilled=as_flag(options.get("prefilled", False), "reward_kwargs.prefilled"),
                 task_options=dict(options.get("task_options") or {}),
             )
         )
     return _SCORERS[key]
 
 
+_BATCH = ("data_sources", "solution_strs", "ground_truths", "extra_infos")
+
+
 def compute_score(
-    data_source: str,
-    solution_str: str,
-    ground_truth: str,
+    data_source: Any = None,
+    solution_str: Any = None,
+    ground_truth: Any = None,
     extra_info: Mapping[str, Any] | None = None,
     **kwargs: Any,
-) -> dict[str, float]:
+) -> Any:
     """verl's reward: ``score`` (task score minus the format penalty) plus per-check
-    details (``task_score``, ``format_ok``, ``reasoning_words``, ...), all numbers."""
+    details (``task_score``, ``format_ok``, ``reasoning_words``, ...), all numbers. Called
+    with the batch reward manager's plural keywords, a list of those dicts."""
+    if any(name in kwargs for name in _BATCH):
+        columns = [kwargs.pop(name, None) for name in _BATCH]
+        return compute_score_batch(*columns, **kwargs)
     scorer = _scorer(kwargs)
+    if extra_info is not None and not isinstance(extra_info, Mapping):
+        raise TypeError(f"extra_info: expected a dict or None, got {type(extra_info).__name__}")
     prefilled = None
     if "prefilled" not in kwargs and extra_info and "prefilled" in extra_info:
-        prefilled = bool(extra_info["prefilled"])
+        prefilled = as_flag(extra_info["prefilled"], "extra_info['prefilled']")
+    text = as_text(solution_str, "solution_str")
     task = route(data_source, extra_info)
-    return scorer.score(solution_str, ground_truth, task, prefilled=prefilled).metrics()
+    label_task, reference = unpack_label(ground_truth, "ground_truth")
+    if label_task is not None and label_task != task:
+        raise RoutingError(f"ground_truth names task {label_task!r} but the row routes to {task!r}")
+    return scorer.score(text, reference, task, prefilled=prefilled).metrics()
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any] | None,
+    solution_strs: Sequence[Any] | None,
+    ground_truths: Sequence[Any] | None,
+    extra_infos: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, float]]:
+    """verl's ``batch`` reward manager: one :func:`compute_score` dict per row; an error
+    names the row."""
+    if solution_strs is None or ground_truths is None:
+        raise TypeError("compute_score_batch needs solution_strs and ground_truths")
+    n = len(solution_strs)
+    sources = [None] * n if data_sources is None else list(data_sources)
+    infos = [None] * n if extra_infos is None else list(extra_infos)
+    lengths = (len(sources), n, len(ground_truths), len(infos))
+    if len(set(lengths)) > 1:
+        raise ValueError(
+            "data_sources, solution_strs, ground_truths and extra_infos differ in length "
+            f"({', '.join(map(str, lengths))})"
+        )
+    out = []
+    for i, (source, text, truth, info) in enumerate(
+        zip(sources, solution_strs, ground_truths, infos, strict=True)
+    ):
+        try:
+            out.append(compute_score(source, text, truth, info, **kwargs))
+        except (TypeError, ValueError) as err:
+            kind = type(err) if isinstance(err, (RoutingError, TypeError)) else ValueError
+            raise kind(f"row {i}: {err}") from None
+    return out
 
 
 # ------------------------------------------------------------------------------ export

@@ -31,7 +31,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from secreason.reasoning import FormatConfig, FormatVerdict, check_format, split
+from secreason.integrations.scoring import check_penalty, strip_end_markers
+from secreason.reasoning import THINK, FormatConfig, FormatVerdict, check_format, split
 from secreason.tasks import get_task
 from secreason.tasks.base import Task
 
@@ -43,12 +44,32 @@ class RewardCoverageError(ValueError):
 
 
 def completion_text(completion: Any) -> str:
-    """TRL passes a string (standard data) or a list of messages (conversational)."""
+    """The completion as the reasoning contract reads it, whatever shape TRL passes.
+
+    A string (standard data) or a list of messages (conversational). TRL parses
+    conversational completions with the tokenizer's response schema when it has one, and
+    the reasoning then arrives in its own field (``reasoning_content`` or ``thinking``):
+    it is put back between the think tags, so the format checks see it. Content given as
+    parts is joined. Trailing end-of-turn markers are cut as for verl and OpenRLHF, so a
+    completion earns the same reward under each trainer.
+    """
     if isinstance(completion, str):
-        return completion
+        return strip_end_markers(completion)
     if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return "".join(str(m.get("content") or "") for m in completion)
-    return str(completion)
+        return strip_end_markers("".join(_message_text(m) for m in completion))
+    return strip_end_markers(str(completion))
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    text = str(content or "")
+    for key in ("reasoning_content", "thinking"):
+        if key in message:
+            reasoning = str(message.get(key) or "").strip()
+            return f"{THINK.open}\n{reasoning}\n{THINK.close}\n{text.lstrip()}"
+    return text
 
 
 def check_reward_coverage(rows: Iterable[Mapping[str, Any]], tasks: Iterable[str]) -> int:
@@ -114,6 +135,10 @@ class RewardSuite:
     _scores: dict[int, float] = field(default_factory=dict, repr=False)
     _stats: dict[str, _TaskStats] = field(default_factory=lambda: defaultdict(_TaskStats))
     _reward_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        # A negative weight would pay completions for failing the format checks.
+        self.format_penalty = check_penalty(self.format_penalty)
 
     @classmethod
     def from_names(
