@@ -309,6 +309,9 @@ def test_8b_recipes_train_on_cpu_with_every_gpu_option_falling_back(
     assert trainer.generation_config.disable_compile
     err = capsys.readouterr().err
     assert err.count("use_liger_kernel off: no CUDA device") == 2
+    # `activation_checkpointing: auto` sizes against GPU memory; none here, so off, said.
+    assert err.count("activation checkpointing off: no CUDA device") == 2
+    assert trainer.args.activation_checkpointing is False
     assert "packed rows attend with sdpa_varlen" in err
     assert "use_vllm off" in err
 

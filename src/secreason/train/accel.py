@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from secreason.train import packed_attention
+from secreason.train import checkpoint_plan, packed_attention
 
 FLASH = ("flash_attention_2", "flash_attention_3")
 AUTO = "auto"
@@ -275,11 +275,17 @@ def resolve_rollouts(recipe: Any, cuda: bool | None = None, vllm: bool | None = 
         "(cache_implementation: dynamic turns it off)"
     )
     if getattr(recipe, "use_liger_kernel", False):
-        # Liger 0.8.5's Triton RMSNorm does not trace under torch.compile (torch 2.11): the
-        # decode graph breaks at every layer and falls back to eager. Measured on one H200,
-        # GRPO step 66.1 s with Liger, 31.5 s without (README "GPU speed").
+        # In TRL 1.16 `use_liger_kernel` only patches the layers (RMSNorm, RoPE, SwiGLU;
+        # its fused linear cross-entropy is refused) since GRPOTrainer always computes the
+        # log-probabilities with its own chunked LM head, Liger or not. Those layer kernels
+        # are plain Triton launches torch.compile cannot trace: the decode graph breaks at
+        # every layer (one H200: GRPO step 66.1 s with them, 31.5 s without). So nothing
+        # of the loss fusion is lost by dropping them here.
         recipe.use_liger_kernel = False
-        note("use_liger_kernel off for RL: its kernels break the compiled rollout decode")
+        note(
+            "use_liger_kernel off for RL: its layer kernels break the compiled rollout decode "
+            "(TRL's chunked log-prob LM head stays on)"
+        )
     return "generate (static cache, compiled)"
 
 
@@ -297,6 +303,75 @@ def compile_rollouts(trainer: Any) -> bool:
 
 
 # ------------------------------------------------------------ activation checkpointing
+
+
+def resolve_checkpointing(
+    recipe: Any,
+    cuda: bool | None = None,
+    device_gib: float | None = None,
+    shape: checkpoint_plan.Shape | None = None,
+    world: int | None = None,
+) -> checkpoint_plan.Plan | None:
+    """Settle ``activation_checkpointing: auto`` to a boolean (and, for SFT, an
+    ``every_n_layers``) from a memory estimate; a value the recipe names is kept.
+
+    RL decides only on or off: TRL re-enables checkpointing after every rollout with
+    the recipe's kwargs through the old API, which ignores ``every_n_layers``.
+    """
+    if getattr(recipe, "activation_checkpointing", None) != checkpoint_plan.AUTO:
+        return None
+    cuda = cuda_run(recipe) if cuda is None else cuda
+    plan = None
+    if not cuda:
+        why = "off: no CUDA device (auto sizes it against GPU memory)"
+    elif (shape := shape or checkpoint_plan.shape_of(recipe.model_name_or_path)) is None:
+        why = f"on: the config of {recipe.model_name_or_path} could not be read to size it"
+    else:
+        if device_gib is None:
+            import torch
+
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            device_gib = total / checkpoint_plan.GIB
+        if getattr(recipe, "use_vllm", False) and getattr(recipe, "vllm_mode", "") == "colocate":
+            device_gib *= 1.0 - float(recipe.vllm_gpu_memory_utilization)  # vLLM's share
+        shards, zero = checkpoint_plan.sharding(world)
+        param_bytes = 4 if _float32(recipe) else 2
+        full_ft = not getattr(recipe, "use_peft", False)
+        rl = getattr(recipe, "stage", "") == "rl"
+        static = checkpoint_plan.static_bytes(
+            shape,
+            param_bytes=param_bytes,
+            full_ft=full_ft,
+            shards=shards,
+            zero_stage=zero,
+            reference=rl and full_ft and float(getattr(recipe, "beta", 0.0)) != 0.0,
+            cache_bytes=checkpoint_plan.rollout_cache_bytes(recipe, shape, param_bytes),
+        )
+        plan = checkpoint_plan.decide(
+            shape,
+            checkpoint_plan.micro_batch_tokens(recipe),
+            device_gib=device_gib,
+            static=static,
+            liger=bool(getattr(recipe, "use_liger_kernel", False)),
+            partial=not rl,
+            scale=param_bytes / 2,
+        )
+    on = plan.checkpoint if plan is not None else cuda
+    recipe.activation_checkpointing = recipe.gradient_checkpointing = on
+    if plan is not None and plan.every_n_layers > 1:
+        kwargs = dict(getattr(recipe, "activation_checkpointing_kwargs", None) or {})
+        kwargs["every_n_layers"] = plan.every_n_layers
+        recipe.activation_checkpointing_kwargs = recipe.gradient_checkpointing_kwargs = kwargs
+    note(plan.line() if plan is not None else f"activation checkpointing {why}")
+    return plan
+
+
+def _float32(recipe: Any) -> bool:
+    init = getattr(recipe, "model_init_kwargs", None) or {}
+    dtype = str(init.get("dtype", init.get("torch_dtype", "")) if isinstance(init, dict) else "")
+    if dtype.replace("torch.", "") in ("float32", "float"):
+        return True
+    return not (getattr(recipe, "bf16", False) or getattr(recipe, "fp16", False) or dtype)
 
 
 def quiet_legacy_checkpointing() -> None:
@@ -321,6 +396,7 @@ def prepare_sft(recipe: Any) -> None:
     quiet_legacy_checkpointing()
     resolve_liger(recipe)
     choose_packed_attention(recipe)
+    resolve_checkpointing(recipe)
 
 
 def prepare_rl(recipe: Any) -> str:
@@ -328,4 +404,6 @@ def prepare_rl(recipe: Any) -> str:
     quiet_legacy_checkpointing()
     resolve_liger(recipe)
     choose_packed_attention(recipe)
-    return resolve_rollouts(recipe)
+    engine = resolve_rollouts(recipe)
+    resolve_checkpointing(recipe)  # after the rollouts: a static KV cache stays resident
+    return engine

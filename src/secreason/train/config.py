@@ -69,9 +69,19 @@ class ModelDataFields:
 
 def _checkpointing_default(recipe: Any) -> None:
     """TRL's configs default the deprecated ``gradient_checkpointing`` to True; carry that
-    (or the recipe's value) to ``activation_checkpointing`` so loading does not warn."""
+    (or the recipe's value) to ``activation_checkpointing`` so loading does not warn.
+    ``auto`` stays as it is until the stage starts (``train.checkpoint_plan``)."""
     if recipe.activation_checkpointing is None:
         recipe.activation_checkpointing = recipe.gradient_checkpointing
+    value = recipe.activation_checkpointing
+    if isinstance(value, str) and value != "auto":
+        raise ValueError(f"activation_checkpointing must be true, false or auto, got {value!r}")
+
+
+_CHECKPOINTING_HELP = (
+    "Recompute activations in the backward pass; `auto` decides when the stage starts from "
+    "an estimate of this GPU's memory (off when it fits, README 'GPU speed')."
+)
 
 
 @dataclass
@@ -79,6 +89,9 @@ class SFTRecipe(SFTConfig, ModelDataFields):
     """``secreason sft``: TRL's SFTConfig plus the shared fields."""
 
     stage: str = "sft"
+    activation_checkpointing: bool | str | None = field(  # type: ignore[assignment]
+        default=None, metadata={"help": _CHECKPOINTING_HELP}
+    )
 
     def __post_init__(self) -> None:
         _checkpointing_default(self)
@@ -99,6 +112,9 @@ class RLRecipe(GRPOConfig, ModelDataFields):
     """
 
     stage: str = "rl"
+    activation_checkpointing: bool | str | None = field(  # type: ignore[assignment]
+        default=None, metadata={"help": _CHECKPOINTING_HELP}
+    )
     format_penalty: float = field(
         default=1.0, metadata={"help": "Reward subtracted when the format checks fail."}
     )
