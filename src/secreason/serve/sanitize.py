@@ -23,11 +23,13 @@ The deployment's own system prompt is never passed through it (the operator's te
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 
 from secreason.backends.base import Message
+from secreason.serve.confusables import fold_words, framed
 
 JOINER = "\u2060"
 
@@ -122,24 +124,135 @@ class Neutraliser:
 GENERIC_NEUTRALISER = Neutraliser()
 
 
-#: Invisible format characters (Unicode category Cf: zero-width spaces and joiners, bidi
-#: controls, the BOM, soft hyphen...). Tag characters (U+E0020..U+E007E) are handled
-#: apart: they spell ASCII invisibly, and models read them.
-_INVISIBLE = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0001\U000e007f]"
-)
+def _ranges(points: Iterable[int]) -> str:
+    """A regex character class body for code points (consecutive ones as ranges)."""
+    out: list[str] = []
+    run: list[int] = []
+    for point in sorted(points):
+        if run and point == run[-1] + 1:
+            run.append(point)
+            continue
+        if run:
+            out.append(
+                re.escape(chr(run[0])) + ("-" + re.escape(chr(run[-1])) if len(run) > 1 else "")
+            )
+        run = [point]
+    if run:
+        out.append(re.escape(chr(run[0])) + ("-" + re.escape(chr(run[-1])) if len(run) > 1 else ""))
+    return "".join(out)
+
+
+#: Letters and marks that draw nothing, though not in category Cf: Hangul fillers,
+#: Khmer inherent vowels, Mongolian variation selectors, the combining grapheme joiner,
+#: variation selectors.
+_BLANK = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164, 0xFFA0,
+          *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]  # fmt: skip
+#: The generic combining marks (diacritics, overlays such as the strike-through U+0336,
+#: enclosing circles and keycaps), as opposed to the marks of one script.
+_DECORATION = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_ACCENT = re.compile(f"[{_DECORATION}]")
+#: Before NFKC: hair and six-per-em spaces join letters (they show no gap a reader sees),
+#: the Braille blank is a space, line and paragraph separators are line breaks.
+_SPACING = {0x200A: "", 0x2006: "", 0x2800: " ", 0x2028: "\n", 0x2029: "\n\n", 0x85: "\n"}
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], dict[int, str]]:
+    """Invisible characters (every Cf but the tags, and :data:`_BLANK`), combining marks
+    (on a Latin letter: any; elsewhere: generic ones) and the pre-NFKC translation table
+    (built once, ~40 ms)."""
+    invisible, marks = list(_BLANK), []
+    for point in [*range(0x20000), *range(0xE0000, 0xE1000)]:
+        category = unicodedata.category(chr(point))
+        if category == "Cf" and not 0xE0020 <= point <= 0xE007E:
+            invisible.append(point)
+        elif category in ("Mn", "Me"):
+            marks.append(point)
+    latin = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
+    stacked = re.compile(f"([{latin}])([{_ranges(marks)}]+)|[{_DECORATION}]+")
+    return re.compile(f"[{_ranges(invisible)}]+"), stacked, {**framed(), **_SPACING}
+
+
+def _accent(mark: str) -> bool:
+    """A diacritic a language writes (not an overlay, enclosing mark or another script's)."""
+    return unicodedata.combining(mark) > 1 and _ACCENT.match(mark) is not None
+
+
+def _unstack(match: re.Match[str]) -> str:
+    """Marks NFKC could not compose. On a Latin letter one or two accents are kept (Yoruba
+    ``ọ̀``), but an overlay (the strike-through), an enclosing mark, another script's
+    mark or a stack of three, composed ones counted (Zalgo), is decoration: the letter
+    loses every mark, its own accents too. Generic marks on other letters are dropped."""
+    base, marks = match[1], match[2]
+    if base is None:
+        return ""
+    composed = len(unicodedata.normalize("NFD", base)) - 1
+    if composed + len(marks) < 3 and all(map(_accent, marks)):
+        return match[0]
+    return unicodedata.normalize("NFD", base)[0]
+
+
 _TAGS = re.compile("[\U000e0020-\U000e007e]")
+_PARAGRAPH = frozenset("\n\r\x1c\x1d\x1e\x85\u2029")
+_EMBEDDING, _ISOLATE = frozenset("\u202a\u202b\u202d\u202e"), frozenset("\u2066\u2067\u2068")
+RLO = "\u202e"
+
+
+def read_overrides(text: str) -> str:
+    """Text under a right-to-left override (U+202E) shows its characters in reverse:
+    each such span is given in logical order (what a model reads) followed by the
+    order a person sees, so the guard reads both. Spans end at their PDF, or at the
+    PDI or paragraph end that closes them (UAX #9); nested spans render as one unit."""
+    stack: list[tuple[str, list[str]]] = [("", [])]
+
+    def close() -> None:
+        kind, items = stack.pop()
+        logical = "".join(items)
+        seen = "".join(reversed(items)) if kind == RLO else logical
+        stack[-1][1].append(logical if seen == logical else f"{logical} {seen}")
+
+    for char in text:
+        items = stack[-1][1]
+        if char in _EMBEDDING or char in _ISOLATE:
+            stack.append((char, []))
+        elif char == "\u202c" and stack[-1][0] in _EMBEDDING:
+            close()
+        elif char == "\u2069" and any(kind in _ISOLATE for kind, _ in stack):
+            while stack[-1][0] not in _ISOLATE:
+                close()
+            close()
+        elif char in _PARAGRAPH:
+            while len(stack) > 1:
+                close()
+            stack[0][1].append(char)
+        elif items and unicodedata.combining(char):
+            items[-1] += char  # a mark stays on its letter when the span is reversed
+        else:
+            items.append(char)
+    while len(stack) > 1:
+        close()
+    return "".join(stack[0][1])
 
 
 def guard_view(text: str) -> str:
     """What a guard reads of client or model text: disguises a reader sees through but a
-    classifier may not are undone. NFKC folds fullwidth and styled letters
-    (``ｒａｎｓｏｍ`` -> ``ransom``), invisible characters inside words are dropped, and
-    tag characters become the ASCII they spell. Control strings are broken afterwards
-    (see :data:`GENERIC_NEUTRALISER`), so folding cannot rebuild one."""
+    classifier may not are undone, in this order. Tag characters become the ASCII they
+    spell; a right-to-left override is read both ways (:func:`read_overrides`); framed
+    letters and flag letters become letters (``🅡`` -> ``R``); NFKC folds fullwidth,
+    mathematical, circled and superscript letters (``ｒａｎｓｏｍ`` -> ``ransom``);
+    invisible characters are dropped (format characters, Hangul fillers, variation
+    selectors, hair spaces); decorating marks on a Latin letter (Zalgo, the
+    strike-through U+0336) are dropped with its accents (:func:`_unstack`); look-alike
+    letters in Latin words become Latin (:mod:`secreason.serve.confusables`: ``ехрlоit``
+    -> ``exploit``; Russian prose is left as it is). ASCII text is returned as it is.
+    Only the guard's copy is folded; control strings are broken afterwards (see
+    :data:`GENERIC_NEUTRALISER`), so folding cannot rebuild one."""
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text)
+    invisible, stacked, table = _patterns()
     text = _TAGS.sub(lambda m: chr(ord(m[0]) - 0xE0000), text)
-    return _INVISIBLE.sub("", text)
+    if RLO in text:
+        text = read_overrides(text)
+    text = unicodedata.normalize("NFKC", text.translate(table))
+    text = stacked.sub(_unstack, invisible.sub("", text))
+    return fold_words(text)

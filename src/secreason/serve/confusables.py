@@ -1,0 +1,201 @@
+"""Letters that look Latin are read as Latin by the guard, inside words that are Latin.
+
+A reader takes ``ехрlоit`` (Cyrillic е, х, р, о) or ``ʀᴀɴsᴏᴍᴡᴀʀᴇ`` (small capitals) for
+``exploit`` and ``ransomware``; a classifier sees other tokens, a keyword list sees
+nothing. NFKC (in :func:`~secreason.serve.sanitize.guard_view`) already folds fullwidth,
+mathematical, circled and superscript letters, but not letters of other scripts.
+
+The look-alikes come from Unicode's own data, UTS #39 ``confusables.txt``, as shipped
+by the ``confusable-homoglyphs`` package (its public ``is_confusable``/``alias``): every
+single character it lists as confusable with an ASCII letter or digit. Unicode keeps a
+few Latin prototypes apart that a reader does not (the small capitals, letters with a
+hook or tail), so these are added by their Unicode names, with the characters UTS #39
+lists as confusable with them (Cyrillic ``т`` with ``ᴛ``). Capitals confusable with
+``l`` fold to ``I``: UTS #39's skeleton merges the two, a reader does not.
+
+Folding must not take meaning from other languages (a multilingual guard reads Russian),
+so it is per word (a run of letters and digits), in :func:`fold_words`:
+
+* a word with an ASCII letter folds every look-alike in it (``ехрlоit``); letters of a
+  living Latin orthography (Turkish ``ı``, Vietnamese ``đ``, Polish ``ł``...) are kept
+  unless the word also mixes in another script;
+* a word of Latin letters only folds its look-alikes (``ʀᴀɴsᴏᴍ``), the same letters kept;
+* a word made only of look-alikes from other scripts (``ѕсам``) folds when the text
+  around it is mostly Latin, counting letters outside such words: Russian prose, where
+  most words have letters with no Latin look-alike, is left as it is, and so is a lone
+  Russian word (``как``);
+* any other word (``привет``, ``café``, ``東京``) is left as it is.
+
+Only the guard's copy is folded; the model reads the client's text unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+import unicodedata
+
+#: Latin letters of living orthographies that UTS #39 or their names relate to an ASCII
+#: letter: kept in a Latin-only word (Turkish ``ılık`` is not ``ilik``).
+KEEP = frozenset("ıɣƔʋƲǀđĐłŁøØħĦŧŦǥǤɛƐ")
+#: Where the data's nearest ASCII letter is not the one a reader sees (UTS #39 relates the
+#: epsilons to ``c`` through ``ϲ``).
+_READ_AS = {"ε": "e", "ϵ": "e", "ɛ": "e", "ԑ": "e", "є": "e", "Ɛ": "E", "Є": "E", "Ԑ": "E"}
+
+_NAMED = (
+    # (name pattern, case of the result): the letter is the pattern's last group
+    (re.compile(r"LATIN (?:LETTER SMALL CAPITAL|SMALL CAPITAL LETTER) ([A-Z])"), str.lower),
+    (re.compile(r"LATIN SMALL LETTER ([A-Z]) WITH .+"), str.lower),
+    (re.compile(r"LATIN CAPITAL LETTER ([A-Z]) WITH .+"), str.upper),
+)
+#: Blocks searched by name: Latin Extended A-G, IPA, phonetic extensions.
+_NAMED_BLOCKS = (
+    (0x0100, 0x02AF),
+    (0x1D00, 0x1DBF),
+    (0x2C60, 0x2C7F),
+    (0xA720, 0xA7FF),
+    (0xAB30, 0xAB6F),
+    (0x10780, 0x107BF),
+    (0x1DF00, 0x1DFFF),
+)
+#: Symbols that are Latin letters in a frame, and regional indicators (flag letters):
+#: folded everywhere, before NFKC (which would turn ``⒜`` into ``(a)``).
+_FRAMED = re.compile(
+    r"(?:.* )?LATIN (CAPITAL|SMALL) LETTER ([A-Z])|REGIONAL INDICATOR SYMBOL LETTER ([A-Z])"
+)
+_FRAMED_BLOCKS = ((0x2460, 0x24FF), (0x1F100, 0x1F1FF))
+_ALNUM = frozenset(string.ascii_letters + string.digits)
+
+
+def _uts39() -> dict[str, str]:
+    from confusable_homoglyphs import confusables
+
+    table: dict[str, str] = {}
+    for target in string.ascii_letters + string.digits:
+        for found in confusables.is_confusable(target, greedy=True) or ():
+            for glyph in found["homoglyphs"]:
+                char = glyph["c"].strip("\u200e")  # RTL entries are wrapped in LRMs
+                if len(char) == 1 and not char.isascii():
+                    table.setdefault(char, "I" if target == "l" and char.isupper() else target)
+    return table
+
+
+def _named() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for low, high in _NAMED_BLOCKS:
+        for point in range(low, high + 1):
+            char = chr(point)
+            if unicodedata.decomposition(char):  # accented letters: NFKC keeps them composed
+                continue
+            name = unicodedata.name(char, "")
+            for pattern, case in _NAMED:
+                match = pattern.fullmatch(name)
+                if match:
+                    table[char] = case(match[1])
+                    break
+    return table
+
+
+@functools.cache
+def framed() -> dict[int, str]:
+    """``str.translate`` table: enclosed Latin letters and regional indicators."""
+    table: dict[int, str] = {}
+    for low, high in _FRAMED_BLOCKS:
+        for point in range(low, high + 1):
+            match = _FRAMED.fullmatch(unicodedata.name(chr(point), ""))
+            if match and match[2]:
+                table[point] = match[2] if match[1] == "CAPITAL" else match[2].lower()
+            elif match:
+                table[point] = match[3]
+    return table
+
+
+@functools.cache
+def lookalikes() -> dict[str, str]:
+    """Every character the guard may read as an ASCII letter or digit, and which."""
+    from confusable_homoglyphs import confusables
+
+    table = _uts39()
+    named = {c: t for c, t in _named().items() if c not in table}
+    table.update(named)
+    # Letters UTS #39 relates only to a named prototype (Cyrillic т to ᴛ, к to ĸ to ᴋ).
+    frontier = dict(named)
+    for _ in range(2):
+        step: dict[str, str] = {}
+        for char, target in frontier.items():
+            for found in confusables.is_confusable(char, greedy=True) or ():
+                for glyph in found["homoglyphs"]:
+                    other = glyph["c"].strip("\u200e")
+                    if len(other) == 1 and not other.isascii() and other not in table:
+                        step[other] = target.lower() if other.islower() else target
+        table.update(step)
+        frontier = step
+    table.update(_READ_AS)
+    return {c: t for c, t in table.items() if t in _ALNUM and c.isalnum()}
+
+
+@functools.cache
+def _tables() -> tuple[dict[int, str], dict[int, str], frozenset[str]]:
+    from confusable_homoglyphs import categories
+
+    table = lookalikes()
+    full = {ord(c): t for c, t in table.items()}
+    latin_only = {ord(c): t for c, t in table.items() if c not in KEEP}
+    foreign = frozenset(c for c in table if categories.alias(c) not in ("LATIN", "COMMON"))
+    return full, latin_only, foreign
+
+
+def _rtl(char: str) -> bool:
+    return unicodedata.bidirectional(char) in ("R", "AL")
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_WORD = re.compile(r"[^\W_]+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_NOT_ASCII_LETTERS = re.compile(r"[^A-Za-z]+")
+
+
+def fold_words(text: str) -> str:
+    """``text`` with look-alike letters folded to Latin by the word rule above."""
+    full, latin_only, foreign = _tables()
+    spans: list[tuple[int, int, str]] = []  # (start, end, folded) of words to replace
+    candidates: list[tuple[int, int, str]] = []  # words made only of look-alikes
+    other = 0  # non-ASCII letters in words that are not candidates
+    done = 0
+    for run in _NON_ASCII.finditer(text):
+        if run.start() < done:
+            continue
+        start = run.start()
+        while start > 0 and text[start - 1].isalnum():
+            start -= 1
+        end = run.end()
+        for word in _WORD.finditer(text, start):
+            if word.start() >= end:
+                break
+            done = end = word.end()
+            chars = word[0]
+            if chars.isascii():
+                continue
+            folded = chars.translate(full)
+            if folded == chars:
+                other += len(chars)
+            elif _ASCII_LETTER.search(chars):
+                keep = foreign.isdisjoint(chars)
+                spans.append((word.start(), end, chars.translate(latin_only) if keep else folded))
+            elif foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
+                spans.append((word.start(), end, chars.translate(latin_only)))
+            elif folded.isalpha() and folded.isascii() and not any(map(_rtl, chars)):
+                candidates.append((word.start(), end, folded))
+            else:
+                other += len(chars)
+    if candidates and len(_NOT_ASCII_LETTERS.sub("", text)) > other:
+        spans = sorted(spans + candidates)
+    if not spans:
+        return text
+    pieces, at = [], 0
+    for start, end, folded in spans:
+        pieces += [text[at:start], folded]
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
