@@ -20,12 +20,26 @@ def _python_grams(text: str, n: int) -> list[tuple[str, ...]]:
         ("Hello, World!", ["hello", "world"]),
         ("CVE-2021-44228 in log4j", ["cve", "2021", "44228", "in", "log4j"]),
         ("  tabs\tand\nnewlines  ", ["tabs", "and", "newlines"]),
-        ("naïve café", ["naïve", "café"]),
+        ("naïve café", ["naive", "cafe"]),
+        ("漏洞 利用", ["漏洞", "利用"]),
+        ("ｆｕｌｌ\u00a0wіdth\u200b\u2014x", ["full", "width", "x"]),
+        ("a &amp; b<br>c <b>d</b>e", ["a", "b", "c", "de"]),
         ("", []),
         ("...", []),
         ("a" * 40 + " b", ["a" * 40, "b"]),
     ],
-    ids=["punct", "cve", "whitespace", "unicode", "empty", "only-punct", "long-word"],
+    ids=[
+        "punct",
+        "cve",
+        "whitespace",
+        "accents",
+        "cjk",
+        "disguised",
+        "html",
+        "empty",
+        "only-punct",
+        "long-word",
+    ],
 )
 def test_normalised_words(text: str, expected: list[str]) -> None:
     assert ngrams.words(text) == expected

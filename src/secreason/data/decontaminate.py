@@ -11,7 +11,13 @@ to a benchmark item when
   ``min(min_shared, item n-grams)`` and at least ``min_coverage`` of the benchmark
   item's n-grams; or
 * it mentions a CVE id that appears in the benchmark (an item about a CVE that
-  CTIBench asks about is contamination even when reworded).
+  CTIBench asks about is contamination even when reworded); or
+* the benchmark item is too short for n-grams (a short question with one-word
+  options) and the text holds its lines in any order and under any option labels
+  (:mod:`secreason.data.short_items`).
+
+Both sides are folded first (:func:`secreason.data.ngrams.fold`): case, punctuation,
+HTML, fullwidth, invisible and look-alike characters do not hide a copy.
 
 Benchmark boilerplate (instruction preambles repeated in every row, answer-format
 lines) would flag everything, so an n-gram found in at least ``boilerplate_share`` of a
@@ -25,31 +31,23 @@ costs a few vectorised array operations per chunk of thousands of samples.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from secreason.data import ngrams
-
-ANSWER_KEYS = {"gt", "answer", "answers_gt", "solution", "label", "gold", "target", "reference"}
-SKIP_FILES = {"taa_alias_dict.json", "taa_related_dict.json"}
-
-
-@dataclass(frozen=True)
-class BenchmarkText:
-    """One benchmark item as text: what the model is asked, and the gold answer."""
-
-    benchmark: str
-    index: int
-    prompt: str
-    answer: str = ""
+from secreason.data.bench_texts import (  # noqa: F401 - re-exported: the public names
+    ANSWER_KEYS,
+    BenchmarkText,
+    benchmark_texts,
+    harness_texts,
+    read_benchmark_folder,
+)
+from secreason.data.short_items import ShortConfig, ShortItemIndex
 
 
 @dataclass
@@ -61,114 +59,12 @@ class DecontamConfig:
     #: an n-gram must hold this many words of 4+ characters (vectors, letter lists skip)
     min_long_words: int = 2
     check_cve_ids: bool = True
+    #: match items too short for n-grams by their lines in any order (see short_items)
+    short_items: bool = True
+    short_coverage: float = 0.8
     chunk_docs: int = 4000
     bitmap_bits: int = 27
     examples_per_benchmark: int = 3
-
-
-# ------------------------------------------------------------------- benchmark texts
-
-
-def _flatten(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _flatten(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _flatten(v)]
-    return []
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix in (".tsv", ".csv"):
-        csv.field_size_limit(1 << 28)
-        with path.open(encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            lists = [v for v in data.values() if isinstance(v, list)]
-            data = max(lists, key=len) if lists else []
-        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
-    return []
-
-
-def read_benchmark_folder(root: str | Path) -> list[BenchmarkText]:
-    """Every item of every benchmark file under ``root`` (TSV, CSV, JSON, JSONL).
-
-    A benchmark is named ``folder/file-stem``. The prompt text is every string field of
-    a row; the answer text is the row's answer-like fields (GT, answer, solution, ...).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no benchmark folder here (set decontaminate.benchmarks)")
-    out: list[BenchmarkText] = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name in SKIP_FILES:
-            continue
-        name = f"{path.parent.relative_to(root)}/{path.stem}".lstrip("./")
-        for i, row in enumerate(_rows(path)):
-            answer_parts = [
-                s for k, v in row.items() if str(k).lower() in ANSWER_KEYS for s in _flatten(v)
-            ]
-            prompt_parts = [
-                s for k, v in row.items() if str(k).lower() not in ANSWER_KEYS for s in _flatten(v)
-            ]
-            out.append(BenchmarkText(name, i, "\n".join(prompt_parts), "\n".join(answer_parts)))
-    return out
-
-
-def harness_texts(
-    root: str | Path, names: Sequence[str] | None = None
-) -> tuple[list[BenchmarkText], dict[str, str]]:
-    """Items of the evaluation harness's benchmarks, read by their own loaders.
-
-    Each benchmark is looked for in ``root`` and in each of its sub-folders (the
-    ``../shared/benchmarks`` layout); the text is every non-system turn, the reference
-    and the string fields of ``meta`` (a row's URL names its CVE). Returns the texts and,
-    per benchmark that could not be loaded, why.
-    """
-    from secreason.evals import benchmark_names, get_benchmark
-
-    base = Path(root)
-    folders = [base, *sorted(p for p in base.iterdir() if p.is_dir())]
-    texts: list[BenchmarkText] = []
-    missing: dict[str, str] = {}
-    for name in names or benchmark_names():
-        bench = get_benchmark(name)
-        error = "no folder tried"
-        for folder in folders:
-            try:
-                samples = bench.load(folder)
-            except (FileNotFoundError, ValueError, KeyError) as err:
-                error = str(err)
-                continue
-            for i, sample in enumerate(samples):
-                turns = [m["content"] for m in sample.messages if m["role"] == "user"]
-                extra = [v for v in sample.meta.values() if isinstance(v, str)]
-                texts.append(BenchmarkText(name, i, "\n".join(turns + extra), sample.reference))
-            break
-        else:
-            missing[name] = error
-    return texts, missing
-
-
-def benchmark_texts(folder: str | Path, *, harness: bool = False) -> list[BenchmarkText]:
-    """The benchmark items to decontaminate against.
-
-    By default every file under ``folder`` is read generically (all rows, all string
-    fields: nothing a loader filters out escapes the check). ``harness=True`` uses the
-    evaluation harness's loaders instead, with its benchmark names.
-    """
-    if harness:
-        texts, _ = harness_texts(folder)
-        if not texts:
-            raise FileNotFoundError(f"{folder}: no benchmark of the evaluation harness found")
-        return texts
-    return read_benchmark_folder(folder)
 
 
 # ------------------------------------------------------------------------ the index
@@ -262,10 +158,19 @@ class ContaminationIndex:
         g = self.item_grams
         self.need = np.maximum(np.minimum(config.min_shared, g), np.ceil(config.min_coverage * g))
         self.need[g == 0] = np.iinfo(np.int64).max
+        self.short: ShortItemIndex | None = None
+        if config.short_items:
+            self.short = ShortItemIndex(
+                self.items,
+                ShortConfig(
+                    max_segment_words=n + config.min_shared - 1,
+                    coverage=config.short_coverage,
+                    boilerplate_share=config.boilerplate_share,
+                ),
+            )
 
-    def _shared(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _shared(self, c: ngrams.Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(doc, item, shared count) for every doc/benchmark-item pair over the threshold."""
-        c = ngrams.chunk(texts)
         grams, doc = ngrams.ngram_hashes(c, self.config.n, self.config.min_long_words)
         if not len(grams) or not len(self.grams):
             e = np.zeros(0, np.int64)
@@ -301,7 +206,8 @@ class ContaminationIndex:
         """One verdict per sample, from its prompt text and its answer text."""
         verdicts = [Verdict() for _ in prompts]
         for where, texts in (("prompt", prompts), ("answer", answers)):
-            d, it, cnt = self._shared(texts)
+            c = ngrams.chunk(texts)
+            d, it, cnt = self._shared(c)
             for doc, item, shared in zip(d.tolist(), it.tolist(), cnt.tolist(), strict=True):
                 b = self.items[item]
                 v = verdicts[doc]
@@ -311,6 +217,11 @@ class ContaminationIndex:
                         b.benchmark,
                         {"item": b.index, "shared": shared, "of": int(self.item_grams[item])},
                     )
+            for doc, item in self.short.matches(c) if self.short else ():
+                b = self.items[item]
+                if b.benchmark not in verdicts[doc].benchmarks:
+                    verdicts[doc].benchmarks[b.benchmark] = f"segments:{where}"
+                    verdicts[doc].example.setdefault(b.benchmark, {"item": b.index})
         if self.config.check_cve_ids and self.cves:
             c = ngrams.chunk([p + "\n" + a for p, a in zip(prompts, answers, strict=True)])
             for doc, cves in enumerate(ngrams.cve_ids(c)):
@@ -334,6 +245,7 @@ class DecontamReport:
     unchecked_items: dict[str, int]
     config: dict[str, Any]
     allowed_dropped: dict[str, int] = field(default_factory=dict)
+    short_items: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -343,6 +255,7 @@ class DecontamReport:
             "boilerplate_ngrams_dropped": self.boilerplate_dropped,
             "benchmark_items_too_short_to_check": self.unchecked_items,
             "kb_ngrams_ignored": self.allowed_dropped,
+            "short_items_matched_by_lines": self.short_items,
             "config": self.config,
         }
 
@@ -380,7 +293,7 @@ def decontaminate(
             for bench, reason in v.benchmarks.items():
                 entry = per[bench]
                 entry["removed"] += 1
-                entry["reasons"][reason if reason.startswith("ngram") else "cve"] += 1
+                entry["reasons"]["cve" if reason.startswith("cve:") else reason] += 1
                 if len(entry["examples"]) < cfg.examples_per_benchmark:
                     bench_item = v.example.get(bench, {})
                     entry["examples"].append(
@@ -400,6 +313,7 @@ def decontaminate(
         boilerplate_dropped=dict(index.boilerplate_dropped),
         unchecked_items=dict(index.unchecked),
         allowed_dropped=dict(index.allowed_dropped),
+        short_items=dict(index.short.per_benchmark) if index.short else {},
         config=cfg.__dict__.copy(),
     )
     return keep, report

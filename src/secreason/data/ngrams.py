@@ -16,11 +16,21 @@ of documents is joined into one byte buffer and everything after that is numpy:
 Two texts share an n-gram hash exactly when they share the n words (up to 64-bit
 collisions, about one in 10^19 per pair). CVE ids survive normalisation as
 ``cve YYYY NNNN`` and are read from the same buffer.
+
+Before step 1, :func:`fold` undoes the disguises a copied text picks up on the way
+(scraped HTML, a chat UI, someone hiding a copy): HTML entities and tags, fullwidth and
+styled letters (NFKC), invisible characters (zero-width, soft hyphen, BOM, tag
+characters), accents, Cyrillic and Greek look-alikes of Latin letters, and non-ASCII
+spaces, dashes and quotes. Plain ASCII text without ``&`` or ``<`` skips it.
 """
 
 from __future__ import annotations
 
+import functools
+import html
 import re
+import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +49,43 @@ _GRAM_MULTS = np.array(
     np.random.default_rng(0x5EC).integers(1, 2**63, size=64, dtype=np.uint64) * 2 + 1,
     dtype=np.uint64,
 )
-_CVE = re.compile(rb"\bcve (\d{4}) (\d{4,7})\b")
+_CVE = re.compile(rb"\bcve ?(\d{4}) (\d{4,7})\b")
+# Inline tags vanish (``re<b>mo</b>te`` is one word); any other tag separates words.
+_INLINE_TAG = re.compile(
+    r"</?(?:b|i|u|s|em|strong|span|a|code|mark|font|sub|sup|small|tt)\b[^<>]{0,200}>", re.I
+)  # noqa: E501
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]{0,31}\b[^<>]{0,200}/?>")
+_NON_WORD = re.compile(r"(?:[^\w\n]|_)+")  # lines stay lines
+#: combining diacritics (after NFKD: accents come off their Latin, Greek, Cyrillic letters)
+_ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_GREEK_CYRILLIC = re.compile("[\u0370-\u052f]")
+
+
+@functools.cache
+def _invisible() -> re.Pattern[str]:
+    """Every format character (category Cf: zero-width, soft hyphen, BOM, bidi, tag
+    characters, whatever they spell) and variation selector, read from ``unicodedata``."""
+    cps = [c for c in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
+    cps = sorted([*cps, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+    ranges: list[list[int]] = []
+    for c in cps:  # as ranges: a class of ranges is matched much faster than of 400 chars
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
+
+
+#: Cyrillic and Greek letters drawn like Latin ones (both cases), folded to Latin.
+_LOOKALIKES = str.maketrans(
+    dict(
+        zip(
+            "аеорсухіјѕԁһӏԛԝүАВЕКМНОРСТХУІЈЅαοινκτρυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+            "aeopcyxijsdhlqwyabekmhopctxyijsaoivktpuxeabezhikmnoptyx",
+            strict=True,
+        )
+    )
+)
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -51,13 +97,33 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(33))
 
 
+def fold(text: str) -> str:
+    """Undo disguises of a copied text (see the module docstring); ASCII left as is."""
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAG.sub(" ", _INLINE_TAG.sub("", text))
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKD", _invisible().sub("", text))
+    text = _ACCENTS.sub("", text)
+    if _GREEK_CYRILLIC.search(text):
+        text = text.translate(_LOOKALIKES)
+    return _NON_WORD.sub(" ", text.lower())
+
+
 def normalise_text(text: str) -> str:
     """The normalisation used everywhere here, for one string (tests, baselines)."""
-    return text.encode("utf-8").translate(_TABLE).decode("utf-8", "replace")
+    return fold(text).encode("utf-8").translate(_TABLE).decode("utf-8", "replace")
 
 
 def words(text: str) -> list[str]:
     return normalise_text(text).split()
+
+
+def folded_words(text: str) -> list[str]:
+    """:func:`words` of a text already passed through :func:`fold` (one line of it)."""
+    return text.encode("utf-8").translate(_TABLE).decode("utf-8", "replace").split()
 
 
 @dataclass
@@ -74,10 +140,15 @@ class Chunk:
     def words_per_doc(self) -> np.ndarray:
         return np.bincount(self.word_doc, minlength=self.n_docs)
 
+    def text(self, doc: int) -> str:
+        """One document as normalised text (its words, space-separated)."""
+        raw = self.buf[self.doc_start[doc] : self.doc_start[doc + 1]].tobytes()
+        return raw.decode("utf-8", "replace")
+
 
 def chunk(texts: Sequence[str]) -> Chunk:
     """Normalise and word-hash a batch of documents."""
-    encoded = [t.encode("utf-8") for t in texts]
+    encoded = [fold(t).encode("utf-8") for t in texts]
     lengths = np.fromiter((len(e) + 1 for e in encoded), dtype=np.int64, count=len(encoded))
     doc_start = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(lengths, out=doc_start[1:])
@@ -142,3 +213,42 @@ def cve_ids(c: Chunk) -> list[set[str]]:
 
 def text_cve_ids(text: str) -> set[str]:
     return cve_ids(chunk([text]))[0]
+
+
+_RUN_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2^64
+_RUN_INV = pow(_RUN_BASE, -1, 1 << 64)
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    out = np.full(max(count, 1), base, dtype=np.uint64)
+    out[0] = 1
+    with np.errstate(over="ignore"):
+        return np.cumprod(out, dtype=np.uint64)
+
+
+def run_hashes(
+    c: Chunk, lengths: Sequence[int], starts: np.ndarray | None = None
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per length, ``(hashes, doc, word position)`` of every run of that many words
+    inside a document (only the runs beginning at word indices ``starts``, if given).
+
+    Unlike :func:`ngram_hashes` (a pass per word of the gram), one prefix sum serves
+    every length at a few passes each. The hash of a run depends only on its words, so
+    a run hashed alone matches its copies anywhere.
+    """
+    out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    total = len(c.word_hash)
+    at = np.arange(total) if starts is None else np.asarray(starts, dtype=np.int64)
+    inv = _powers(_RUN_INV, total)
+    fwd = _powers(_RUN_BASE, total)
+    with np.errstate(over="ignore"):
+        prefix = np.concatenate(([np.uint64(0)], np.cumsum(c.word_hash * inv)))
+    first = np.searchsorted(c.word_doc, np.arange(c.n_docs), side="left")
+    for length in lengths:
+        i = at[at + length <= total] if length >= 1 else at[:0]
+        i = i[c.word_doc[i] == c.word_doc[i + length - 1]]
+        with np.errstate(over="ignore"):
+            h = (prefix[i + length] - prefix[i]) * fwd[i]
+        doc = c.word_doc[i]
+        out[length] = (fmix64(h ^ np.uint64(length)), doc, i - first[doc])
+    return out
