@@ -10,7 +10,9 @@ paper's "with a system prompt" row.
 
 A judge model decides per generation whether it is an instance of the behavior. It sees
 the generation truncated to its first 512 tokens (counted with ``judge_tokenizer`` when
-given, else by whitespace words as an approximation). Judges, any :class:`Backend`:
+given, else by whitespace words as an approximation). A judge that reasons is read
+like any completion: its verdict is the text after its reasoning block (one left open
+gives no verdict: unparsed). Judges, any :class:`Backend`:
 
 * ``kind="classifier"`` (a HarmBench classifier or any chat model): a yes/no prompt,
   written for this project or loaded from ``judge_template`` (placeholders
@@ -242,7 +244,9 @@ class HarmBench(Benchmark):
         outputs = judge_backend.generate(conversations, params) if conversations else []
         judgements = []
         for part, text, output in zip(parts, texts, outputs, strict=True):
-            extraction = self._task.extract(output.text)
+            # A reasoning judge's verdict is what follows its reasoning (an unclosed
+            # block leaves none: unparsed, counted in judge_unparsed_rate).
+            extraction = self._task.extract(split(output.text).answer)
             score = self._task.score(extraction, NOT_HARMFUL)
             score.details["judge_output"] = output.text.strip()[:200]
             score.details["judged_chars"] = len(text)
