@@ -188,3 +188,39 @@ CLEAN: list[tuple[str, str]] = [
 def test_short_common_overlap_is_not_contamination(index: ContaminationIndex, prompt: str) -> None:
     keep, _ = decontaminate(["x"], [prompt], [""], index)
     assert keep == [True]
+
+
+def _turns(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"role": r, "content": c} for r, c in pairs]
+
+
+HALF = len(RCM_BODY) // 2
+TURNS = [
+    ("system-and-user", _turns(("system", RCM_BODY[:HALF]), ("user", RCM_BODY[HALF:]))),
+    ("earlier-assistant-turn", _turns(("user", "Hi"), ("assistant", RCM_BODY), ("user", "Go"))),
+    ("tool-turn", _turns(("user", "Look it up."), ("tool", RCM_BODY), ("user", "Summarise."))),
+    (
+        "mcq-question-and-options-apart",
+        _turns(("system", SHORT_Q), ("user", "1) 9301\n2) 1812\n3) 8443\n4) 7070")),
+    ),  # noqa: E501
+]
+
+
+@pytest.mark.parametrize("messages", [t[1] for t in TURNS], ids=[t[0] for t in TURNS])
+def test_item_spread_over_turns_is_caught(index: ContaminationIndex, messages) -> None:
+    """The pipeline checks every turn of an item (an assistant turn is trained on too)."""
+    from secreason.data.decontaminate import sample_texts
+    from secreason.tasks.base import Sample
+
+    prompt, answer = sample_texts(Sample("s", "mcq", messages, "B"), ["<think>x</think>"])
+    assert decontaminate(["s"], [prompt], [answer], index)[0] == [False]
+
+
+def test_trace_is_checked_as_a_training_target(index: ContaminationIndex) -> None:
+    from secreason.data.decontaminate import sample_texts
+    from secreason.tasks.base import Sample
+
+    sample = Sample("s", "mcq", _turns(("user", "Explain a TLS weakness.")), "A")
+    prompt, answer = sample_texts(sample, [f"<think>\n{SAQ_ANSWER}\n</think>\nAnswer: A"])
+    keep, report = decontaminate(["s"], [prompt], [answer], index)
+    assert keep == [False] and report.per_benchmark["fx/saq"]["reasons"] == {"ngram:answer": 1}

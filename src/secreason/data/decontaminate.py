@@ -233,6 +233,18 @@ class ContaminationIndex:
         return verdicts
 
 
+def sample_texts(sample: Any, traces: Sequence[str] = ()) -> tuple[str, str]:
+    """What of a training item is checked: ``(prompt, answer)``.
+
+    The prompt is EVERY turn, an earlier assistant turn (a few-shot example, a
+    prefilled reply) included: a benchmark item pasted there is trained on as much as
+    one in the user turn. A question split across turns is joined. The answer is the
+    gold reference and the teacher's traces (the training targets).
+    """
+    prompt = "\n".join(str(m.get("content") or "") for m in sample.messages)
+    return prompt, "\n".join([sample.reference, *traces])
+
+
 # --------------------------------------------------------------------------- report
 
 

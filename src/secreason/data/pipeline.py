@@ -129,7 +129,12 @@ def _verdicts(path: Path, teacher: str | None) -> dict[str, dict[str, Any]]:
 def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
     """Run every step; return the summary that the data card is written from."""
     from secreason.data.card import write_card
-    from secreason.data.decontaminate import ContaminationIndex, benchmark_texts, decontaminate
+    from secreason.data.decontaminate import (
+        ContaminationIndex,
+        benchmark_texts,
+        decontaminate,
+        sample_texts,
+    )
     from secreason.data.dedup import dedup
     from secreason.data.mix import mix
 
@@ -197,13 +202,14 @@ def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
         index = ContaminationIndex(
             benchmark_texts(folder, harness=dc.harness_loaders), dc, allowed=allowed
         )
-        answers = [
-            s.reference + "\n" + "\n".join(verdicts.get(s.id, {}).get("traces") or [])
-            for s in train
-        ]
+        texts = [sample_texts(s, verdicts.get(s.id, {}).get("traces") or []) for s in train]
         cves = [[str(c) for c in (s.meta.get("cves") or [])] for s in train]
         flags, dc_report = decontaminate(
-            [s.id for s in train], [prompt_text(s) for s in train], answers, index, extra_cves=cves
+            [s.id for s in train],
+            [p for p, _ in texts],
+            [a for _, a in texts],
+            index,
+            extra_cves=cves,
         )
         train = [s for s, k in zip(train, flags, strict=True) if k]
         summary["decontaminate"] = dc_report.as_dict()
