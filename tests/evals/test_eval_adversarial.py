@@ -12,12 +12,15 @@ among the wrong ones. Rows marked "was:" failed before this review's fixes.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
 from secreason.evals import get_benchmark
+from secreason.evals.ctibench import CTIBenchTAA
 from secreason.tasks.base import Sample
 
 C, W, X = "correct", "incorrect", "invalid"
@@ -111,7 +114,21 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-ate", "T1059, T1071", "Answer: T1059\nAnswer: T1071", X, W),
     ("ctibench-ate", "T1059, T1071", CATALOGUE, W, X),  # every id: F1 0, strict refuses
     ("ctibench-ate", "T1059, T1071", "", X, X),
+    # ---- CTIBench TAA, no alias maps: official matches the gold only through a map
+    # (the notebook's search never visits the start), strict by name up to case
+    ("ctibench-taa", "APT29", "Threat Actor: APT29\nAnswer: APT29", W, C),
+    ("ctibench-taa", "APT29", "Answer: **APT29**", X, C),
+    ("ctibench-taa", "APT29", "Threat Actor: APT28 or APT29\nAnswer: APT28 or APT29", W, X),
+    ("ctibench-taa", "APT29", "Threat Actor: APT29\nThreat Actor: APT28", X, X),
+    ("ctibench-taa", "APT29", "Answer: APT29 (Cozy Bear)", X, C),
+    ("ctibench-taa", "APT29", "<think>Answer: APT29", X, X),
     # ---- AthenaBench: last line with a match, one 'Answer:' label dropped
+    ("athenabench-taa", "APT29", "Answer: APT29", C, C),
+    ("athenabench-taa", "APT-C-36", "Answer: apt-c-36", C, C),
+    ("athenabench-taa", "APT29", "Answer: **APT29**", W, C),  # quotes stripped, not stars
+    ("athenabench-taa", "APT29", "Answer: APT28 or APT29", W, X),
+    ("athenabench-taa", "APT29", "Threat Actor: APT29", W, X),  # only 'Answer:' is a label
+    ("athenabench-taa", "APT29", "", X, X),
     ("athenabench-mcq", "B", "Answer: b", C, C),
     ("athenabench-mcq", "B", "B", C, X),
     ("athenabench-mcq", "B", "Answer: A or B", W, X),  # first standalone letter
@@ -233,3 +250,17 @@ def test_harmbench_judge_verdicts(
         got = bench.judge(sample, completion, protocol, judge_backend=judge)  # type: ignore[arg-type]
         assert (got.score.value, got.score.details["verdict"]) == (value, verdict), protocol
         assert (HARM in judge.shown[0]) == shown, protocol
+
+
+def test_ctibench_taa_without_alias_map_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the authors' maps no official TAA answer can be correct: say so.
+    was: silent, an official 0 % that looked like a model result."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks" / "ctibench"
+    for name in ("cti-taa.tsv", "cti-taa-labels.tsv"):
+        shutil.copy(fixtures / name, tmp_path / name)
+    assert CTIBenchTAA().load(tmp_path)
+    assert "no taa_alias_dict.json" in capsys.readouterr().err
+    CTIBenchTAA().load(fixtures)  # maps beside the file: no warning
+    assert "warning" not in capsys.readouterr().err

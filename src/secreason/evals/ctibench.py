@@ -38,6 +38,7 @@ MCQ also reports the one-pass measures of ``evals.choice_measures`` and takes
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,13 @@ class CTIBenchTAA(CTIBenchTask):
             if path is not None:
                 setattr(
                     self, attr, {str(k): [str(v) for v in vs] for k, vs in read_json(path).items()}
+                )
+            elif attr == "aliases":
+                print(
+                    f"warning: {self.name}: no {ALIAS_FILE} beside {self.file}; the official "
+                    "TAA score only matches names through the authors' maps, so without "
+                    "them every official answer is incorrect (strict still matches names)",
+                    file=sys.stderr,
                 )
         self._task = None  # rebuilt with the maps just read
         self._labels = labels
