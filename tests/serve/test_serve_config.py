@@ -112,7 +112,7 @@ def test_system_prompt_modes(mode: str, messages: list, expected: list[str]) -> 
 def test_served_name_of_a_training_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, expected: str
 ) -> None:
-    from secreason.serve.app import _served_name
+    from secreason.serve.deployment import served_name as _served_name
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / folder).mkdir(parents=True)

@@ -5,7 +5,10 @@ Modules, one concept each: ``config`` (settings), ``protocol`` (the wire format)
 ``stream_split`` (incremental reasoning split over :mod:`secreason.reasoning`),
 ``guard`` (the Llama Guard protocol and category policy), ``system_prompt``, ``limits``
 (keys, sizes, concurrency), ``audit`` (crash-safe JSONL), ``outcome`` (what a request
-produced), ``engine`` (local batching / upstream proxy), ``app`` (the request path),
-``server`` (assembly and uvicorn), ``fixed_backend`` (benchmark-only constant backend).
+produced), ``engine`` (local batching / upstream proxy), ``deployment`` (the served
+model and its policies), ``handler`` (one request's path), ``streaming`` (SSE events),
+``awaiting`` (deadline and disconnect bounds), ``metrics`` (bounded ``/metrics``),
+``app`` (routes and middleware), ``server`` (assembly and uvicorn), ``fixed_backend``
+(benchmark-only constant backend).
 Heavy imports (torch, transformers) happen only when a local model is loaded.
 """
