@@ -2,8 +2,11 @@
 
 Synthetic sets repeat themselves: templates meet the same knowledge-base fact twice, a
 teacher answers two rephrasings the same way. Exact duplicates are found by hashing
-the normalised text (lower case, punctuation and spacing ignored). Near duplicates are
-found with MinHash over word 5-grams and LSH banding at a Jaccard ``threshold``.
+the normalised text (lower case, punctuation and spacing ignored, HTML, fullwidth,
+invisible and look-alike characters folded: :func:`secreason.data.ngrams.fold`). Near
+duplicates are found with MinHash over word 5-grams and LSH banding at a Jaccard
+``threshold``; by default digits are ignored there (``ignore_numbers``), so template
+twins that differ only in a CVE id, a version or a port are one group.
 
 The MinHash is datasketch's (``scheme="affine64"``: its permutation parameters, its
 MurmurHash3 pre-mix, ``min(a*h + b mod 2^64)``), computed for a whole chunk of
@@ -15,13 +18,16 @@ time) gives the same answer, slower.
 
 Across splits, a group that spans several splits keeps its member from the split
 listed first in ``priority`` (e.g. keep the held-out item, drop its training twin),
-so no split leaks into another.
+so no split leaks into another. Labels keep a minimal pair (one word apart, another
+answer) inside a split, never across: there the training copy is a near copy of the
+held-out question whatever its answer.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +50,17 @@ class DedupConfig:
     false_negative_weight: float = 0.8
     chunk_docs: int = 2000
     engine: str = "numpy"  # or "datasketch"
+    #: near duplicates ignore digits (twins differing in ids, versions, ports only)
+    ignore_numbers: bool = True
     priority: list[str] = field(default_factory=lambda: ["heldout", "rl", "sft", "train"])
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def near_text(text: str, config: DedupConfig) -> str:
+    """What MinHash sees: with ``ignore_numbers`` every digit run reads ``0``."""
+    return _DIGITS.sub("0", ngrams.fold(text)) if config.ignore_numbers else text
 
 
 def exact_key(text: str) -> str:
@@ -73,7 +89,7 @@ def minhash_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
     a, b = _permutations(config.num_perm, config.seed)
     out = np.full((len(texts), config.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
     for start in range(0, len(texts), config.chunk_docs):
-        part = texts[start : start + config.chunk_docs]
+        part = [near_text(t, config) for t in texts[start : start + config.chunk_docs]]
         c = ngrams.chunk(part)
         grams, doc = ngrams.ngram_hashes(c, config.shingle)
         # Documents shorter than a shingle hash their words instead.
@@ -184,7 +200,8 @@ def dedup(
     With ``labels`` (e.g. task and gold answer), only items with the same label can be
     duplicates: two templated items that differ in one word *and* in their answer are a
     minimal pair worth keeping, not a duplicate. Identical texts with different labels
-    are counted in ``conflicting_labels`` (label noise to look at) and kept.
+    are counted in ``conflicting_labels`` (label noise to look at) and kept, unless they
+    sit in different splits (then the lower-priority copy goes, as for any twin).
     """
     cfg = config or DedupConfig()
     n = len(texts)
@@ -195,18 +212,22 @@ def dedup(
     conflicts = 0
     if cfg.exact:
         first: dict[tuple[str, str], int] = {}
+        split_firsts: dict[str, dict[str, int]] = {}
         seen_labels: dict[str, set[str]] = {}
         for i, t in enumerate(texts):
             text_key = exact_key(t)
-            key = (text_key, label[i])
             labels_here = seen_labels.setdefault(text_key, set())
             if labels_here and label[i] not in labels_here:
                 conflicts += 1
             labels_here.add(label[i])
-            if key in first:
-                uf.union(first[key], i)
-            else:
-                first[key] = i
+            j = first.setdefault((text_key, label[i]), i)
+            uf.union(j, i)
+            # The same text in another split is one group whatever the labels say.
+            firsts = split_firsts.setdefault(text_key, {})
+            firsts.setdefault(splits[i], i)
+            for split, k in firsts.items():
+                if split != splits[i]:
+                    uf.union(k, i)
     near_pairs: list[tuple[int, int]] = []
     if cfg.near and n > 1:
         if cfg.engine == "datasketch":
@@ -217,7 +238,9 @@ def dedup(
             raise ValueError(f"dedup engine must be 'numpy' or 'datasketch', got {cfg.engine!r}")
         exact_roots = [uf.find(i) for i in range(n)]
         for x, y in near_pairs:
-            if label[x] == label[y]:
+            # A minimal pair (one word apart, other answer) is kept inside a split; across
+            # splits it is a copy of the held-out question, whatever its answer.
+            if label[x] == label[y] or splits[x] != splits[y]:
                 uf.union(x, y)
     else:
         exact_roots = [uf.find(i) for i in range(n)]
