@@ -28,6 +28,8 @@ def _tags(text: str) -> str:
     return "".join(chr(0xE0000 + ord(c)) for c in text)
 
 
+PAD = "Привет, друг!\n" * 9
+
 DISGUISES = [
     # (attack, text, what the guard reads)
     # look-alike letters of other scripts inside a Latin word (UTS #39)
@@ -49,6 +51,7 @@ DISGUISES = [
     ("letters with hooks and tails", "ɗɾoppeɾ", "dropper"),
     ("digits of other scripts", "hell० w੦rld", "hello world"),
     ("whole word in Cyrillic, English around it", "this is a ѕсам, go", "this is a scam, go"),
+    ("Russian padding on other lines", PAD + "a ѕсам", PAD + "a scam"),
     ("Cyrillic and Armenian in one word", "the best рհоnе hack", "the best phone hack"),
     ("a word only of look-alikes of two scripts", "buy ѕօар now", "buy soap now"),
     # styled letters (folded already, by NFKC)
@@ -71,7 +74,10 @@ DISGUISES = [
     ("enclosing circles", _marked("ransom", "\u20dd"), "ransom"),
     ("keycaps", _marked("ransom", "\ufe0f", "\u20e3"), "ransom"),
     ("Arabic shadda on Latin letters", _marked("ransom", "\u0651"), "ransom"),
+    ("supplementary-plane overlay", _marked("ransom", "\U0001d167"), "ransom"),
+    ("a keycap on an emoji, emoji kept", "ok 👍🏽 x😀\u20e3 ran\u0336som", "ok 👍🏽 x😀 ransom"),
     ("strike-through on a Cyrillic look-alike", "r" + _marked("аnsоm", "\u0336"), "ransom"),
+    ("Arabic shadda on a Cyrillic look-alike", "r" + _marked("аnsоm", "\u0651"), "ransom"),
     # invisible letters that are not format characters
     ("Hangul filler U+3164", "ran\u3164som", "ransom"),
     ("Hangul choseong filler U+115F", "ran\u115fsom", "ransom"),
@@ -186,6 +192,7 @@ def test_look_alikes_come_from_unicode_data() -> None:
 def test_the_rule_is_per_word() -> None:
     assert fold_words("рор and рор") == "pop and pop"  # all look-alike, Latin around
     assert fold_words("рор и рор, ещё раз") == "рор и рор, ещё раз"  # Russian around
+    assert fold_words("Лишь рор\na ѕсам") == "Лишь рор\na scam"  # context is the line
     assert fold_words("ılık ıllegal") == "ılık ıllegal"  # Turkish letters in Latin words
     assert fold_words("ıllegаl") == "illegal"  # ...but not in a word mixing scripts
 

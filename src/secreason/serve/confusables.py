@@ -21,9 +21,10 @@ so it is per word (a run of letters and digits), in :func:`fold_words`:
   unless the word also mixes in another script;
 * a word of Latin letters only folds its look-alikes (``ʀᴀɴsᴏᴍ``), the same letters kept;
 * a word made only of look-alikes from other scripts (``ѕсам``) folds when the text
-  around it is mostly Latin, counting letters outside such words: Russian prose, where
-  most words have letters with no Latin look-alike, is left as it is, and so is a lone
-  Russian word (``как``);
+  around it on its line (:data:`WINDOW` characters each side) has more ASCII letters
+  than letters with no Latin look-alike: Russian prose, where most words have such
+  letters, is left as it is, and so is a lone word (``как``); padding a message with
+  Russian on other lines does not shield an English sentence;
 * any other word (``привет``, ``café``, ``東京``) is left as it is.
 
 Only the guard's copy is folded; the model reads the client's text unchanged.
@@ -136,14 +137,22 @@ def lookalikes() -> dict[str, str]:
 
 
 @functools.cache
-def _tables() -> tuple[dict[int, str], dict[int, str], frozenset[str]]:
+def _tables() -> tuple[
+    dict[int, str], dict[int, str], frozenset[str], re.Pattern[str], re.Pattern[str]
+]:
     from confusable_homoglyphs import categories
 
     table = lookalikes()
     full = {ord(c): t for c, t in table.items()}
     latin_only = {ord(c): t for c, t in table.items() if c not in KEEP}
     foreign = frozenset(c for c in table if categories.alias(c) not in ("LATIN", "COMMON"))
-    return full, latin_only, foreign
+    # Letters of other scripts with no Latin look-alike: evidence that a text is not Latin.
+    # Supplementary characters as one range: hundreds of ranges are tested one by one.
+    letters = re.escape("".join(c for c in table if c < "\U00010000")) + "\U00010000-\U0010ffff"
+    unambiguous = re.compile(f"[^\\W\\d_A-Za-z{letters}]")
+    # A whole word of look-alikes (the look-behind and look-ahead keep it linear).
+    lookalike_word = re.compile(f"(?<![^\\W_])[{letters}]+(?![^\\W_])")
+    return full, latin_only, foreign, unambiguous, lookalike_word
 
 
 def _rtl(char: str) -> bool:
@@ -154,22 +163,25 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _NOT_ASCII_LETTERS = re.compile(r"[^A-Za-z]+")
+#: How far (characters, each side) the context of a word of look-alikes reaches.
+WINDOW = 64
 
 
 def fold_words(text: str) -> str:
     """``text`` with look-alike letters folded to Latin by the word rule above."""
-    full, latin_only, foreign = _tables()
+    full, latin_only, foreign, unambiguous, lookalike_word = _tables()
     spans: list[tuple[int, int, str]] = []  # (start, end, folded) of words to replace
     candidates: list[tuple[int, int, str]] = []  # words made only of look-alikes
-    other = 0  # non-ASCII letters in words that are not candidates
     done = 0
     for run in _NON_ASCII.finditer(text):
         if run.start() < done:
             continue
-        start = run.start()
+        start, end = run.span()
+        whole = not (text[start - 1 : start].isalnum() or text[end : end + 1].isalnum())
+        if whole and lookalike_word.search(text, start, end) is None:
+            continue  # words without ASCII letters, none made only of look-alikes
         while start > 0 and text[start - 1].isalnum():
             start -= 1
-        end = run.end()
         for word in _WORD.finditer(text, start):
             if word.start() >= end:
                 break
@@ -179,22 +191,23 @@ def fold_words(text: str) -> str:
                 continue
             folded = chars.translate(full)
             if folded == chars:
-                other += len(chars)
-            elif _ASCII_LETTER.search(chars):
+                continue
+            if _ASCII_LETTER.search(chars):
                 keep = foreign.isdisjoint(chars)
                 spans.append((word.start(), end, chars.translate(latin_only) if keep else folded))
             elif foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
                 spans.append((word.start(), end, chars.translate(latin_only)))
             elif folded.isalpha() and folded.isascii() and not any(map(_rtl, chars)):
                 candidates.append((word.start(), end, folded))
-            else:
-                other += len(chars)
-    if candidates and len(_NOT_ASCII_LETTERS.sub("", text)) > other:
-        spans = sorted(spans + candidates)
+    for start, end, folded in candidates:
+        before = text[max(0, start - WINDOW) : start].rsplit("\n", 1)[-1]
+        around = before + " " + text[end : end + WINDOW].split("\n", 1)[0]
+        if len(_NOT_ASCII_LETTERS.sub("", around)) > len(unambiguous.findall(around)):
+            spans.append((start, end, folded))
     if not spans:
         return text
     pieces, at = [], 0
-    for start, end, folded in spans:
+    for start, end, folded in sorted(spans):
         pieces += [text[at:start], folded]
         at = end
     pieces.append(text[at:])

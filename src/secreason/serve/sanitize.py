@@ -151,26 +151,43 @@ _BLANK = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164
 #: enclosing circles and keycaps), as opposed to the marks of one script.
 _DECORATION = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _ACCENT = re.compile(f"[{_DECORATION}]")
+_GENERIC = re.compile(f"[{_DECORATION}]+")
 #: Before NFKC: hair and six-per-em spaces join letters (they show no gap a reader sees),
 #: the Braille blank is a space, line and paragraph separators are line breaks.
 _SPACING = {0x200A: "", 0x2006: "", 0x2800: " ", 0x2028: "\n", 0x2029: "\n\n", 0x85: "\n"}
 
 
+_LATIN = re.compile("[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+
+
+#: Supplementary planes, as one range: a character class with hundreds of supplementary
+#: ranges is tested range by range for every character (25x slower on 64 KB of text).
+_ASTRAL = "\U00010000-\U0010ffff"
+
+
 @functools.cache
-def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], dict[int, str]]:
-    """Invisible characters (every Cf but the tags, and :data:`_BLANK`), combining marks
-    (on a Latin letter: any; elsewhere: generic ones) and the pre-NFKC translation table
-    (built once, ~40 ms)."""
+def _patterns() -> tuple[
+    re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str], dict[int, str]
+]:
+    """Invisible characters (every Cf but the tags, and :data:`_BLANK`; all, then those of
+    the basic plane), runs of combining
+    marks (any supplementary character too: :func:`unstack` tells them apart), the
+    characters that may need translating before NFKC, and their table (built once)."""
     invisible, marks = list(_BLANK), []
     for point in [*range(0x20000), *range(0xE0000, 0xE1000)]:
         category = unicodedata.category(chr(point))
         if category == "Cf" and not 0xE0020 <= point <= 0xE007E:
             invisible.append(point)
-        elif category in ("Mn", "Me"):
+        elif category in ("Mn", "Me") and point < 0x10000 and point not in _BLANK:
             marks.append(point)
-    latin = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
-    stacked = re.compile(f"([{latin}])([{_ranges(marks)}]+)|[{_DECORATION}]+")
-    return re.compile(f"[{_ranges(invisible)}]+"), stacked, {**framed(), **_SPACING}
+    table = {**framed(), **_SPACING}
+    return (
+        re.compile(f"[{_ranges(invisible)}]+"),
+        re.compile(f"[{_ranges(p for p in invisible if p < 0x10000)}]+"),
+        re.compile(f"[{_ranges(marks)}{_ASTRAL}]+"),
+        re.compile(f"[{_ranges(p for p in table if p < 0x10000)}{_ASTRAL}]"),
+        table,
+    )
 
 
 def _accent(mark: str) -> bool:
@@ -178,18 +195,54 @@ def _accent(mark: str) -> bool:
     return unicodedata.combining(mark) > 1 and _ACCENT.match(mark) is not None
 
 
-def _unstack(match: re.Match[str]) -> str:
-    """Marks NFKC could not compose. On a Latin letter one or two accents are kept (Yoruba
-    ``ọ̀``), but an overlay (the strike-through), an enclosing mark, another script's
-    mark or a stack of three, composed ones counted (Zalgo), is decoration: the letter
-    loses every mark, its own accents too. Generic marks on other letters are dropped."""
-    base, marks = match[1], match[2]
-    if base is None:
-        return ""
-    composed = len(unicodedata.normalize("NFD", base)) - 1
-    if composed + len(marks) < 3 and all(map(_accent, marks)):
-        return match[0]
-    return unicodedata.normalize("NFD", base)[0]
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char) in ("Mn", "Me")
+
+
+def _runs(match: re.Match[str]) -> list[tuple[int, int]]:
+    """The runs of real marks in a match (supplementary characters may be anything)."""
+    start, end = match.span()
+    chunk = match[0]
+    if max(chunk) < "\U00010000":
+        return [(start, end)]
+    runs: list[tuple[int, int]] = []
+    for offset, char in enumerate(chunk, start):
+        if not _is_mark(char):
+            continue
+        if runs and runs[-1][1] == offset:
+            runs[-1] = (runs[-1][0], offset + 1)
+        else:
+            runs.append((offset, offset + 1))
+    return runs
+
+
+def unstack(text: str, marks: re.Pattern[str]) -> str:
+    """Drop the combining marks NFKC could not compose that are decoration. On a Latin
+    letter one or two accents are kept (Yoruba ``ọ̀``), but an overlay (the
+    strike-through), an enclosing mark, another script's mark or a stack of three,
+    composed ones counted (Zalgo), is decoration: the letter loses every mark, its own
+    accents too. On other letters the generic marks (:data:`_DECORATION`) are dropped."""
+    pieces: list[str] = []
+    at = 0
+    for match in marks.finditer(text):
+        for start, end in _runs(match):
+            run = text[start:end]
+            base = text[start - 1] if start else ""
+            if base and _LATIN.match(base):
+                letter = unicodedata.normalize("NFD", base)
+                if len(letter) - 1 + end - start < 3 and all(map(_accent, run)):
+                    continue
+                pieces += [text[at : start - 1], letter[0]]
+            else:
+                kept = _GENERIC.sub("", run)
+                if kept == run:
+                    continue
+                pieces += [text[at:start], kept]
+            at = end
+    if not pieces:
+        return text
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 _TAGS = re.compile("[\U000e0020-\U000e007e]")
@@ -242,17 +295,25 @@ def guard_view(text: str) -> str:
     mathematical, circled and superscript letters (``ｒａｎｓｏｍ`` -> ``ransom``);
     invisible characters are dropped (format characters, Hangul fillers, variation
     selectors, hair spaces); decorating marks on a Latin letter (Zalgo, the
-    strike-through U+0336) are dropped with its accents (:func:`_unstack`); look-alike
+    strike-through U+0336) are dropped with its accents (:func:`unstack`); look-alike
     letters in Latin words become Latin (:mod:`secreason.serve.confusables`: ``ехрlоit``
     -> ``exploit``; Russian prose is left as it is). ASCII text is returned as it is.
     Only the guard's copy is folded; control strings are broken afterwards (see
     :data:`GENERIC_NEUTRALISER`), so folding cannot rebuild one."""
     if text.isascii():
         return text
-    invisible, stacked, table = _patterns()
+    invisible, basic_invisible, marks, translated, table = _patterns()
     text = _TAGS.sub(lambda m: chr(ord(m[0]) - 0xE0000), text)
     if RLO in text:
         text = read_overrides(text)
-    text = unicodedata.normalize("NFKC", text.translate(table))
-    text = stacked.sub(_unstack, invisible.sub("", text))
-    return fold_words(text)
+    if translated.search(text):
+        text = text.translate(table)
+    if max(text) < "\U00010000":
+        invisible = basic_invisible
+    text = unicodedata.normalize("NFKC", invisible.sub("", text))
+    has_marks = marks.search(text) is not None
+    if has_marks:
+        text = unstack(text, marks)
+    folded = fold_words(text)
+    # A mark on a look-alike was on a letter of another script: now it is on a Latin one.
+    return unstack(folded, marks) if has_marks and folded is not text else folded
