@@ -79,17 +79,41 @@ def register(app: typer.Typer) -> None:
         ),
         max_body_bytes: int = typer.Option(64 * 1024 * 1024, "--max-body-bytes"),
         max_concurrent: int = typer.Option(16, "--max-concurrent"),
+        max_batch: int = typer.Option(16384, "--max-batch", help="Most rows in one request."),
         format_penalty: float = typer.Option(1.0, "--format-penalty"),
         task: str = typer.Option(
             None, "--task", help="Task of every row when labels are bare references."
         ),
+        body_timeout_s: float = typer.Option(
+            30.0, "--body-timeout-s", help="A request's whole body must arrive within this."
+        ),
+        header_timeout_s: float = typer.Option(
+            10.0, "--header-timeout-s", help="A connection's request headers, likewise."
+        ),
+        drain_timeout_s: float = typer.Option(
+            30.0, "--drain-timeout-s", help="On SIGTERM, requests in flight get this long."
+        ),
     ) -> None:
         """Serve the task rewards for OpenRLHF's remote reward mode (POST /get_reward)."""
+        import math
+
         from secreason.integrations.reward_server import RewardServerSettings, run
+        from secreason.integrations.scoring import check_penalty
         from secreason.tasks import task_names
 
         if task is not None and task not in task_names():
             fail(f"--task {task!r}: expected one of {', '.join(task_names())}")
+        try:
+            check_penalty(format_penalty, "--format-penalty")
+        except ValueError as err:
+            fail(str(err))
+        counts = {"--max-body-bytes": max_body_bytes, "--max-concurrent": max_concurrent,
+                  "--max-batch": max_batch}  # fmt: skip
+        times = {"--body-timeout-s": body_timeout_s, "--header-timeout-s": header_timeout_s,
+                 "--drain-timeout-s": drain_timeout_s}  # fmt: skip
+        for flag, value in [*counts.items(), *times.items()]:
+            if not (math.isfinite(value) and value > 0):
+                fail(f"{flag} {value}: expected a number above 0")
         problem = port_problem(host, port)
         if problem:
             fail(problem)
@@ -99,8 +123,12 @@ def register(app: typer.Typer) -> None:
             api_keys=set(api_key or []),
             max_body_bytes=max_body_bytes,
             max_concurrent=max_concurrent,
+            max_batch=max_batch,
             format_penalty=format_penalty,
             default_task=task,
+            body_timeout_s=body_timeout_s,
+            header_timeout_s=header_timeout_s,
+            drain_timeout_s=drain_timeout_s,
         )
         if not settings.api_keys:
             typer.echo("warning: no API key set; the reward server is open", err=True)

@@ -76,6 +76,39 @@ def is_prefilled(prompt: str) -> bool:
     return strip_end_markers(prompt).rstrip().endswith(THINK.open)
 
 
+def check_lengths(queries: Sequence[Any], prompts: Sequence[Any], labels: Sequence[Any]) -> None:
+    if not (len(queries) == len(prompts) == len(labels)):
+        raise ValueError(
+            f"queries, prompts and labels differ in length "
+            f"({len(queries)}, {len(prompts)}, {len(labels)})"
+        )
+
+
+def score_rows(
+    queries: Sequence[Any],
+    prompts: Sequence[Any],
+    labels: Sequence[Any],
+    scorer: Scorer,
+    default_task: str | None = None,
+    start: int = 0,
+) -> tuple[list[Reward], list[str]]:
+    """Score rows ``start...`` of a batch (lists of equal length): the rewards of the
+    good rows and one message per bad row, naming it."""
+    out, problems = [], []
+    for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True), start):
+        try:
+            out.append(_score_row(i, query, prompt, label, scorer, default_task))
+        except (TypeError, ValueError) as err:
+            problems.append(str(err))
+    return out, problems
+
+
+def batch_problem(problems: Sequence[str], n: int) -> str:
+    """One message for a batch's bad rows: how many, and the first few by name."""
+    shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+    return f"{len(problems)} of {n} rows cannot be scored: {shown}"
+
+
 def score_batch(
     queries: Sequence[str],
     prompts: Sequence[str],
@@ -83,22 +116,13 @@ def score_batch(
     scorer: Scorer,
     default_task: str | None = None,
 ) -> list[Reward]:
-    """Score one OpenRLHF batch; errors name the offending row."""
-    if not (len(queries) == len(prompts) == len(labels)):
-        raise ValueError(
-            f"queries, prompts and labels differ in length "
-            f"({len(queries)}, {len(prompts)}, {len(labels)})"
-        )
-    out = []
-    problems: list[str] = []
-    for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
-        try:
-            out.append(_score_row(i, query, prompt, label, scorer, default_task))
-        except (TypeError, ValueError) as err:
-            problems.append(str(err))
-    if problems:  # every bad row is named: a misread label column shows as a pattern
-        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
-        raise ValueError(f"{len(problems)} of {len(labels)} rows cannot be scored: {shown}")
+    """Score one OpenRLHF batch. Any bad row fails the batch, every bad row named: a
+    label the reward cannot read is a data or configuration mistake, and scoring the
+    other rows would hide it behind a plausible curve."""
+    check_lengths(queries, prompts, labels)
+    out, problems = score_rows(queries, prompts, labels, scorer, default_task)
+    if problems:
+        raise ValueError(batch_problem(problems, len(labels)))
     return out
 
 
