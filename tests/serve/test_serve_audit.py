@@ -230,6 +230,7 @@ def test_a_record_that_cannot_be_built_still_leaves_a_line(tmp_path: Path) -> No
     assert record["request_id"] == "r1" and record["key_id"] == "alice"
     assert record["audit_error"].startswith("RecursionError")
     assert state["recorded"] is True
+    assert deployment.trail.failures == 1  # what /metrics reports as audit_failures
 
 
 # ------------------------------------- what the system-prompt policy kept from the model

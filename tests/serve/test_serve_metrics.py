@@ -176,6 +176,7 @@ def test_a_key_hammering_metrics_gets_429_and_starves_nobody(
     body = read_metrics(metered, KEYS["monitor"])
     assert body["overhead_ms"]["count"] >= 7 and len(json.dumps(body)) < 12_000
     assert body["by_status"]["429"] >= len(limited)
+    assert body["audit_failures"] == 0
     # the refusals are evidence like any other (written just after each answer)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

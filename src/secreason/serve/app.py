@@ -56,6 +56,7 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
     async def metrics(request: Request) -> Response:
         """Bounded summaries (see :mod:`.metrics`), limited per key by the middleware."""
         body = {**deployment.stats.snapshot(), **engine_metrics(deployment.engine)}
+        body["audit_failures"] = deployment.trail.failures  # e.g. a full disk: alert on it
         return JSONResponse(body)
 
     # Plain routes (no dependency injection or response models): the handlers parse and

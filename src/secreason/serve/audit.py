@@ -40,6 +40,17 @@ from typing import Any
 
 log = logging.getLogger("secreason.serve")
 MODE = 0o600
+_BLOCK = 1 << 20  # the torn-tail scan reads backwards this much at a time
+
+# One pair of locks per file: two AuditLog objects on one path in one process (a
+# reload, a second deployment) serialise their writes, rotations and recovery.
+_LOCKS: dict[str, tuple[threading.Lock, threading.Lock]] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _locks_for(path: Path) -> tuple[threading.Lock, threading.Lock]:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(os.path.realpath(path), (threading.Lock(), threading.Lock()))
 
 
 def redact(text: str) -> str:
@@ -64,13 +75,18 @@ class AuditLog:
         self.backups = backups  # None: no count rule (with no age rule either: keep all)
         self.retain_days = retain_days
         self.fsync = fsync
-        self._lock = threading.Lock()  # guards the descriptor, rotation and counters
-        self._sync_lock = threading.Lock()  # one fsync at a time
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # _lock guards the descriptor, rotation and counters; _sync_lock: one fsync at a
+        # time. Shared by every AuditLog of this file in the process.
+        self._sync_lock, self._lock = _locks_for(self.path)
         self._written = 0  # lines written so far
         self._synced = 0  # lines known to be on disk
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._recover_torn_tail()
-        self._fd = self._open()
+        # inode -> monotonic time this process rotated it out: a wall clock that jumps
+        # forward must not age out files this process has just rotated
+        self._rotated_at: dict[int, float] = {}
+        with self._sync_lock, self._lock:  # another writer of this file may be mid-line
+            self._recover_torn_tail()
+            self._fd = self._open()
         self._check_disk()
 
     def _open(self) -> int:
@@ -84,15 +100,20 @@ class AuditLog:
         with open(self.path, "rb+") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            block = min(size, 1 << 20)
-            handle.seek(size - block)
-            tail = handle.read(block)
-            if tail.endswith(b"\n"):
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
                 return
-            cut = tail.rfind(b"\n")
-            keep = size - block + cut + 1 if cut >= 0 else 0
+            keep, end = 0, size  # after the last newline, however far back it is
+            while end > 0:
+                start = max(0, end - _BLOCK)
+                handle.seek(start)
+                cut = handle.read(end - start).rfind(b"\n")
+                if cut >= 0:
+                    keep = start + cut + 1
+                    break
+                end = start
             handle.seek(keep)
-            fragment = handle.read()
+            fragment = handle.read() + b"\n"
             torn = os.open(
                 self.path.with_name(self.path.name + ".torn"),
                 os.O_WRONLY | os.O_APPEND | os.O_CREAT,
@@ -100,7 +121,8 @@ class AuditLog:
             )
             try:
                 os.fchmod(torn, MODE)
-                os.write(torn, fragment + b"\n")
+                if os.write(torn, fragment) != len(fragment):  # a full disk: keep it in place
+                    raise OSError(f"audit log {self.path}: could not move its torn tail aside")
             finally:
                 os.close(torn)
             handle.truncate(keep)
@@ -116,6 +138,7 @@ class AuditLog:
         return sorted(found)
 
     def _rotate(self) -> None:
+        self._rotated_at[os.fstat(self._fd).st_ino] = time.monotonic()
         os.close(self._fd)
         for index, older in reversed(self.rotated()):  # oldest first: targets are free
             os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
@@ -128,12 +151,20 @@ class AuditLog:
         """Delete the rotated files every configured retention rule has released."""
         if self.backups is None and self.retain_days is None:
             return
-        cutoff = time.time() - 86400 * (self.retain_days or 0.0)
-        for index, older in self.rotated():
-            beyond_count = self.backups is None or index > self.backups
-            aged = self.retain_days is None or older.stat().st_mtime < cutoff
+        keep_s = 86400 * (self.retain_days or 0.0)
+        cutoff = time.time() - keep_s
+        # Counted by rank, not by number: a crash mid-rotation can leave a gap (.1, .3).
+        for rank, (_, older) in enumerate(self.rotated(), 1):
+            beyond_count = self.backups is None or rank > self.backups
+            stat = older.stat()
+            rotated_at = self._rotated_at.get(stat.st_ino)
+            aged = self.retain_days is None or (
+                stat.st_mtime < cutoff  # a file from the future (clock set back) is young
+                and (rotated_at is None or time.monotonic() - rotated_at >= keep_s)
+            )
             if beyond_count and aged:
                 older.unlink(missing_ok=True)
+                self._rotated_at.pop(stat.st_ino, None)
 
     def _check_disk(self) -> None:
         try:
@@ -162,19 +193,20 @@ class AuditLog:
             line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
         except UnicodeEncodeError:  # a lone surrogate: JSON escapes keep it, readable
             line = (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode()
-        with self._lock:
-            full = self._would_overflow(len(line))
-        if full:  # lock order everywhere: sync lock, then descriptor lock
-            with self._sync_lock, self._lock:
+        while True:  # the size check and the write under one lock: max_bytes holds
+            with self._lock:
+                self._follow_rotation()
+                size = os.fstat(self._fd).st_size
+                if not (size and size + len(line) > self.max_bytes):
+                    self._append(line, size)
+                    self._written += 1
+                    mine = self._written
+                    break
+            with self._sync_lock, self._lock:  # lock order everywhere: sync, then descriptor
+                self._follow_rotation()
                 if self._would_overflow(len(line)):
                     self._sync_now()  # the rotated file must be complete on disk too
                     self._rotate()
-        with self._lock:
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write on a full disk: never leave half a line
-                raise OSError(f"audit log {self.path}: short write ({written}/{len(line)} bytes)")
-            self._written += 1
-            mine = self._written
         if self.fsync:
             with self._sync_lock:
                 if self._synced < mine:
@@ -182,6 +214,34 @@ class AuditLog:
                         covered, fd = self._written, self._fd
                     os.fsync(fd)
                     self._synced = max(self._synced, covered)
+
+    def _append(self, line: bytes, size: int) -> None:
+        """One ``os.write`` of a whole line; on a full disk (a short write, or an error
+        after part of it) the part is cut off again: never half a line in the log."""
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            self._cut_back(size)
+            raise
+        if written != len(line):
+            self._cut_back(size)
+            raise OSError(f"audit log {self.path}: short write ({written}/{len(line)} bytes)")
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError:
+            log.exception("audit log %s: could not cut a partial line back", self.path)
+
+    def _follow_rotation(self) -> None:
+        """Another AuditLog of this file rotated it: write to the new live file."""
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(self._fd).st_ino:
+            os.close(self._fd)
+            self._fd = self._open()
 
     def _would_overflow(self, extra: int) -> bool:
         size = os.fstat(self._fd).st_size

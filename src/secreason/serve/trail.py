@@ -52,6 +52,7 @@ class AuditTrail:
             if audit.path
             else None
         )
+        self.failures = 0  # records that could not be written whole (/metrics: audit_failures)
 
     def build(
         self,
@@ -104,6 +105,7 @@ class AuditTrail:
                 self.log.write(record)
             return
         except Exception as error:
+            self.failures += 1
             log.exception("audit write failed for request %s", state["request_id"])
             failure = f"{type(error).__name__}: {error}"[:300]
         if self.log is None:
