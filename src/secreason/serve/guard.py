@@ -114,7 +114,8 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     text. Empty turns are left out, consecutive turns of one side are merged, and
     ``reply`` (the model's output, for output moderation) is the final assistant turn.
     The contents are folded (:func:`~secreason.serve.sanitize.guard_view`: fullwidth
-    letters, invisible characters) so a disguised word is judged as the model reads it,
+    letters, invisible characters, look-alike letters of other scripts in Latin words,
+    Zalgo marks, overrides) so a disguised word is judged as a reader reads it,
     then pass through the generic control-string neutraliser, so a client cannot forge
     turns of the guard's own template.
     """
@@ -244,6 +245,7 @@ class Guard:
         self.policy = policy
         self._params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
         self._timeout_s = timeout_s
+        guard_view("\u00e9")  # build the folding tables now, not on the first request
 
     async def check(
         self, side: Side, messages: Sequence[Message], reply: str | None
