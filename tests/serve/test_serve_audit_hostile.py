@@ -44,12 +44,13 @@ def _records(path: Path) -> list[dict[str, Any]]:
 WRITER = """
 import random, sys
 from secreason.serve.audit import AuditLog
-path, start, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, start, seed, max_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
-log = AuditLog(path, max_bytes=3 << 20, fsync=False)
+log = AuditLog(path, max_bytes=max_bytes, fsync=False)
+sizes = [10, 1000, 200_000, 1_500_000, 2_500_000] if max_bytes > 1000 else [10, 60, 150]
 i = start
 while True:
-    size = rng.choice([10, 1000, 200_000, 1_500_000, 2_500_000])
+    size = rng.choice(sizes)
     log.write({"i": i, "pad": "x" * size})
     sys.stdout.write(f"{i}\\n")
     sys.stdout.flush()
@@ -57,8 +58,11 @@ while True:
 """
 
 
+@pytest.mark.parametrize(
+    "max_bytes", [3 << 20, 300], ids=["megabyte-records", "a-rotation-every-write"]
+)
 def test_kill_9_during_writes_under_rotation_loses_no_acknowledged_record(
-    tmp_path: Path,
+    tmp_path: Path, max_bytes: int
 ) -> None:
     path = tmp_path / "audit.jsonl"
     acknowledged: list[int] = []
@@ -66,11 +70,12 @@ def test_kill_9_during_writes_under_rotation_loses_no_acknowledged_record(
     for round_ in range(4):
         start = acknowledged[-1] + 1 if acknowledged else 0
         child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(start + 1000 * round_), str(round_)],
+            [sys.executable, "-c", WRITER, str(path), str(start + 10_000 * round_), str(round_)]
+            + [str(max_bytes)],
             stdout=subprocess.PIPE,
         )
         assert child.stdout is not None
-        for _ in range(rng.randint(3, 8)):  # let it write (and rotate) a few times
+        for _ in range(rng.randint(3, 30)):  # let it write (and rotate) a while
             line = child.stdout.readline()
             assert line, "the writer died on its own"
             acknowledged.append(int(line))
