@@ -16,7 +16,8 @@ lists as confusable with them (Cyrillic ``т`` with ``ᴛ``). Capitals confusabl
 Folding must not take meaning from other languages (a multilingual guard reads Russian),
 so it is per word (a run of letters and digits), in :func:`fold_words`:
 
-* a word with an ASCII letter folds every look-alike in it (``ехрlоit``); letters of a
+* a word with ASCII letters folds every look-alike in it (``ехрlоit``) unless it has as
+  many letters with no Latin look-alike (then it is a foreign word); letters of a
   living Latin orthography (Turkish ``ı``, Vietnamese ``đ``, Polish ``ł``...) are kept
   unless the word also mixes in another script;
 * a word of Latin letters only folds its look-alikes (``ʀᴀɴsᴏᴍ``), the same letters kept;
@@ -25,7 +26,9 @@ so it is per word (a run of letters and digits), in :func:`fold_words`:
   than letters with no Latin look-alike: Russian prose, where most words have such
   letters, is left as it is, and so is a lone word (``как``); padding a message with
   Russian on other lines does not shield an English sentence;
-* any other word (``привет``, ``café``, ``東京``) is left as it is.
+* a Latin word where most letters carry an accent (``ŕáńśóḿ``) loses them;
+* any other word (``привет``, ``café``, ``東京``, a Russian word with a Latin letter typed
+  by mistake) is left as it is.
 
 Only the guard's copy is folded; the model reads the client's text unchanged.
 """
@@ -155,6 +158,20 @@ def _tables() -> tuple[
     return full, latin_only, foreign, unambiguous, lookalike_word
 
 
+#: Precomposed Latin letters (Latin-1, Extended-A and B, Extended Additional).
+_ACCENTED = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
+
+
+def _unaccented(word: str) -> str | None:
+    """``word`` without accents when most of its letters carry one (``ŕáńśóḿ``): no
+    orthography writes that (French ``éméché`` has half, Czech ``užívá`` three of five)."""
+    if len(word) < 5 or not _ACCENTED.search(word):
+        return None
+    bases = [unicodedata.normalize("NFD", c)[0] if _ACCENTED.match(c) else c for c in word]
+    accented = sum(b != c for b, c in zip(bases, word, strict=True))
+    return "".join(bases) if accented * 5 > len(word) * 3 else None
+
+
 def _rtl(char: str) -> bool:
     return unicodedata.bidirectional(char) in ("R", "AL")
 
@@ -178,7 +195,7 @@ def fold_words(text: str) -> str:
             continue
         start, end = run.span()
         whole = not (text[start - 1 : start].isalnum() or text[end : end + 1].isalnum())
-        if whole and lookalike_word.search(text, start, end) is None:
+        if whole and not (lookalike_word.search(text, start, end) or _ACCENTED.search(run[0])):
             continue  # words without ASCII letters, none made only of look-alikes
         while start > 0 and text[start - 1].isalnum():
             start -= 1
@@ -191,9 +208,15 @@ def fold_words(text: str) -> str:
                 continue
             folded = chars.translate(full)
             if folded == chars:
+                bare = _unaccented(chars)
+                if bare:
+                    spans.append((word.start(), end, bare))
                 continue
             if _ASCII_LETTER.search(chars):
                 keep = foreign.isdisjoint(chars)
+                ascii_letters = len(_NOT_ASCII_LETTERS.sub("", chars))
+                if not keep and len(unambiguous.findall(chars)) >= ascii_letters:
+                    continue  # a word of another script with a Latin slip (Russian пpивет)
                 spans.append((word.start(), end, chars.translate(latin_only) if keep else folded))
             elif foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
                 spans.append((word.start(), end, chars.translate(latin_only)))

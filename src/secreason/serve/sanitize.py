@@ -142,11 +142,13 @@ def _ranges(points: Iterable[int]) -> str:
     return "".join(out)
 
 
-#: Letters and marks that draw nothing, though not in category Cf: Hangul fillers,
-#: Khmer inherent vowels, Mongolian variation selectors, the combining grapheme joiner,
-#: variation selectors.
-_BLANK = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164, 0xFFA0,
-          *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]  # fmt: skip
+#: Unicode's default-ignorable code points beyond category Cf (letters and marks that
+#: draw nothing): the combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+#: Mongolian variation selectors, variation selectors, unassigned ones, the tag block
+#: (its ASCII tags are decoded first).
+_BLANK = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x2065, 0x3164,
+          0xFFA0, *range(0xFE00, 0xFE10), *range(0xFFF0, 0xFFF9),
+          *range(0xE0000, 0xE1000)]  # fmt: skip
 #: The generic combining marks (diacritics, overlays such as the strike-through U+0336,
 #: enclosing circles and keycaps), as opposed to the marks of one script.
 _DECORATION = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
@@ -169,14 +171,14 @@ _ASTRAL = "\U00010000-\U0010ffff"
 def _patterns() -> tuple[
     re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str], dict[int, str]
 ]:
-    """Invisible characters (every Cf but the tags, and :data:`_BLANK`; all, then those of
+    """Invisible characters (every Cf and :data:`_BLANK`; all, then those of
     the basic plane), runs of combining
     marks (any supplementary character too: :func:`unstack` tells them apart), the
     characters that may need translating before NFKC, and their table (built once)."""
     invisible, marks = list(_BLANK), []
-    for point in [*range(0x20000), *range(0xE0000, 0xE1000)]:
+    for point in range(0x20000):
         category = unicodedata.category(chr(point))
-        if category == "Cf" and not 0xE0020 <= point <= 0xE007E:
+        if category == "Cf":
             invisible.append(point)
         elif category in ("Mn", "Me") and point < 0x10000 and point not in _BLANK:
             marks.append(point)
