@@ -34,6 +34,7 @@ class FaultServer:
         self.stall_s = stall_s
         self.delay_s = delay_s
         self.served: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []  # every chat request body, as sent
         self._i = 0
         self._lock = threading.Lock()
         server = self
@@ -48,6 +49,8 @@ class FaultServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+                with server._lock:
+                    server.bodies.append(body)
                 if self.path != "/v1/chat/completions":
                     with server._lock:
                         server.served["404"] += 1

@@ -1,21 +1,19 @@
 """Teacher traces with rejection sampling, from any OpenAI-compatible endpoint.
 
-Each item's prompt is sent ``k`` times. A completion is *kept* only when the item's task
-verifier scores it correct and its format passes the reasoning contract (one closed
-think block, enough non-degenerate reasoning, an answer line): the same
-``Task.judge`` that evaluation and RL use, so nothing is trained on that would be
-scored wrong. Each item's pass rate grades its difficulty; items the teacher never or
-always solves are marked, which is what RL selection wants.
+Each item's prompt is sent ``k`` times. A completion is *kept* only when
+:func:`secreason.data.trace_filter.rejection_reason` finds nothing: the item's task
+verifier (``Task.judge``, the path evaluation and RL take) scores it correct with a
+valid format, and none of the checks the verifier cannot make (control strings, hedged
+answer lines, a reasoning that contradicts the answer or copies the prompt) fails.
+Each item's pass rate grades its difficulty; items the teacher never or always solves
+are marked, which is what RL selection wants.
 
-Endpoints misbehave, so the client is deliberately defensive: bounded concurrency, a
-rate limit, a timeout per request, retries with exponential backoff (and
-``Retry-After``) on timeouts, connection errors, HTTP 429/5xx, unparsable bodies and
-empty choices. Every item ends as exactly one of ``kept``, ``rejected`` (with reasons)
-or ``failed`` (with the error), written to an append-only store keyed by item and
-teacher, so a killed run resumes without redoing or losing work.
-
-The ``openai`` client is used directly (its own retries off) because the per-request
-failure classification above is what the counts are made of.
+The endpoint is asked through :mod:`secreason.data.teacher_client` (timeouts, retries,
+backoff, rate and concurrency limits). Every item ends as exactly one of ``kept``,
+``rejected`` (with reasons) or ``failed`` (with the error), written to an append-only
+store keyed by item and teacher, so a killed run resumes without redoing or losing
+work. On resume a stored ``kept`` verdict is judged again with today's filter: a store
+written before a rule existed does not smuggle its traces past it.
 """
 
 from __future__ import annotations
@@ -23,18 +21,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from secreason.backends.retry import backoff_delay
 from secreason.data.store import JsonlStore
+from secreason.data.teacher_client import (  # noqa: F401 - re-exported
+    EndpointTeacher,
+    FatalError,
+    RequestResult,
+    RetryableError,
+    _RateLimiter,
+)
+from secreason.data.trace_filter import rejection_reason
 from secreason.reasoning import FormatConfig
-from secreason.tasks import get_task, task_names
 from secreason.tasks.base import Sample
 
 Outcome = Literal["kept", "rejected", "failed"]
@@ -72,22 +74,6 @@ class TeacherConfig:
         return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:8]
 
 
-class RetryableError(Exception):
-    """A response worth asking again for (timeout, 429, 5xx, garbage body, no choices)."""
-
-
-class FatalError(Exception):
-    """A response that retrying will not fix (bad request, auth, unknown model)."""
-
-
-@dataclass
-class RequestResult:
-    text: str | None
-    finish_reason: str | None = None
-    error: str | None = None
-    attempts: int = 0
-
-
 @dataclass
 class ItemVerdict:
     """One item's outcome; one line of the teacher store."""
@@ -118,34 +104,6 @@ def difficulty_of(n_passed: int, n_completed: int) -> str:
     return "mixed"
 
 
-def rejection_reason(
-    sample: Sample,
-    completion: str,
-    finish_reason: str | None,
-    cfg: FormatConfig,
-    prefilled: bool,
-) -> str | None:
-    """None when the completion is kept; else why not (format checks first, then the verifier).
-
-    Items of a registered task go through ``Task.judge``; general-domain items without
-    one (chat, safety, ...) through :func:`secreason.data.general.general_rejection`.
-    """
-    if finish_reason == "length":
-        return "truncated"
-    if sample.task not in task_names():
-        from secreason.data.general import general_rejection
-
-        return general_rejection(sample, completion, cfg, prefilled)
-    judgement = get_task(sample.task).judge(
-        completion, sample.reference, prefilled=prefilled, format_config=cfg
-    )
-    if not judgement.format.ok:
-        return "format:" + "+".join(judgement.format.failed)
-    if judgement.score.status != "correct":
-        return f"verifier:{judgement.score.status}"
-    return None
-
-
 def judge_completions(
     sample: Sample,
     results: Sequence[RequestResult],
@@ -154,6 +112,7 @@ def judge_completions(
     format_config: FormatConfig,
     prefilled: bool,
     teacher: str,
+    max_tokens: int | None = None,
 ) -> ItemVerdict:
     """Turn an item's k request results into its verdict (the rejection-sampling step)."""
     reasons: Counter[str] = Counter()
@@ -165,7 +124,9 @@ def judge_completions(
             errors[r.error or "unknown error"] += 1
             continue
         n_completed += 1
-        why = rejection_reason(sample, r.text, r.finish_reason, format_config, prefilled)
+        why = rejection_reason(
+            sample, r.text, r.finish_reason, format_config, prefilled, max_tokens=max_tokens
+        )
         if why is None:
             n_passed += 1
             if r.text not in kept and len(kept) < keep_per_item:
@@ -188,121 +149,6 @@ def judge_completions(
         errors=dict(errors),
         teacher=teacher,
     )
-
-
-class _RateLimiter:
-    """Spaces request starts at least ``1/rps`` apart (None: no limit)."""
-
-    def __init__(self, rps: float | None) -> None:
-        self.interval = 1.0 / rps if rps else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
-def _parse_completion(response: Any, reasoning_field: str) -> tuple[str, str | None]:
-    """Text and finish reason from a chat completion, or RetryableError on a bad body."""
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list):
-        raise RetryableError(f"unparsable response body ({type(response).__name__})")
-    if not choices:
-        raise RetryableError("empty choices")
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    if not isinstance(content, str):
-        raise RetryableError("choice has no message content")
-    reasoning = getattr(message, reasoning_field, None) or (
-        (getattr(message, "model_extra", None) or {}).get(reasoning_field)
-    )
-    if reasoning and "<think>" not in content:
-        content = f"<think>\n{reasoning}\n</think>\n{content}"
-    return content, getattr(choices[0], "finish_reason", None)
-
-
-def _classify(err: Exception) -> Exception:
-    import openai
-
-    if isinstance(err, (RetryableError, FatalError)):
-        return err
-    if isinstance(err, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError)):
-        return RetryableError(f"timeout or connection error ({type(err).__name__})")
-    if isinstance(err, openai.APIStatusError):
-        code = err.status_code
-        if code == 429 or code >= 500 or code == 408:
-            return RetryableError(f"HTTP {code}")
-        return FatalError(f"HTTP {code}: {str(err)[:200]}")
-    if isinstance(err, (json.JSONDecodeError, ValueError, openai.APIResponseValidationError)):
-        return RetryableError(f"unparsable response body ({type(err).__name__})")
-    return RetryableError(f"{type(err).__name__}: {str(err)[:200]}")
-
-
-class EndpointTeacher:
-    """Sends prompts to an OpenAI-compatible endpoint with retries and limits."""
-
-    def __init__(self, config: TeacherConfig) -> None:
-        import openai
-
-        self.config = config
-        self.name = f"{config.model}@{config.fingerprint()}"
-        self.client = openai.AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=os.environ.get(config.api_key_env) or "EMPTY",
-            max_retries=0,
-            timeout=config.timeout_s,
-        )
-        self._sem = asyncio.Semaphore(config.concurrency)
-        self._limiter = _RateLimiter(config.requests_per_second)
-
-    async def request(self, sample: Sample) -> RequestResult:
-        cfg = self.config
-        last = "no attempt"
-        previous: Exception | None = None
-        for attempt in range(cfg.max_retries + 1):
-            if attempt:
-                # The shared policy: exponential backoff with jitter, or Retry-After.
-                wait = backoff_delay(
-                    attempt - 1, previous, base=cfg.backoff_base_s, cap=cfg.backoff_max_s
-                )
-                await asyncio.sleep(wait)
-            try:
-                async with self._sem:
-                    await self._limiter.wait()
-                    response = await asyncio.wait_for(
-                        self.client.chat.completions.create(
-                            model=cfg.model,
-                            messages=sample.messages,  # type: ignore[arg-type]
-                            temperature=cfg.temperature,
-                            top_p=cfg.top_p,
-                            max_tokens=cfg.max_tokens,
-                            extra_body=cfg.extra_body or None,
-                        ),
-                        timeout=cfg.timeout_s * 1.5,
-                    )
-                text, finish = _parse_completion(response, cfg.reasoning_field)
-                return RequestResult(text, finish, attempts=attempt + 1)
-            except Exception as raw:  # noqa: BLE001 - every failure is classified below
-                err = _classify(raw)
-                last = str(err)
-                if isinstance(err, FatalError):
-                    return RequestResult(None, error=last, attempts=attempt + 1)
-                previous = raw
-        return RequestResult(
-            None,
-            error=f"gave up after {cfg.max_retries + 1} attempts: {last}",
-            attempts=cfg.max_retries + 1,
-        )
-
-    async def close(self) -> None:
-        await self.client.close()
 
 
 @dataclass
@@ -344,6 +190,7 @@ async def _run_async(
                 format_config=fmt,
                 prefilled=cfg.prefilled,
                 teacher=teacher.name,
+                max_tokens=cfg.max_tokens,
             )
             verdict.key = keys[sample.id]
             store.append(asdict(verdict))
@@ -369,8 +216,9 @@ def run_teacher(
     """Judge teacher completions for every sample into ``out`` (JSONL); resumable.
 
     An item already judged by this teacher is skipped, unless its latest verdict is
-    ``failed`` (the endpoint never answered) and ``retry_failed`` is set: then it is
-    asked again and the new verdict is appended under a new key (the latest wins).
+    ``failed`` (the endpoint never answered) and ``retry_failed`` is set, or is
+    ``kept`` with a trace today's filter rejects: then it is asked again and the new
+    verdict is appended under a new key (the latest wins).
     ``template=True`` uses the offline :class:`TemplateTeacher` instead of an endpoint.
     """
     from tqdm.auto import tqdm
@@ -380,13 +228,31 @@ def run_teacher(
     samples = list({s.id: s for s in samples}.values())
     store = JsonlStore(out)
     name = "template" if template else f"{cfg.model}@{cfg.fingerprint()}"
-    latest: dict[str, str] = {}
+    latest: dict[str, dict[str, Any]] = {}
     tries: Counter[str] = Counter()
     for row in store.records():
         if row.get("teacher") == name:
-            latest[row["id"]] = row["outcome"]
+            latest[row["id"]] = row
             tries[row["id"]] += 1
-    todo = [s for s in samples if s.id not in latest or (retry_failed and latest[s.id] == "failed")]
+    max_tokens = None if template else cfg.max_tokens
+
+    def redo(s: Sample) -> bool:
+        row = latest.get(s.id)
+        if row is None:
+            return True
+        if row["outcome"] == "failed":
+            return retry_failed
+        if row["outcome"] != "kept":
+            return False
+        prefilled = False if template else cfg.prefilled
+        traces = row.get("traces") or []
+        return not traces or any(
+            not isinstance(t, str)
+            or rejection_reason(s, t, "stop", fmt, prefilled, max_tokens=max_tokens) is not None
+            for t in traces
+        )
+
+    todo = [s for s in samples if redo(s)]
     keys = {s.id: f"{s.id}:{name}" + (f":{tries[s.id]}" if tries[s.id] else "") for s in todo}
     skipped = len(samples) - len(todo)
     bar = tqdm(total=len(todo), desc=f"teacher {name}", disable=not show_progress)
