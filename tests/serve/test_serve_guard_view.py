@@ -11,6 +11,7 @@ hostile sizes stay linear.
 
 from __future__ import annotations
 
+import random
 import unicodedata
 
 import pytest
@@ -100,7 +101,8 @@ DISGUISES = [
     # right-to-left override: what a person sees and what a model reads
     ("override hides a word", "a \u202eerawmosnar\u202c now", "a erawmosnar ransomware now"),
     ("override shows a harmless reversal", "\u202eransomware", "ransomware erawmosnar"),
-    ("override closed by an isolate's end", "\u2067x\u202emosnar\u2069 ok", "xmosnar ransom ok"),
+    ("override closed by an isolate's end", "\u2067x\u202emosnar\u2069 ok", "xmosnar xransom ok"),
+    ("nothing but controls", "\u202e\u2068\u200b", ""),
     ("tag characters (folded already)", "hi" + _tags(" ransomware"), "hi ransomware"),
 ]  # fmt: skip
 
@@ -206,6 +208,12 @@ def test_overrides_nest_and_end_at_paragraphs() -> None:
     assert read_overrides("\u202eab\ncd") == "ab ba\ncd"
     assert read_overrides("\u202ea\u0301b") == "a\u0301b ba\u0301"  # marks stay on letters
     assert read_overrides("\u202c\u2069x") == "\u202c\u2069x"  # stray closers are text
+    # Nested overrides: the outermost span twice, never 2**depth times.
+    nested = "".join("\u202e" + chr(97 + i % 26) for i in range(200)) + "\u202c" * 200
+    assert len(read_overrides(nested)) == 2 * 200 + 1
+    # Openers beyond UAX #9's depth are ignored with their closers.
+    assert read_overrides("\u202a" * 200 + "\u202eab") == "ab"
+    assert read_overrides("\u202a" * 200 + "\u202c" * 200 + "\u202eab") == "ab ba"
 
 
 HOSTILE_SIZES = [
@@ -215,6 +223,8 @@ HOSTILE_SIZES = [
     ("a long ASCII word with one Cyrillic letter at the end", "x" * 65_536 + "а"),
     ("many Cyrillic runs in one word", "xа" * 32_768),
     ("deeply nested overrides", "\u202e" * 20_000 + "x" + "\u202c" * 20_000),
+    ("embeddings closed by isolate ends", "\u202a" * 30_000 + "\u2069" * 30_000 + "x"),
+    ("nested overrides, each with a letter", "\u202ex" * 20_000),
     ("marks stacked on one letter", "x" + "\u0336" * 65_536),
     ("a long all-look-alike word", "а" * 65_536),
 ]
@@ -224,3 +234,18 @@ HOSTILE_SIZES = [
 def test_hostile_sizes_stay_linear(attack: str, text: str) -> None:
     folded = guard_view(text)
     assert folded.isascii() or "а" * 100 in folded
+
+
+def test_random_text_never_breaks_the_view() -> None:
+    """Seeded random strings from the blocks this module touches (controls, marks,
+    look-alikes, tags, surrogates...): every one folds, and the guard's conversation
+    is built, without an error."""
+    rng = random.Random(13)
+    blocks = [(0x0, 0x7F), (0x300, 0x36F), (0x370, 0x52F), (0x600, 0x6FF), (0x900, 0x97F),
+              (0x1D00, 0x1DBF), (0x2000, 0x206F), (0x3164, 0x3164), (0xD800, 0xDFFF),
+              (0xFE00, 0xFE0F), (0x1D400, 0x1D7FF), (0x1F100, 0x1F1FF),
+              (0xE0000, 0xE007F)]  # fmt: skip
+    for _ in range(3000):
+        text = "".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(0, 30)))
+        assert isinstance(guard_view(text), str)
+        guard_conversation([{"role": "user", "content": text}], reply=text)

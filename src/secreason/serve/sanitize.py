@@ -253,40 +253,59 @@ _EMBEDDING, _ISOLATE = frozenset("\u202a\u202b\u202d\u202e"), frozenset("\u2066\
 RLO = "\u202e"
 
 
+#: UAX #9's deepest nesting; openers beyond it are ignored, and so are their closers.
+MAX_DEPTH = 125
+
+
 def read_overrides(text: str) -> str:
     """Text under a right-to-left override (U+202E) shows its characters in reverse:
-    each such span is given in logical order (what a model reads) followed by the
-    order a person sees, so the guard reads both. Spans end at their PDF, or at the
-    PDI or paragraph end that closes them (UAX #9); nested spans render as one unit."""
-    stack: list[tuple[str, list[str]]] = [("", [])]
+    each outermost span holding one is given in logical order (what a model reads),
+    then in the order a person sees, so the guard reads both (at most twice the text).
+    Spans end at their PDF, or at the PDI or paragraph end that closes them (UAX #9);
+    a nested span moves as one unit."""
+    # Each frame: its opener and its items as (logical, seen) pairs.
+    stack: list[tuple[str, list[tuple[str, str]]]] = [("", [])]
+    isolates = overflow = 0
 
     def close() -> None:
+        nonlocal isolates
         kind, items = stack.pop()
-        logical = "".join(items)
-        seen = "".join(reversed(items)) if kind == RLO else logical
-        stack[-1][1].append(logical if seen == logical else f"{logical} {seen}")
+        isolates -= kind in _ISOLATE
+        logical = "".join(pair[0] for pair in items)
+        seen = "".join(pair[1] for pair in (reversed(items) if kind == RLO else items))
+        if len(stack) > 1:
+            stack[-1][1].append((logical, seen))
+        else:
+            stack[0][1].append((logical if seen == logical else f"{logical} {seen}", ""))
 
     for char in text:
         items = stack[-1][1]
         if char in _EMBEDDING or char in _ISOLATE:
+            if len(stack) > MAX_DEPTH:
+                overflow += 1
+                continue
             stack.append((char, []))
+            isolates += char in _ISOLATE
+        elif char in "\u202c\u2069" and overflow:
+            overflow -= 1
         elif char == "\u202c" and stack[-1][0] in _EMBEDDING:
             close()
-        elif char == "\u2069" and any(kind in _ISOLATE for kind, _ in stack):
+        elif char == "\u2069" and isolates:
             while stack[-1][0] not in _ISOLATE:
                 close()
             close()
         elif char in _PARAGRAPH:
             while len(stack) > 1:
                 close()
-            stack[0][1].append(char)
+            overflow = 0
+            stack[0][1].append((char, char))
         elif items and unicodedata.combining(char):
-            items[-1] += char  # a mark stays on its letter when the span is reversed
+            items[-1] = (items[-1][0] + char, items[-1][1] + char)  # marks stay on letters
         else:
-            items.append(char)
+            items.append((char, char))
     while len(stack) > 1:
         close()
-    return "".join(stack[0][1])
+    return "".join(pair[0] for pair in stack[0][1])
 
 
 def guard_view(text: str) -> str:
@@ -310,7 +329,7 @@ def guard_view(text: str) -> str:
         text = read_overrides(text)
     if translated.search(text):
         text = text.translate(table)
-    if max(text) < "\U00010000":
+    if max(text, default="") < "\U00010000":
         invisible = basic_invisible
     text = unicodedata.normalize("NFKC", invisible.sub("", text))
     has_marks = marks.search(text) is not None
