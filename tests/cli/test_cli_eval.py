@@ -327,9 +327,9 @@ def test_kill_mid_run_then_resume_has_no_duplicates_and_no_gaps(
     ids=["none", "hub-id", "folder", "per-benchmark", "equals-inside-path", "mixed"],
 )
 def test_data_option_parsing(values: list[str], expected: object) -> None:
-    from secreason.cli.eval import _parse_data
+    from secreason.cli._eval_args import parse_data
 
-    assert _parse_data(values) == expected
+    assert parse_data(values) == expected
 
 
 def test_model_judged_benchmark_caches_the_judge(tmp_path: Path) -> None:
