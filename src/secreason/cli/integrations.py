@@ -5,6 +5,7 @@ deployment files) and ``card`` (the model card)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,34 @@ def _check_reports(runs: list[Path]) -> None:
             fail(f"{path}: not a `secreason eval` report (expected a JSON object)")
 
 
+# What Ollama accepts as a model name (namespace/name:tag); the name also lands in the
+# card's copy-paste commands and launch.sh, so nothing a shell would read is allowed.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9._-]{1,128})?(?::[\w.-]{1,64})?")
+
+
+def _name_problem(name: str, flag: str) -> str | None:
+    if _NAME.fullmatch(name):
+        return None
+    return (
+        f"{flag} {name!r}: use letters, digits, '.', '_' and '-' (optionally org/name:tag); "
+        "the name goes into shell commands and the Ollama model name"
+    )
+
+
+def _out_problem(out: Path, subfolders: list[str]) -> str | None:
+    """Why ``--out`` (and the folders written inside it) cannot be a folder, said before
+    anything is written."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: a file, not a folder; give a folder to write into"
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"--out {out}: {parent} is a file, not a folder; choose another --out"
+    for sub in subfolders:
+        if (out / sub).exists() and not (out / sub).is_dir():
+            return f"--out {out}: {out / sub} is a file where a folder goes; move it away"
+    return None
+
+
 def register(app: typer.Typer) -> None:
     from secreason.cli.data import data_app
 
@@ -55,11 +84,23 @@ def register(app: typer.Typer) -> None:
 
         if format_ not in ("verl", "openrlhf"):
             fail(f"--format {format_!r}: expected verl or openrlhf")
-        problem = jsonl_problem(source)
+        problem = jsonl_problem(source) or _out_problem(out, [])
         if problem:
             fail(problem)
         try:
             splits = read_rl_rows(source)
+            suffix = ".parquet" if format_ == "verl" else ".jsonl"
+            stale = sorted(
+                p.name
+                for p in (out.glob(f"*{suffix}") if out.is_dir() else [])
+                if p.stem not in splits
+            )
+            if stale:  # a trainer pointed at the folder would read them too
+                typer.echo(
+                    f"warning: {out} also holds {', '.join(stale)} from an earlier export; "
+                    "they are not this export's splits",
+                    err=True,
+                )
             if format_ == "verl":
                 paths = export_verl(splits, out)
             else:
@@ -157,8 +198,20 @@ def register(app: typer.Typer) -> None:
         from secreason.export.template import TemplateError
 
         targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
-        if out.exists() and not out.is_dir():
-            fail(f"--out {out}: a file, not a folder; give a folder to write into")
+        problem = _out_problem(out, targets)
+        if name is not None:
+            problem = problem or _name_problem(name, "--name")
+        elif not problem and _name_problem(folder := model_dir.resolve().name, ""):
+            problem = f"the model folder's name {folder!r} is no model name; give --name"
+        if problem:
+            fail(problem)
+        if data_summary is not None:
+            if not data_summary.is_file():
+                fail(f"--data-summary {data_summary}: no such file")
+            try:
+                _json_file(data_summary)
+            except ValueError as err:
+                fail(f"--data-summary: {err}")
         _check_reports(eval_run or [])
         prompt = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
         try:
@@ -192,6 +245,11 @@ def register(app: typer.Typer) -> None:
 
         if not model_dir.is_dir():
             fail(f"{model_dir}: not a folder")
+        problem = _name_problem(name, "--name") if name else None
+        if problem:
+            fail(problem)
+        if out is not None and out.is_dir():
+            fail(f"--out {out}: a folder; give the card's file path (e.g. {out}/README.md)")
         _check_reports(eval_run or [])
         try:
             reports = load_reports(eval_run or [])

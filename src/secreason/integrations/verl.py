@@ -39,6 +39,7 @@ from secreason.integrations.scoring import (
     as_flag,
     as_text,
     check_penalty,
+    reference_text,
     route,
     unpack_label,
 )
@@ -143,20 +144,32 @@ def compute_score_batch(
 # ------------------------------------------------------------------------------ export
 
 
+_EXPORT_SCORER = Scorer()  # the tasks' default options, as `data run` writes the rows
+
+
 def verl_row(row: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
-    """One secreason RL row (``prompt``, ``task``, ``reference``...) in verl's layout."""
+    """One secreason RL row (``prompt``, ``task``, ``reference``...) in verl's layout.
+    A row the reward could not score at training time is refused here, named."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"row {index}: a {type(row).__name__}, not an object")
+    ident = f"row {index}" + (f" (id={row['id']!r})" if row.get("id") else "")
     missing = [k for k in ("prompt", "task", "reference") if not row.get(k)]
     if missing:
-        ident = f"row {index}" + (f" (id={row['id']!r})" if row.get("id") else "")
         raise ValueError(f"{ident}: missing {', '.join(missing)}; is this an RL split?")
-    task = str(row["task"])
-    route(f"secreason/{task}")  # refuses a task no reward can score, before training
-    prompt = [{"role": str(m["role"]), "content": str(m["content"])} for m in row["prompt"]]
+    task = row["task"]
+    if not isinstance(task, str):
+        raise ValueError(f"{ident}: task {task!r} is not a task name")
+    try:
+        route(f"secreason/{task}")  # refuses a task no reward can score, before training
+        reference = reference_text(row["reference"], "reference")
+        _EXPORT_SCORER.check_gold(task, reference)
+    except ValueError as err:
+        raise ValueError(f"{ident}: {err}") from None
     return {
         "data_source": f"secreason/{task}",
-        "prompt": prompt,
+        "prompt": _turns(row["prompt"], ident),
         "ability": str(row.get("domain") or "cyber"),
-        "reward_model": {"style": "rule", "ground_truth": str(row["reference"])},
+        "reward_model": {"style": "rule", "ground_truth": reference},
         "extra_info": {
             "split": split,
             "index": index,
@@ -165,6 +178,23 @@ def verl_row(row: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
             "source": str(row.get("source") or ""),
         },
     }
+
+
+def _turns(prompt: Any, ident: str) -> list[dict[str, str]]:
+    """The prompt's chat turns, each ``{"role": text, "content": text}``."""
+    if not isinstance(prompt, list):
+        raise ValueError(
+            f"{ident}: prompt must be a list of chat turns, got {type(prompt).__name__}"
+        )
+    turns = []
+    for i, turn in enumerate(prompt):
+        ok = isinstance(turn, Mapping) and all(
+            isinstance(turn.get(k), str) for k in ("role", "content")
+        )
+        if not ok:
+            raise ValueError(f"{ident}: prompt[{i}] must be {{'role': text, 'content': text}}")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    return turns
 
 
 def read_rl_rows(path: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -187,7 +217,7 @@ def read_rl_rows(path: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
