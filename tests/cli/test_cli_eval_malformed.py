@@ -67,8 +67,12 @@ BAD_DATA: list[tuple[str, str, bytes, list[str]]] = [
         "ctibench-rcm",
         "cti-rcm.tsv",
         (RCM_HEADER + RCM_ROW.replace("CWE-79", "")).encode(),
-        ["reference", "not a CWE id"],
+        ["cti-rcm.tsv: row 0", "not a CWE id"],  # was: at scoring, no file or row
     ),
+    # A gold answer nothing can match: refused at load. was: every answer silently wrong
+    ("ctibench-mcq", "cti-mcq.tsv", b"Prompt\tGT\nq\tE\n", ["cti-mcq.tsv: row 0", "A-D"]),
+    ("ctibench-vsp", "cti-vsp.tsv", b"Prompt\tGT\nq\tAV:N\n", ["cti-vsp.tsv: row 0", "CVSS"]),
+    ("ctibench-ate", "cti-ate.tsv", b"Prompt\tGT\nq\tnone\n", ["cti-ate.tsv: row 0", "technique"]),
     # was: "unexpected AttributeError: 'list' object has no attribute 'get'"
     (
         "athenabench-rcm",

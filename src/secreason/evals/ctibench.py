@@ -49,7 +49,10 @@ from secreason.evals.choice_measures import choice_measures
 from secreason.evals.row_prompt import ChoiceVariants, RowPromptBenchmark
 from secreason.evals.shuffle import shuffle_measures
 from secreason.evals.sources import Row, hub_rows, limited, local_file, read_json, read_table
+from secreason.tasks.attack import technique_set
 from secreason.tasks.base import Message, Protocol, Sample, Task, get_task
+from secreason.tasks.cvss import gold_vector
+from secreason.tasks.cwe import cwe_number
 from secreason.tasks.mcq import MCQ
 
 SYSTEM_PROMPT = "You are a cybersecurity expert specializing in cyberthreat intelligence."
@@ -111,9 +114,22 @@ class CTIBenchTask(RowPromptBenchmark):
                 {"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": str(row["Prompt"])},
             ],
-            reference=self.reference(index, row),
+            reference=self.checked(index, self.reference(index, row)),
             meta={"index": index, "url": row.get("URL", ""), **self.row_meta(row)},
         )
+
+    def checked(self, index: int, reference: str) -> str:
+        """The gold answer, refused at load (naming the row) when it cannot be scored,
+        rather than failing mid-run or making every answer silently wrong."""
+        try:
+            self.check_reference(reference)
+        except ValueError as error:
+            raise ValueError(f"{self.file}: row {index}: gold {reference!r}: {error}") from None
+        return reference
+
+    def check_reference(self, reference: str) -> None:
+        if not reference:
+            raise ValueError("empty")
 
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
@@ -142,6 +158,10 @@ class CTIBenchMCQ(ChoiceVariants, CTIBenchTask):
     def reference(self, index: int, row: Row) -> str:
         return str(row["GT"]).strip().upper()
 
+    def check_reference(self, reference: str) -> None:
+        if reference not in ("A", "B", "C", "D"):
+            raise ValueError("not one of the letters A-D")
+
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
     ) -> dict[str, float]:
@@ -168,6 +188,9 @@ class CTIBenchRCM(CTIBenchTask):
 
     def row_meta(self, row: Row) -> dict[str, Any]:
         return {"description": row.get("Description", "")}
+
+    def check_reference(self, reference: str) -> None:
+        cwe_number(reference)
 
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
@@ -206,6 +229,9 @@ class CTIBenchVSP(CTIBenchTask):
     def row_meta(self, row: Row) -> dict[str, Any]:
         return {"description": row.get("Description", "")}
 
+    def check_reference(self, reference: str) -> None:
+        gold_vector(reference)
+
     def metrics(
         self, samples: Sequence[Sample], results: Sequence[ItemResult], protocol: Protocol
     ) -> dict[str, float]:
@@ -229,6 +255,9 @@ class CTIBenchATE(CTIBenchTask):
 
     def row_meta(self, row: Row) -> dict[str, Any]:
         return {"platform": row.get("Platform", ""), "description": row.get("Description", "")}
+
+    def check_reference(self, reference: str) -> None:
+        technique_set(reference)
 
     def messages(self, sample: Sample, protocol: Protocol) -> list[Message]:
         # CTIBench published no ATE extraction code; the official rule is the paper
