@@ -411,3 +411,20 @@ def test_openrlhf_accepts_extra_keywords_and_empty_batches() -> None:
     assert out["rewards"].tolist() == [1.0]
     empty = openrlhf.reward_func([], [], [])
     assert empty["rewards"].tolist() == [] and set(empty["extra_logs"]) >= {"task_score"}
+
+
+def test_trl_refuses_golds_no_answer_can_earn_before_training() -> None:
+    """What verl and OpenRLHF refuse per row, TRL's coverage check refuses up front."""
+    from secreason.train.rewards import RewardCoverageError, check_reward_coverage
+
+    rows = [
+        {"id": "ok", "task": "mcq", "reference": "B"},
+        {"id": "z", "task": "mcq", "reference": "Z"},
+        {"id": "x", "task": "cwe", "reference": "XSS"},
+    ]
+    with pytest.raises(RewardCoverageError) as caught:
+        check_reward_coverage(rows, ["mcq", "cwe"])
+    text = str(caught.value)
+    assert "2 of 3" in text and "row 1 (id='z'): gold 'Z'" in text and "row 2 (id='x')" in text
+    five = check_reward_coverage(rows[1:2], ["mcq"], {"mcq": {"letters": "ABCDZ"}})
+    assert five == 1

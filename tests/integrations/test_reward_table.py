@@ -47,6 +47,17 @@ TABLE: list[tuple[str, str, str, str, float]] = [
         0.96,
     ),
     ("taa-right", "taa", "APT29", f"{WHY}</think>\nAnswer: APT29", 1.0),
+    # from the hostile review (tests/integrations/test_reward_hostile.py has the rest)
+    ("empty-think", "mcq", "B", "</think>\nAnswer: B", 0.0),
+    ("every-option", "mcq", "B", f"{WHY}</think>\nAnswer: A, B, C, D", 0.0),
+    ("literal-end-marker", "mcq", "B", f"{WHY}</think>\nAnswer: B<|im_end|>", 1.0),
+    (
+        "cvss-duplicate-metric",
+        "cvss",
+        "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        f"{WHY}</think>\nAnswer: CVSS:3.1/AV:N/AV:L/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        0.0,
+    ),
 ]
 IDS = [row[0] for row in TABLE]
 

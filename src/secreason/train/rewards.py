@@ -72,12 +72,20 @@ def _message_text(message: dict[str, Any]) -> str:
     return text
 
 
-def check_reward_coverage(rows: Iterable[Mapping[str, Any]], tasks: Iterable[str]) -> int:
+def check_reward_coverage(
+    rows: Iterable[Mapping[str, Any]],
+    tasks: Iterable[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> int:
     """Refuse a dataset in which a row has no applicable reward; return the row count.
 
     A row is covered when its ``task`` names a reward function and it has a non-empty
-    ``reference``.
+    ``reference`` that the task can pay: its own ``Answer: <reference>`` line scores 1
+    (checked with the tasks built from ``options``, as verl and OpenRLHF check it).
     """
+    from secreason.integrations.scoring import RewardConfig, Scorer
+
+    golds = Scorer(RewardConfig(task_options=dict(options or {})))
     known = set(tasks)
     problems: list[str] = []
     n = 0
@@ -91,6 +99,11 @@ def check_reward_coverage(rows: Iterable[Mapping[str, Any]], tasks: Iterable[str
             problems.append(f"{ident}: task {task!r} has no reward function")
         elif reference is None or not str(reference).strip():
             problems.append(f"{ident}: task {task!r} but an empty 'reference' (gold answer)")
+        else:
+            try:
+                golds.check_gold(str(task), str(reference))
+            except (KeyError, ValueError) as err:
+                problems.append(f"{ident}: {err}")
     if problems:
         shown = "\n  ".join(problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
