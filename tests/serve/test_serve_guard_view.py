@@ -249,3 +249,24 @@ def test_random_text_never_breaks_the_view() -> None:
         text = "".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(0, 30)))
         assert isinstance(guard_view(text), str)
         guard_conversation([{"role": "user", "content": text}], reply=text)
+
+
+def test_random_disguises_of_english_read_back_as_written() -> None:
+    """Seeded: English words with random letters swapped for Cyrillic or Greek
+    look-alikes, invisible characters and strike-throughs between them, read back."""
+    rng = random.Random(7)
+    swaps = {"a": "аα", "e": "еε", "o": "οо", "p": "рρ", "c": "с", "x": "х", "y": "у",
+             "i": "іι", "s": "ѕ", "j": "ј", "h": "һ", "d": "ԁ"}  # fmt: skip
+    noise = ["\u200b", "\u3164", "\u034f", "\ufe0f", "\u0336", ""]
+    words = ["the", "scheduled", "exploit", "copies", "a", "payload", "and", "encrypts",
+             "every", "shared", "disk"]  # fmt: skip
+    for _ in range(300):
+        sentence = rng.sample(words, 6)
+        disguised = []
+        for word in sentence:
+            letters = list(word)
+            for at in rng.sample(range(len(word)), rng.randint(0, len(word) - 1)):
+                if letters[at] in swaps:
+                    letters[at] = rng.choice(swaps[letters[at]])
+            disguised.append("".join(c + rng.choice(noise) for c in letters))
+        assert guard_view(" ".join(disguised)) == " ".join(sentence), disguised

@@ -139,6 +139,10 @@ def lookalikes() -> dict[str, str]:
     return {c: t for c, t in table.items() if t in _ALNUM and c.isalnum()}
 
 
+#: Precomposed Latin letters (Latin-1, Extended-A and B, Extended Additional).
+_ACCENTED = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
+
+
 @functools.cache
 def _tables() -> tuple[
     dict[int, str], dict[int, str], frozenset[str], re.Pattern[str], re.Pattern[str]
@@ -154,12 +158,15 @@ def _tables() -> tuple[
     letters = re.escape("".join(c for c in table if c < "\U00010000")) + "\U00010000-\U0010ffff"
     unambiguous = re.compile(f"[^\\W\\d_A-Za-z{letters}]")
     # A whole word of look-alikes (the look-behind and look-ahead keep it linear).
-    lookalike_word = re.compile(f"(?<![^\\W_])[{letters}]+(?![^\\W_])")
-    return full, latin_only, foreign, unambiguous, lookalike_word
-
-
-#: Precomposed Latin letters (Latin-1, Extended-A and B, Extended Additional).
-_ACCENTED = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
+    # Where a word may need folding: a non-ASCII character beside an ASCII letter or
+    # digit, a whole word of look-alikes (linear: the look-behind and look-ahead fix
+    # where a word starts and ends), an accented Latin letter. Prose of one script
+    # (Russian, Chinese) has few of these: most of it is never looked at in Python.
+    worth = re.compile(
+        "[A-Za-z0-9][^\\x00-\\x7f]|[^\\x00-\\x7f][A-Za-z0-9]"  # ASCII beside non-ASCII
+        f"|(?<![^\\W_])[{letters}]+(?![^\\W_])|{_ACCENTED.pattern}"
+    )
+    return full, latin_only, foreign, unambiguous, worth
 
 
 def _unaccented(word: str) -> str | None:
@@ -176,7 +183,6 @@ def _rtl(char: str) -> bool:
     return unicodedata.bidirectional(char) in ("R", "AL")
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _NOT_ASCII_LETTERS = re.compile(r"[^A-Za-z]+")
@@ -186,18 +192,15 @@ WINDOW = 64
 
 def fold_words(text: str) -> str:
     """``text`` with look-alike letters folded to Latin by the word rule above."""
-    full, latin_only, foreign, unambiguous, lookalike_word = _tables()
+    full, latin_only, foreign, unambiguous, worth = _tables()
     spans: list[tuple[int, int, str]] = []  # (start, end, folded) of words to replace
     candidates: list[tuple[int, int, str]] = []  # words made only of look-alikes
     done = 0
-    for run in _NON_ASCII.finditer(text):
-        if run.start() < done:
+    for hit in worth.finditer(text):
+        if hit.start() < done:
             continue
-        start, end = run.span()
-        whole = not (text[start - 1 : start].isalnum() or text[end : end + 1].isalnum())
-        if whole and not (lookalike_word.search(text, start, end) or _ACCENTED.search(run[0])):
-            continue  # words without ASCII letters, none made only of look-alikes
-        while start > 0 and text[start - 1].isalnum():
+        start, end = hit.span()
+        while start > done and text[start - 1].isalnum():
             start -= 1
         for word in _WORD.finditer(text, start):
             if word.start() >= end:
