@@ -4,31 +4,52 @@ A Llama-3.1-8B-shaped model with random weights (nothing is downloaded), driven 
 the project's own code (``secreason.train.accel`` decisions, the recipes in
 ``recipes/foundation-sec-8b-reasoning``, ``build_rl_trainer``, ``TransformersBackend``),
 so what is measured is what a user runs. Each arm runs in its own subprocess (memory
-freed, Liger's patches not leaking into the next arm, one failure not ending the run):
+freed, Liger's patches not leaking into the next arm, one failure not ending the run);
+an arm writes its figures as it goes, so one stopped at the budget still reports.
 
-* ``sft-dense`` / ``sft-dense-liger`` / ``sft-packed-liger`` / ``sft-packed-liger-noac``:
-  full fine-tuning, bf16 weights and AdamW states, activation checkpointing (off in
-  ``noac``); tokens/s, peak memory and MFU (6 x matmul params x tokens plus causal
-  attention, against ``--peak-tflops``; recomputation is not counted). Packed rows
-  are documents of 300..3000 tokens, attention chosen by ``accel``.
-* ``decode``: one batch of ``--decode-batch`` prompts, ``--decode-tokens`` new tokens:
-  bare ``model.generate`` with the default (dynamic) cache, then with a static cache
-  and compiled decoding, each after one untimed call; ms per decode step (minus the
-  prefill) beside the memory-bound floor (weights
-  plus KV cache read once per step at ``--hbm-tbps``). The same batch through the
-  eval harness's ``TransformersBackend`` (static on GPU, then forced dynamic) gives
-  its samples/s against bare ``generate``.
-* ``grpo``: two GRPO steps of the 8B RL recipe as shipped (vLLM falls back when it is
-  not installed, Liger on, static compiled rollouts), 8 prompts x 5 generations,
-  ``--grpo-completion-length`` tokens; the second step is timed (the first compiles).
-  Random weights never emit EOS, so every completion runs to the limit; the benchmark
-  turns ``mask_truncated_completions`` off so that the update is real.
+* ``sft-{dense|packed}[-liger][-ac|-noac|-auto][-mbN][-gaN]``: full fine-tuning, bf16
+  weights and AdamW states, ``--sft-tokens`` per row; Liger on or off; activation
+  checkpointing on (``-ac``, the default), off, or ``auto`` (the recipe's memory
+  estimate decides; stderr says what it chose); N rows per micro-batch; N micro-batches
+  per optimiser step. Packed rows are documents of 300..3000 tokens, attention chosen
+  by ``accel``. Reports tokens/s, peak memory and MFU three ways: 6 x matmul params +
+  causal attention (6 x layers x hidden x seq, the causal half) against ``--peak-tflops``
+  (790, the dense bf16 matmul rate measured on the H200; the convention of every figure
+  so far); the same against the datasheet (``--datasheet-tflops``, 989); and PaLM's
+  convention (attention 12 x layers x hidden x seq, not halved) against the measured
+  peak. Recomputation is never counted. One more step runs under ``torch.profiler``
+  after the timed ones: the top GPU ops and how busy the GPU was (``--no-profile``).
+* ``decode``: one batch of ``--decode-batch`` prompts, ``--decode-tokens`` new tokens,
+  in ms per decode step (minus the prefill) beside the memory-bound floor (weights plus
+  KV cache read once per step at ``--hbm-tbps``): bare ``generate`` with the default
+  (dynamic) cache; with a static cache and compiled decoding as the eval backend asks
+  (greedy, the benchmark's ``suppress_tokens``), again with no logits processor at all,
+  and sampled as GRPO samples (temperature 1, top-k 0, top-p 1); the compiled forward
+  alone (replayed with the exact inputs ``generate`` gave it, without and with a host
+  sync per step: what is left of the full step is ``generate``'s own per-step work); and
+  transformers' continuous batching (``generate_batch``, as TRL's
+  ``use_transformers_continuous_batching`` calls it, a fresh manager per call). The
+  same batch through the eval harness's ``TransformersBackend`` (static, then dynamic)
+  gives its samples/s against bare ``generate``.
+* ``grpo`` / ``grpo-cb``: two GRPO steps of the 8B RL recipe as shipped (vLLM falls back
+  when it is not installed, static compiled rollouts, Liger off under them, checkpointing
+  ``auto``), 8 prompts x 5 generations, ``--grpo-completion-length`` tokens; ``-cb``
+  generates with transformers' continuous batching instead. The second step is timed
+  (the first compiles). Random weights rarely emit EOS, so most completions run to the
+  limit; ``mask_truncated_completions`` is off so that the update is real.
+
+Per-arm time on one H200 (last runs plus estimates for the new parts): a dense SFT arm
+~45 s (start-up, model init, 7 steps), a packed one ~75 s (the attention candidates
+are timed and flex_attention compiles), ``decode`` ~170 s (saving the 16 GB model,
+one 55 s compile, ~10 s of continuous batching), ``grpo`` ~150 s. The default order
+below fits the default ``--budget-s`` of 470 s (the whole run under 8 minutes); arms
+that would start after it are skipped and named. ``--arms sft-dense-liger-ac,...``
+runs others (a second run: the remaining SFT variants, ``grpo-cb``).
 
 Without CUDA it refuses (exit 2) unless ``--shape tiny``, which runs every arm on CPU
-with a tiny model to check the script. ``--budget-s`` skips arms that would start
-after it (default 470 s: the whole run fits in 8 minutes on one H200).
+with a tiny model to check the script.
 
-Usage: ``python benchmarks/gpu_step.py [--arms sft-dense,decode,...] [--json out.json]``
+Usage: ``python benchmarks/gpu_step.py [--arms sft-dense-liger-auto,decode,...] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -37,6 +58,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,11 +68,41 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "foundation-sec-8b-reasoning"
-SFT_ARMS = ("sft-dense", "sft-dense-liger", "sft-packed-liger", "sft-packed-liger-noac")
-ARMS = (*SFT_ARMS, "decode", "grpo")
-# Run order: the riskiest, most informative arms before the baseline the issue measured.
-DEFAULT_ORDER = ("sft-dense-liger", "decode", "grpo", "sft-packed-liger", "sft-packed-liger-noac")
-DEFAULT_ORDER = (*DEFAULT_ORDER, "sft-dense")
+SFT_ARM = re.compile(r"^sft-(dense|packed)(-liger)?(-ac|-noac|-auto)?(?:-mb(\d+))?(?:-ga(\d+))?$")
+OTHER_ARMS = ("decode", "grpo", "grpo-cb")
+# Run order: the likeliest winner first, then the rollouts, then what explains the rest.
+DEFAULT_ORDER = (
+    "sft-dense-liger-auto",
+    "decode",
+    "grpo",
+    "sft-dense-auto",
+    "sft-packed-liger-auto",
+    "sft-dense-liger-ac",
+    "sft-dense-liger-auto-ga4",
+)
+
+
+def sft_options(arm: str) -> dict[str, Any] | None:
+    """What an SFT arm's name asks for; None if it is not one."""
+    match = SFT_ARM.match(arm)
+    if match is None:
+        return None
+    checkpointing = {None: "true", "-ac": "true", "-noac": "false", "-auto": "auto"}[match[3]]
+    return {
+        "packed": match[1] == "packed",
+        "liger": bool(match[2]),
+        "checkpointing": checkpointing,
+        "rows": int(match[4] or 1),
+        "accumulation": int(match[5] or 1),
+    }
+
+
+def known_arm(arm: str) -> bool:
+    options = sft_options(arm)
+    return arm in OTHER_ARMS or (
+        options is not None and options["rows"] >= 1 and options["accumulation"] >= 1
+    )
+
 
 SHAPES: dict[str, dict[str, Any]] = {
     "llama-3.1-8b": {
@@ -77,13 +129,16 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
-def flops_per_token(shape: dict[str, Any], seq: float) -> float:
-    """Training FLOPs per token: 6 x matmul parameters + causal attention scores."""
+def flops_per_token(shape: dict[str, Any], seq: float, causal_half: bool = True) -> float:
+    """Training FLOPs per token: 6 x matmul parameters (the LM head included, the
+    embedding lookup not) + attention scores and values, 12 x layers x hidden x seq,
+    halved for causal attention (the work a causal kernel does) unless ``causal_half``
+    is False (PaLM's and Megatron's convention)."""
     h, f, n = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"]
     kv = h * shape["num_key_value_heads"] // shape["num_attention_heads"]
     per_layer = h * h * 2 + h * kv * 2 + 3 * h * f  # q, o, k, v, gate/up/down
     matmul = n * per_layer + h * shape["vocab_size"]  # plus the LM head
-    attention = 6 * n * h * seq  # 12 * n * h * seq / 2 for the causal half
+    attention = 12 * n * h * seq / (2 if causal_half else 1)
     return 6.0 * matmul + attention
 
 
@@ -156,9 +211,10 @@ def common_overrides(device: str, out: Path) -> list[str]:
 
 
 class StepClock:
-    """Times optimiser steps after a warm-up (with CUDA synchronisation)."""
+    """Times optimiser steps ``warmup + 1`` to ``warmup + steps`` (CUDA synchronised);
+    with ``profile``, the step after them runs under ``torch.profiler``."""
 
-    def __init__(self, warmup: int, device: str) -> None:
+    def __init__(self, warmup: int, device: str, steps: int = 10**9, profile: bool = False) -> None:
         from transformers import TrainerCallback
 
         clock = self
@@ -169,14 +225,22 @@ class StepClock:
                     clock.sync()
                     clock.start = time.perf_counter()
                     clock.reset_peak()
+                if profile and state.global_step == warmup + steps:
+                    clock.start_profile()
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 clock.sync()
-                clock.end = time.perf_counter()
+                if state.global_step <= warmup + steps:
+                    clock.end = time.perf_counter()
+                elif clock.profiler is not None:
+                    clock.stop_profile()
 
         self.device = device
         self.start = self.end = 0.0
         self.callback = _Callback()
+        self.profiler: Any = None
+        self.profile_start = 0.0
+        self.profile: dict[str, Any] = {}
 
     def sync(self) -> None:
         import torch
@@ -189,6 +253,43 @@ class StepClock:
 
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
+
+    def start_profile(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities: list[Any] = [ProfilerActivity.CPU]
+        if self.device == "cuda":
+            activities.append(ProfilerActivity.CUDA)
+        self.profiler = profile(activities=activities)
+        self.profiler.__enter__()
+        self.profile_start = time.perf_counter()
+
+    def stop_profile(self) -> None:
+        wall_ms = (time.perf_counter() - self.profile_start) * 1e3
+        self.profiler.__exit__(None, None, None)
+        self.profile = profile_summary(self.profiler, wall_ms, self.device)
+        self.profiler = None
+
+
+def profile_summary(profiler: Any, wall_ms: float, device: str, top: int = 8) -> dict[str, Any]:
+    """The ops that took the most device time (CPU time without CUDA) in one step, and
+    how busy the device was: kernel time over the step's wall time."""
+
+    def own(event: Any) -> float:  # microseconds of the op's own kernels
+        names: tuple[str, ...] = ("self_device_time_total", "self_cuda_time_total")
+        if device != "cuda":
+            names = ("self_cpu_time_total",)
+        return float(next((getattr(event, n) for n in names if hasattr(event, n)), 0.0))
+
+    events = list(profiler.key_averages())
+    busy_ms = sum(own(e) for e in events) / 1e3
+    ranked = sorted(events, key=own, reverse=True)[:top]
+    return {
+        "wall_ms": wall_ms,
+        "busy_ms": busy_ms,
+        "busy_share": busy_ms / wall_ms if wall_ms else float("nan"),
+        "top": [{"op": e.key[:60], "ms": own(e) / 1e3, "calls": int(e.count)} for e in ranked],
+    }
 
 
 def peak_gib(device: str) -> float:
@@ -220,12 +321,15 @@ def sft_arm(args: argparse.Namespace, arm: str, device: str) -> dict[str, Any]:
     from secreason.train import accel
     from secreason.train.config import SFTRecipe, load_recipe
 
+    options = sft_options(arm)
+    assert options is not None
     shape, tokenizer = SHAPES[args.shape], tokenizer_for_bench()
-    packed, liger = "packed" in arm, "liger" in arm
-    tokens = args.sft_tokens
+    packed, tokens = options["packed"], args.sft_tokens
+    per_step = options["rows"] * options["accumulation"]
     gen = torch.Generator().manual_seed(0)
-    rows, lengths = [], []
-    budget = (args.sft_warmup + args.sft_steps + 2) * tokens * 2
+    rows: list[dict[str, Any]] = []
+    lengths: list[int] = []
+    budget = (args.sft_warmup + args.sft_steps + 3) * tokens * per_step * 2
     while sum(lengths) < budget:
         hi = min(3000, tokens)
         n = tokens if not packed else int(torch.randint(min(300, hi - 1), hi, (1,), generator=gen))
@@ -234,27 +338,35 @@ def sft_arm(args: argparse.Namespace, arm: str, device: str) -> dict[str, Any]:
             {"input_ids": torch.randint(10, len(tokenizer) - 1, (n,), generator=gen).tolist()}
         )
     out = Path(tempfile.mkdtemp(prefix="gpu-sft-"))
+    profile = not args.no_profile
     recipe = load_recipe(
         RECIPES / "sft.yaml",
         SFTRecipe,
         [
             *common_overrides(device, out),
             "model_name_or_path=random-llama",
-            f"max_steps={args.sft_warmup + args.sft_steps}",
+            f"max_steps={args.sft_warmup + args.sft_steps + int(profile)}",
             f"max_length={tokens}",
-            "per_device_train_batch_size=1",
-            "gradient_accumulation_steps=1",
+            f"per_device_train_batch_size={options['rows']}",
+            f"gradient_accumulation_steps={options['accumulation']}",
             f"packing={'true' if packed else 'false'}",
-            f"use_liger_kernel={'true' if liger else 'false'}",
-            f"activation_checkpointing={'false' if 'noac' in arm else 'true'}",
+            f"use_liger_kernel={'true' if options['liger'] else 'false'}",
+            f"activation_checkpointing={options['checkpointing']}",
             "assistant_only_loss=false",
             "eos_token=null",
         ],
     )
-    accel.prepare_sft(recipe)  # the decisions `secreason sft` makes (stderr says them)
+    # The decisions `secreason sft` makes (stderr says them); `auto` needs the model's
+    # shape, which a random model has no folder to read from, so it is written out.
+    shape_file = out / "shape"
+    config = {**shape, "model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+    shape_file.mkdir()
+    (shape_file / "config.json").write_text(json.dumps(config))
+    recipe.model_name_or_path = str(shape_file)
+    accel.prepare_sft(recipe)
     attn = (recipe.model_init_kwargs or {}).get("attn_implementation") or "sdpa"
     model = build_model(shape, tokenizer, device, attn)
-    clock = StepClock(args.sft_warmup, device)
+    clock = StepClock(args.sft_warmup, device, args.sft_steps, profile)
     trainer = SFTTrainer(
         model=model,
         args=recipe,
@@ -264,27 +376,40 @@ def sft_arm(args: argparse.Namespace, arm: str, device: str) -> dict[str, Any]:
     )
     trainer.train()
     seen = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
-    trained = seen[-1] - seen[args.sft_warmup - 1] if args.sft_warmup else seen[-1]
+    last = args.sft_warmup + args.sft_steps - 1
+    trained = seen[last] - seen[args.sft_warmup - 1] if args.sft_warmup else seen[last]
     seconds = clock.end - clock.start
     # Attention cost per token follows each document's own length when rows are packed.
     seq = sum(n * n for n in lengths) / sum(lengths) if packed else tokens
     throughput = trained / seconds
     achieved = throughput * flops_per_token(shape, seq)
+    palm = throughput * flops_per_token(shape, seq, causal_half=False)
+    kwargs = trainer.args.activation_checkpointing_kwargs
+    every = kwargs.get("every_n_layers", 1) if isinstance(kwargs, dict) else 1
     return {
         "arm": arm,
         "attention": attn,
         "liger": bool(trainer.args.use_liger_kernel),
         "checkpointing": bool(trainer.args.activation_checkpointing),
+        "every_n_layers": int(every) if trainer.args.activation_checkpointing else 0,
+        "rows": options["rows"],
+        "accumulation": options["accumulation"],
         "tokens_per_step": trained / args.sft_steps,
         "tokens_per_s": throughput,
+        "step_s": seconds / args.sft_steps,
         "tflops": achieved / 1e12,
         "mfu": achieved / (args.peak_tflops * 1e12),
+        "mfu_datasheet": achieved / (args.datasheet_tflops * 1e12),
+        "mfu_palm": palm / (args.peak_tflops * 1e12),
         "peak_gib": peak_gib(device),
+        "profile": clock.profile,
     }
 
 
 def decode_arm(args: argparse.Namespace, device: str) -> dict[str, Any]:
-    """Bare generate (dynamic, then static + compiled) and the eval backend, one batch."""
+    """Where a decode step's time goes: bare ``generate`` (dynamic; static + compiled
+    with and without logits processors, greedy and sampled), the compiled forward alone,
+    continuous batching, and the eval backend. Figures are written as they come."""
     import torch
 
     from secreason.backends.base import SamplingParams
@@ -312,43 +437,180 @@ def decode_arm(args: argparse.Namespace, device: str) -> dict[str, Any]:
     width = int(batch["input_ids"].shape[1])
     model = backend.model
     result: dict[str, Any] = {"batch": args.decode_batch, "prompt_width": width, "save_s": save_s}
+    result["floor_ms"] = decode_floor_ms(
+        shape, args.decode_batch, width + args.decode_tokens / 2, args.hbm_tbps
+    )
+
+    def keep() -> None:  # partial figures survive a stop at the budget
+        Path(args.result).write_text(json.dumps(result, indent=2))
+
+    greedy = backend._generate_kwargs(params)  # what the eval backend asks for
+    static = {**greedy, "cache_implementation": "static"}  # compiled on a GPU, not on CPU
     with torch.inference_mode():
         _, prefill = timed(device, lambda: model(**batch, use_cache=False))
         _, prefill = timed(device, lambda: model(**batch, use_cache=False))
+        result["prefill_ms"] = prefill * 1e3
 
-        def run(static: bool) -> tuple[int, float]:
-            kwargs = backend._generate_kwargs(params)
-            if static:  # what the backend asks for on a GPU (compiled there, not on CPU)
-                kwargs["cache_implementation"] = "static"
+        def run(kwargs: dict[str, Any]) -> tuple[int, float]:
             out, seconds = timed(device, lambda: model.generate(**batch, **kwargs))
             return int(out.shape[1]) - width, seconds
 
-        for name, static in (("dynamic", False), ("static_compiled", True)):
-            # One untimed call each: the first dynamic call pays one-off CUDA set-up (161
-            # ms/step cold against ~37 warm on an H200), the first static call compiles.
-            (_, result["compile_s" if static else "first_dynamic_s"]) = run(static)
-            steps, seconds = run(static)
+        def record(name: str, steps: int, seconds: float) -> None:
             result[name] = {
                 "steps": steps,
                 "seconds": seconds,
                 "ms_per_step": (seconds - prefill) * 1e3 / max(1, steps - 1),
                 "samples_per_s": args.decode_batch / seconds,
             }
-    result["floor_ms"] = decode_floor_ms(
-        shape, args.decode_batch, width + args.decode_tokens / 2, args.hbm_tbps
-    )
-    for name, static in (("backend_static", True), ("backend_dynamic", False)):
-        backend.static_cache = static
+            keep()
+
+        # A short untimed call pays the one-off CUDA set-up (161 ms/step cold on an H200).
+        result["first_dynamic_s"] = run({**greedy, "max_new_tokens": 8})[1]
+        record("dynamic", *run(greedy))
+        captured = capture_decode_call(model, device)
+        result["compile_s"] = run(static)[1]  # the first static call compiles (same shapes)
+        captured.restore()
+        record("static_compiled", *run(static))
+        # The same without any logits processor (the benchmark's suppress_tokens masks the
+        # 127k ids past its small tokenizer), then sampled as GRPO samples.
+        record("static_plain", *run({**static, "suppress_tokens": None}))
+        sampled = {**static, "do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        record("static_sampled", *run(sampled))
+        for name, sync in (("forward_async", False), ("forward_synced", True)):
+            result[name] = captured.replay(device, steps=args.decode_tokens // 2, sync=sync)
+            keep()
+    result["continuous_batching"] = continuous_batching(model, encoded, args, device)
+    keep()
+    for name, on in (("backend_static", True), ("backend_dynamic", False)):
+        backend.static_cache = on
         generations, seconds = timed(device, lambda: backend.generate(conversations, params))
         result[name] = {
             "samples_per_s": len(generations) / seconds,
             "completion_tokens": sum(g.completion_tokens for g in generations),
         }
-    result["prefill_ms"] = prefill * 1e3
+        keep()
     return result
 
 
-def grpo_arm(args: argparse.Namespace, device: str) -> dict[str, Any]:
+class DecodeCall:
+    """The callable ``generate`` runs each decode step and the inputs of its first
+    decode step, recorded once, then replayed alone."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.call: Any = None
+        self.inputs: dict[str, Any] | None = None
+        self.saved = {n: model.__dict__.get(n) for n in ("get_compiled_call", "forward")}
+        if device == "cuda":  # generate compiles `__call__` through get_compiled_call
+            original = model.get_compiled_call
+
+            def spy(config: Any) -> Any:
+                call = original(config)
+
+                def recording(**inputs: Any) -> Any:
+                    if self.inputs is None:
+                        self.call, self.inputs = call, frozen(inputs)
+                    return call(**inputs)
+
+                return recording
+
+            model.get_compiled_call = spy
+        else:  # nothing is compiled on a CPU: record the plain forward's first 1-token step
+            original_forward = model.forward
+
+            def forward(*args: Any, **inputs: Any) -> Any:
+                ids = inputs.get("input_ids")
+                if self.inputs is None and not args and ids is not None and ids.shape[-1] == 1:
+                    self.call, self.inputs = model, frozen(inputs)
+                return original_forward(*args, **inputs)
+
+            model.forward = forward
+
+    def restore(self) -> None:
+        for name, value in self.saved.items():
+            if value is None:
+                self.model.__dict__.pop(name, None)
+            else:
+                self.model.__dict__[name] = value
+
+    def replay(self, device: str, steps: int, sync: bool) -> dict[str, Any] | str:
+        """ms per step of the recorded call alone, ``steps`` times (warm), with a host
+        sync after each (as ``generate`` does on CUDA) or only at the end."""
+        import torch
+
+        call, inputs = self.call, self.inputs
+        if call is None or inputs is None:
+            return "not recorded (generate did not call a decode step)"
+        mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+
+        def once() -> None:
+            if mark is not None and device == "cuda":
+                mark()
+            out = call(**inputs)
+            del out
+            if sync and device == "cuda":
+                torch.cuda.synchronize()
+
+        # The KV cache advances in place each call (transformers 5.x keeps its length in
+        # the cache): start from empty so the replay stays inside it.
+        for value in inputs.values():
+            if hasattr(value, "reset") and hasattr(value, "get_seq_length"):
+                value.reset()
+        for _ in range(3):
+            once()
+
+        def loop() -> None:
+            for _ in range(steps):
+                once()
+
+        _, seconds = timed(device, loop)
+        return {"steps": steps, "ms_per_step": seconds * 1e3 / steps}
+
+
+def frozen(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Copies of the step's tensors (generate advances some in place); the cache itself
+    is kept, as the compiled graph holds its buffers at fixed addresses."""
+    import torch
+
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+def capture_decode_call(model: Any, device: str) -> DecodeCall:
+    return DecodeCall(model, device)
+
+
+def continuous_batching(
+    model: Any, encoded: list[list[int]], args: argparse.Namespace, device: str
+) -> dict[str, Any] | str:
+    """``generate_batch`` as TRL's ``use_transformers_continuous_batching`` calls it (a new
+    manager each call, half the free memory for the paged cache): first and second call."""
+    import copy
+
+    try:
+        from transformers.generation import ContinuousBatchingConfig
+
+        config = copy.deepcopy(model.generation_config)
+        config.max_new_tokens, config.do_sample = args.decode_tokens, False
+        cb = ContinuousBatchingConfig(max_memory_percent=0.5)
+        figures: dict[str, Any] = {}
+        for name in ("first_s", "seconds"):
+            outputs, seconds = timed(
+                device,
+                lambda: model.generate_batch(
+                    encoded, generation_config=config, continuous_batching_config=cb
+                ),
+            )
+            figures[name] = seconds
+        tokens = sum(len(o.generated_tokens) for o in outputs.values())
+        figures["new_tokens"] = tokens
+        figures["ms_per_step"] = figures["seconds"] * 1e3 / args.decode_tokens
+        figures["samples_per_s"] = len(encoded) / figures["seconds"]
+        return figures
+    except Exception as error:  # reported in the table, not fatal
+        return f"failed: {type(error).__name__}: {str(error)[:120]}"
+
+
+def grpo_arm(args: argparse.Namespace, arm: str, device: str) -> dict[str, Any]:
     import torch
 
     from secreason.train.config import RLRecipe, load_recipe
@@ -379,30 +641,60 @@ def grpo_arm(args: argparse.Namespace, device: str) -> dict[str, Any]:
     ]
     if args.grpo_liger is not None:
         overrides.append(f"use_liger_kernel={args.grpo_liger}")
+    if arm == "grpo-cb":  # Liger off too, so only the rollout engine differs from `grpo`
+        overrides += ["use_transformers_continuous_batching=true", "use_liger_kernel=false"]
     recipe = load_recipe(RECIPES / "rl.yaml", RLRecipe, overrides)
     recipe.model_init_kwargs = {"dtype": torch.bfloat16 if device == "cuda" else torch.float32}
     vocab = len(tokenizer_for_bench())
     recipe.generation_kwargs = {"suppress_tokens": list(range(vocab, shape["vocab_size"]))}
     clock = StepClock(1, device)
     trainer = build_rl_trainer(recipe, callbacks=[clock.callback])
+    calls = time_rollouts(trainer.model, device)
     trainer.train()
     logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
     completions = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps
     seconds = clock.end - clock.start
     mean_length = float(logs[-1]["completions/mean_length"]) if logs else float("nan")
+    rollout_s = sum(b - a for a, b in calls if a >= clock.start and b <= clock.end)
+    if trainer.args.use_vllm:
+        engine = "vllm"
+    elif trainer.args.use_transformers_continuous_batching:
+        engine = "continuous batching"
+    else:
+        engine = f"generate ({recipe.cache_implementation})"
     return {
+        "arm": arm,
         "completions": completions,
         "generations": recipe.num_generations,
         "max_tokens": args.grpo_completion_length,
         "mean_length": mean_length,
         "seconds": seconds,
-        "rollouts": "vllm"
-        if trainer.args.use_vllm
-        else f"generate ({recipe.cache_implementation})",
+        "rollout_s": rollout_s,
+        "rollouts": engine,
         "liger": bool(trainer.args.use_liger_kernel),
+        "checkpointing": bool(trainer.args.activation_checkpointing),
         "completion_tokens_per_s": completions * mean_length / seconds,
         "peak_gib": peak_gib(device),
     }
+
+
+def time_rollouts(model: Any, device: str) -> list[tuple[float, float]]:
+    """(start, end) of every ``generate`` / ``generate_batch`` call TRL makes on the model."""
+    calls: list[tuple[float, float]] = []
+
+    def timing(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            out, seconds = timed(device, lambda: original(*args, **kwargs))
+            calls.append((start, time.perf_counter()))
+            return out
+
+        return call
+
+    for name in ("generate", "generate_batch"):
+        if hasattr(model, name):
+            setattr(model, name, timing(getattr(model, name)))
+    return calls
 
 
 def run_arm(args: argparse.Namespace) -> None:
@@ -414,7 +706,7 @@ def run_arm(args: argparse.Namespace) -> None:
     elif args.arm == "decode":
         result = decode_arm(args, device)
     else:
-        result = grpo_arm(args, device)
+        result = grpo_arm(args, args.arm, device)
     Path(args.result).write_text(json.dumps(result, indent=2))
 
 
@@ -426,56 +718,91 @@ def fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def table(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    lines = [
-        "| path | measured | floor / target | memory |",
-        "|---|---|---|---|",
-    ]
-    for arm in SFT_ARMS:
-        r = results.get(arm)
-        ac = "on" if isinstance(r, dict) and r.get("checkpointing", True) else "off"
-        if not isinstance(r, dict):
-            lines.append(f"| SFT {arm} | {r or 'not run'} | MFU >= 60 % | |")
-            continue
-        lines.append(
-            f"| SFT {'packed' if 'packed' in arm else 'dense'} rows, {r['attention']}, Liger "
-            f"{'on' if r['liger'] else 'off'}, checkpointing {ac}, "
-            f"{r['tokens_per_step']:.0f} tokens/step | "
-            f"{r['tokens_per_s']:.0f} tokens/s, {r['tflops']:.0f} TFLOP/s, "
-            f"**MFU {100 * r['mfu']:.1f} %** | MFU >= 60 % | {fmt(r['peak_gib'])} GiB |"
-        )
+    lines = ["| path | measured | floor / target | memory |", "|---|---|---|---|"]
+    for arm in [a for a in results if sft_options(a) is not None]:
+        lines += sft_rows(arm, results[arm])
     d = results.get("decode")
     if isinstance(d, dict):
-        b = d["batch"]
-        for name, label in (("dynamic", "default cache"), ("static_compiled", "static + compiled")):
-            lines.append(
-                f"| decode step, batch {b}, bare generate, {label} | "
-                f"**{d[name]['ms_per_step']:.1f} ms/step**, {d[name]['samples_per_s']:.1f} "
-                f"samples/s | floor {d['floor_ms']:.1f} ms; target <= 15 ms | |"
-            )
-        lines.append(f"| compile of the static decode (first call) | {d['compile_s']:.1f} s | | |")
-        for name, label in (
-            ("backend_static", "static (GPU default)"),
-            ("backend_dynamic", "dynamic"),
-        ):
-            lines.append(
-                f"| eval TransformersBackend, {label}, {b} samples x {args.decode_tokens} tokens | "
-                f"**{d[name]['samples_per_s']:.1f} samples/s** | bare generate (default) "
-                f"{d['dynamic']['samples_per_s']:.1f} samples/s | |"
-            )
+        lines += decode_rows(d, args)
     else:
         lines.append(f"| decode / eval backend | {d or 'not run'} | <= 15 ms/step | |")
-    g = results.get("grpo")
-    if isinstance(g, dict):
+    for arm in ("grpo", "grpo-cb"):
+        g = results.get(arm)
+        if arm not in results:
+            continue
+        if not isinstance(g, dict) or "seconds" not in g:
+            lines.append(f"| GRPO step ({arm}) | {g or 'not run'} | <= 25 s | |")
+            continue
         lines.append(
             f"| GRPO step, {g['completions']} completions ({g['generations']} per prompt) x "
             f"<= {g['max_tokens']} tokens, rollouts {g['rollouts']}, Liger "
-            f"{'on' if g['liger'] else 'off'} | **{g['seconds']:.1f} s** "
-            f"(mean completion {g['mean_length']:.0f} tokens, "
-            f"{g['completion_tokens_per_s']:.0f} tok/s) | <= 25 s | {fmt(g['peak_gib'])} GiB |"
+            f"{'on' if g['liger'] else 'off'}, checkpointing "
+            f"{'on' if g.get('checkpointing') else 'off'} | **{g['seconds']:.1f} s** "
+            f"(rollouts {fmt(g.get('rollout_s'))} s; mean completion {g['mean_length']:.0f} "
+            f"tokens, {g['completion_tokens_per_s']:.0f} tok/s) | <= 25 s | "
+            f"{fmt(g['peak_gib'])} GiB |"
+        )
+    return lines
+
+
+def sft_rows(arm: str, r: Any) -> list[str]:
+    if not isinstance(r, dict) or "mfu" not in r:
+        return [f"| SFT {arm} | {r or 'not run'} | MFU >= 60 % | |"]
+    every = r.get("every_n_layers", 1)
+    ac = "off" if not r["checkpointing"] else ("on" if every <= 1 else f"1 layer in {every}")
+    rows = [
+        f"| SFT {arm}: {'packed' if 'packed' in arm else 'dense'} rows, {r['attention']}, "
+        f"Liger {'on' if r['liger'] else 'off'}, checkpointing {ac}, {r.get('rows', 1)} x "
+        f"{r.get('accumulation', 1)} micro-batches, {r['tokens_per_step']:.0f} tokens/step | "
+        f"{r['tokens_per_s']:.0f} tokens/s, {r['tflops']:.0f} TFLOP/s, "
+        f"**MFU {100 * r['mfu']:.1f} %** (datasheet {100 * r.get('mfu_datasheet', 0):.1f} %, "
+        f"PaLM {100 * r.get('mfu_palm', 0):.1f} %) | MFU >= 60 % | {fmt(r['peak_gib'])} GiB |"
+    ]
+    profile = r.get("profile") or {}
+    if profile.get("top"):
+        top = ", ".join(f"{t['op']} {t['ms']:.0f} ms" for t in profile["top"][:5])
+        rows.append(
+            f"| ... one profiled step | {profile['wall_ms']:.0f} ms wall, device busy "
+            f"{100 * profile['busy_share']:.0f} %: {top} | | |"
+        )
+    return rows
+
+
+def decode_rows(d: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    b, rows = d["batch"], []
+    target = f"floor {d['floor_ms']:.1f} ms; target <= 15 ms"
+    labels = (
+        ("dynamic", "bare generate, default cache"),
+        ("static_compiled", "static + compiled (eval backend's options)"),
+        ("static_plain", "static + compiled, no logits processor"),
+        ("static_sampled", "static + compiled, sampled as GRPO (T 1, top-k 0, top-p 1)"),
+        ("forward_async", "compiled forward alone, no host sync"),
+        ("forward_synced", "compiled forward alone, host sync each step"),
+    )
+    for name, label in labels:
+        r = d.get(name)
+        value = f"**{r['ms_per_step']:.1f} ms/step**" if isinstance(r, dict) else (r or "not run")
+        rows.append(f"| decode step, batch {b}, {label} | {value} | {target} | |")
+    if "compile_s" in d:
+        rows.append(f"| compile of the static decode (first call) | {d['compile_s']:.1f} s | | |")
+    cb = d.get("continuous_batching")
+    if isinstance(cb, dict):
+        value = (
+            f"**{cb['ms_per_step']:.1f} ms/step** ({cb['samples_per_s']:.1f} samples/s; first "
+            f"call {cb['first_s']:.1f} s)"
         )
     else:
-        lines.append(f"| GRPO step | {g or 'not run'} | <= 25 s | |")
-    return lines
+        value = cb or "not run"
+    rows.append(f"| continuous batching (generate_batch), batch {b} | {value} | {target} | |")
+    dynamic = d.get("dynamic", {}).get("samples_per_s", float("nan"))
+    for name, label in (("backend_static", "static (GPU default)"), ("backend_dynamic", "dynamic")):
+        r = d.get(name)
+        value = f"**{r['samples_per_s']:.1f} samples/s**" if isinstance(r, dict) else "not run"
+        rows.append(
+            f"| eval TransformersBackend, {label}, {b} samples x {args.decode_tokens} tokens | "
+            f"{value} | bare generate (default) {dynamic:.1f} samples/s | |"
+        )
+    return rows
 
 
 def main() -> None:
@@ -490,6 +817,10 @@ def main() -> None:
     parser.add_argument("--grpo-completion-length", type=int, default=1024)
     parser.add_argument("--grpo-liger", choices=("true", "false"), default=None)
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 dense, measured")
+    parser.add_argument(
+        "--datasheet-tflops", type=float, default=989.4, help="bf16 dense (H100/H200 SXM)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="no profiled SFT step")
     parser.add_argument("--hbm-tbps", type=float, default=4.8, help="HBM bandwidth (H200: 4.8)")
     parser.add_argument("--budget-s", type=float, default=470.0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -512,9 +843,12 @@ def main() -> None:
         )
         raise SystemExit(2)
     arms = [a for a in args.arms.split(",") if a]
-    unknown = sorted(set(arms) - set(ARMS))
+    unknown = [a for a in arms if not known_arm(a)]
     if unknown:
-        parser.error(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+        parser.error(
+            f"unknown arm(s) {unknown}; choose from {', '.join(OTHER_ARMS)} or "
+            "sft-{dense|packed}[-liger][-ac|-noac|-auto][-mbN][-gaN]"
+        )
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     print(f"device: {name}; shape: {args.shape}; torch {torch.__version__}", flush=True)
     started = time.perf_counter()
@@ -535,14 +869,14 @@ def main() -> None:
             t0 = time.perf_counter()
             try:
                 done = subprocess.run(child, env=env, timeout=left, check=False)
-                ok = done.returncode == 0 and result_file.is_file()
-                results[arm] = (
-                    json.loads(result_file.read_text())
-                    if ok
-                    else f"failed (exit {done.returncode})"
-                )
+                outcome = "" if done.returncode == 0 else f"failed (exit {done.returncode})"
             except subprocess.TimeoutExpired:
-                results[arm] = "stopped at the budget"
+                outcome = "stopped at the budget"
+            partial = json.loads(result_file.read_text()) if result_file.is_file() else None
+            if isinstance(partial, dict):  # an arm that stopped early keeps what it measured
+                results[arm] = {**partial, "stopped": outcome} if outcome else partial
+            else:
+                results[arm] = outcome or "failed (no result)"
             print(f"== {arm}: {time.perf_counter() - t0:.0f} s", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2))

@@ -339,3 +339,18 @@ def test_torch_varlen_on_cpu_is_sdpa_varlen(tiny_model_dir: Path) -> None:
         with torch.no_grad():
             logits[name] = model.eval()(**row).logits
     assert torch.equal(logits[packed_attention.TORCH_VARLEN], logits[packed_attention.NAME])
+
+
+@pytest.mark.parametrize(("cuda", "says"), [(True, "continuous batching"), (False, None)])
+def test_continuous_batching_rollouts_keep_no_static_cache(
+    capsys: pytest.CaptureFixture[str], cuda: bool, says: str | None
+) -> None:
+    """TRL's `use_transformers_continuous_batching` pages its own cache: no static cache
+    (nothing for compile_rollouts to switch on), and Liger is left as the recipe says."""
+    recipe = rl_like(use_transformers_continuous_batching=True, use_liger_kernel=True)
+    engine = accel.resolve_rollouts(recipe, cuda=cuda, vllm=False)
+    assert engine == ("generate_batch (continuous batching)" if cuda else "generate")
+    assert recipe.cache_implementation is None and recipe.pad_to_multiple_of is None
+    assert recipe.use_liger_kernel and not recipe.use_vllm
+    err = capsys.readouterr().err
+    assert "use_vllm off" in err and ((says in err) if says else "continuous" not in err)

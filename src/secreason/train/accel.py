@@ -263,6 +263,10 @@ def resolve_rollouts(recipe: Any, cuda: bool | None = None, vllm: bool | None = 
         note(f"use_vllm off: {missing}; rollouts come from model.generate")
     if not cuda:
         return "generate"
+    if getattr(recipe, "use_transformers_continuous_batching", False):
+        # TRL's other path: generate_batch with a paged KV cache, a new manager per rollout.
+        note("rollouts: transformers continuous batching (use_transformers_continuous_batching)")
+        return "generate_batch (continuous batching)"
     if recipe.cache_implementation is None:
         recipe.cache_implementation = "static"
         # Prompt widths rounded up, so the compiled decode meets few distinct cache shapes.
