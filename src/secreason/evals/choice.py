@@ -40,6 +40,7 @@ STRICT_LETTERS = (
     "listing every correct letter (e.g. 'Answer: A, C'), nothing after it."
 )
 
+
 def answer_statement(text: str, letters: str = "ABCDE") -> Extraction:
     """The paper harness's convention: every ``Answer: X`` in the text must agree.
 
