@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
-from secreason.evals import get_benchmark
+from secreason.evals import ItemResult, get_benchmark
 from secreason.evals.ctibench import CTIBenchTAA
 from secreason.tasks.base import Sample
 
@@ -264,3 +264,21 @@ def test_ctibench_taa_without_alias_map_warns(
     assert "no taa_alias_dict.json" in capsys.readouterr().err
     CTIBenchTAA().load(fixtures)  # maps beside the file: no warning
     assert "warning" not in capsys.readouterr().err
+
+
+def test_athenabench_vsp_with_no_valid_vector_is_not_hidden() -> None:
+    """The authors' VSP accuracy is 1 - MAD/7.7 over parseable vectors, MAD 0 when there
+    are none: a model that never writes a vector scores 100 % official. Kept (it is
+    their number), but the same metrics say n_valid 0, and strict says 0."""
+    bench = get_benchmark("athenabench-vsp")
+    samples = [_sample(VEC) for _ in range(3)]
+    outs = ["", "Answer: I cannot tell.", "Answer: " + LOWER_VEC]
+    for protocol, accuracy in (("official", 1.0), ("strict", 0.0)):
+        results = [
+            ItemResult(s.id, protocol, bench.judge(s, o, protocol))  # type: ignore[arg-type]
+            for s, o in zip(samples, outs, strict=True)
+        ]
+        metrics = bench.metrics(samples, results, protocol)  # type: ignore[arg-type]
+        assert metrics["accuracy"] == accuracy
+        assert metrics["n_valid"] == 0
+        assert all(r.judgement.score.status == X for r in results)

@@ -10,9 +10,12 @@ to reply with letters only and one worked example; the parse removes every
 ``Answer:`` and takes the sorted set of every upper-case letter A-D left in the output;
 an item is correct when that string equals the gold answer string (case-insensitive),
 so the two ``"AA"`` items can never be correct and an empty gold matches an output with
-no letter at all. Overall accuracy = correct / all items; per topic, an item counts
-once for each of its topics. On a reasoning model the parse reads the answer region
-only, never the reasoning.
+no letter at all (an output with no letter is reported ``invalid`` beside it, with the
+same zero). Overall accuracy = correct / all items; per topic, an item counts once for
+each of its topics. (The authors' ``eval.py`` adds to its overall sum inside the topic
+loop, so an item counts once per topic there: a perfect run would score 3979 / 2189 =
+182 % on this file; that figure is not reproduced.) On a reasoning model the parse
+reads the answer region only, never the reasoning.
 
 ``subset="single"`` keeps the 1255 items whose answer is one letter, the subset the
 paper's harness scores (the published 0.848 is on it); ``subset="all"`` keeps all 2189.
