@@ -301,6 +301,21 @@ VERL_CALLS: list[tuple[str, dict[str, Any], Any]] = [
     ("penalty-nan", {"format_penalty": math.nan}, (ValueError, "format_penalty")),
     ("penalty-negative", {"format_penalty": -1}, (ValueError, "format_penalty")),
     ("format-not-a-dict", {"format": "strict"}, (TypeError, "reward_kwargs.format")),
+    (
+        "format-field-wrong-type",
+        {"format": {"min_reasoning_words": "ten"}},
+        (TypeError, "reward_kwargs.format.min_reasoning_words: 'ten' is not of type int"),
+    ),
+    ("format-field-negative", {"format": {"min_reasoning_words": -5}}, (ValueError, "negative")),
+    ("format-field-bool-for-int", {"format": {"min_reasoning_words": True}}, (TypeError, "True")),
+    ("format-ratio-int-ok", {"format": {"max_repeat_ratio": 1}}, 1.0),
+    ("task-options-list", {"task_options": ["mcq"]}, (TypeError, "reward_kwargs.task_options")),
+    ("task-options-text", {"task_options": {"mcq": "ABCDE"}}, (TypeError, "task_options")),
+    (
+        "task-options-unknown",
+        {"task_options": {"mcq": {"letterz": "AB"}}},
+        (RoutingError, "task_options['mcq']: "),
+    ),
 ]
 
 

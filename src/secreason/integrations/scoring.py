@@ -86,6 +86,26 @@ class RewardConfig:
         object.__setattr__(self, "format_penalty", check_penalty(self.format_penalty))
 
 
+def format_config(options: Any, where: str = "format") -> FormatConfig:
+    """:class:`FormatConfig` from a dict of its fields, each of its field's type."""
+    if not isinstance(options, Mapping):
+        raise TypeError(f"{where}: expected a dict, got {options!r}")
+    defaults = FormatConfig()
+    for key, value in options.items():
+        if not hasattr(defaults, key):
+            known = ", ".join(FormatConfig.__dataclass_fields__)
+            raise TypeError(f"{where}: unknown field {key!r}; fields: {known}")
+        default = getattr(defaults, key)
+        kinds = (bool,) if isinstance(default, bool) else (int, float)
+        if isinstance(default, int) and not isinstance(default, bool):
+            kinds = (int,)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
+            raise TypeError(f"{where}.{key}: {value!r} is not of type {type(default).__name__}")
+        if not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{where}.{key}: {value!r} is negative")
+    return FormatConfig(**dict(options))
+
+
 def _kind(value: Any) -> str:
     return "None" if value is None else type(value).__name__
 
@@ -215,8 +235,11 @@ class Scorer:
 
     def task(self, name: str) -> Task:
         if name not in self._tasks:
-            options = dict(self.config.task_options.get(name, {}))
-            self._tasks[name] = get_task(name, **options)
+            options = self.config.task_options.get(name) or {}
+            try:
+                self._tasks[name] = get_task(name, **dict(options))
+            except (TypeError, ValueError) as err:
+                raise RoutingError(f"task_options[{name!r}]: {err}") from None
         return self._tasks[name]
 
     def score(
@@ -255,8 +278,9 @@ class Scorer:
         if (task, reference) in self._golds:
             return
         why = ""
+        scorer = self.task(task)
         try:
-            own = self.task(task).judge(f"Answer: {reference}", reference).score.value
+            own = scorer.judge(f"Answer: {reference}", reference).score.value
         except ValueError as err:
             own, why = 0.0, f" ({err})"
         if own < 1.0:

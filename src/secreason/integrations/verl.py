@@ -39,11 +39,11 @@ from secreason.integrations.scoring import (
     as_flag,
     as_text,
     check_penalty,
+    format_config,
     reference_text,
     route,
     unpack_label,
 )
-from secreason.reasoning import FormatConfig
 
 _OPTIONS = ("prefilled", "format_penalty", "format", "task_options")
 _SCORERS: dict[str, Scorer] = {}
@@ -59,13 +59,15 @@ def _scorer(kwargs: Mapping[str, Any]) -> Scorer:
     options = {k: kwargs[k] for k in _OPTIONS if k in kwargs}
     key = json.dumps(options, sort_keys=True, default=str)
     if key not in _SCORERS:
-        fmt_options = options.get("format") or {}
-        if not isinstance(fmt_options, Mapping):
-            raise TypeError(f"reward_kwargs.format: expected a dict, got {fmt_options!r}")
-        try:
-            fmt = FormatConfig(**dict(fmt_options))
-        except TypeError as err:
-            raise TypeError(f"reward_kwargs.format: {err}") from None
+        fmt = format_config(options.get("format") or {}, "reward_kwargs.format")
+        task_options = options.get("task_options") or {}
+        if not isinstance(task_options, Mapping) or not all(
+            isinstance(v, Mapping) for v in task_options.values()
+        ):
+            raise TypeError(
+                "reward_kwargs.task_options: expected {task: {option: value}}, "
+                f"got {task_options!r}"
+            )
         _SCORERS[key] = Scorer(
             RewardConfig(
                 format_config=fmt,
@@ -73,7 +75,7 @@ def _scorer(kwargs: Mapping[str, Any]) -> Scorer:
                     options.get("format_penalty", 1.0), "reward_kwargs.format_penalty"
                 ),
                 prefilled=as_flag(options.get("prefilled", False), "reward_kwargs.prefilled"),
-                task_options=dict(options.get("task_options") or {}),
+                task_options=dict(task_options),
             )
         )
     return _SCORERS[key]
