@@ -272,7 +272,7 @@ def test_athenabench_vsp_with_no_valid_vector_is_not_hidden() -> None:
     their number), but the same metrics say n_valid 0, and strict says 0."""
     bench = get_benchmark("athenabench-vsp")
     samples = [_sample(VEC) for _ in range(3)]
-    outs = ["", "Answer: I cannot tell.", "Answer: " + LOWER_VEC]
+    outs = ["", "Answer: I cannot tell.", "Answer: CVSS:3.1/AV:N/AC:L"]
     for protocol, accuracy in (("official", 1.0), ("strict", 0.0)):
         results = [
             ItemResult(s.id, protocol, bench.judge(s, o, protocol))  # type: ignore[arg-type]
