@@ -10,7 +10,10 @@ The mix is the largest set that honours every ratio with the data at hand (no it
 repeated unless ``upsample`` is set); a domain that falls short is reported, never
 silently padded. RL items are chosen first, preferring prompts the teacher solved only
 sometimes (``difficulty == "mixed"``: a gradient signal for GRPO), and are removed from
-the SFT pool so that the two stages never see the same item.
+the SFT pool so that the two stages never see the same item: not the same sample id,
+and not the same prompt under another id (normalised as exact dedup does). A row
+listed twice counts once; a held-out row is refused (mixing is for training data);
+a ratio that is negative, not finite, or a stage whose ratios are all zero is an error.
 """
 
 from __future__ import annotations
@@ -60,6 +63,45 @@ class MixReport:
         return {d: c / total for d, c in self.counts.items()}
 
 
+def _check_ratios(name: str, ratios: Mapping[str, float]) -> None:
+    for domain, r in ratios.items():
+        if not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+            raise ValueError(
+                f"mix.{name}: the ratio of {domain!r} must be a number >= 0, got {r!r}"
+            )
+    if not any(r > 0 for r in ratios.values()):
+        raise ValueError(f"mix.{name}: no domain has a ratio above 0 ({dict(ratios)})")
+
+
+def _key(row: Mapping[str, Any]) -> str:
+    sample = row.get("sample")
+    return str(sample.id) if sample is not None else str(row.get("id", id(row)))
+
+
+def _prompt_key(row: Mapping[str, Any]) -> str:
+    """The row's prompt, normalised as exact dedup does (its id when it has no sample)."""
+    sample = row.get("sample")
+    if sample is None:
+        return "id:" + _key(row)
+    from secreason.data.dedup import exact_key
+
+    return exact_key("\n".join(m["content"] for m in sample.messages if m["role"] != "assistant"))
+
+
+def _unique_training_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        sample = row.get("sample")
+        if sample is not None and sample.meta.get("split") == "heldout":
+            raise ValueError(f"mix: row {sample.id} is a held-out item; only training rows mix")
+        key = _key(row)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
 def _quotas(
     available: Mapping[str, int], ratios: Mapping[str, float], total: int | None, cfg: MixConfig
 ) -> tuple[dict[str, int], dict[str, float], list[str]]:
@@ -100,9 +142,13 @@ def mix(
     ``trace`` (a kept teacher trace; rows without one can only be RL prompts). RL takes
     at most half of a domain's rows so that SFT keeps some of every domain.
     """
+    if cfg.sft_total != 0:
+        _check_ratios("sft_ratios", cfg.sft_ratios)
+    if cfg.rl_total:
+        _check_ratios("rl_ratios", cfg.rl_ratios)
     rng = random.Random(cfg.seed)
     by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
+    for row in _unique_training_rows(rows):
         by_domain[str(row["domain"])].append(row)
     for pool in by_domain.values():
         rng.shuffle(pool)
@@ -112,14 +158,27 @@ def mix(
     rl_counts: dict[str, int] = {}
     available = {d: len(p) for d, p in by_domain.items()}
     rl_quota, rl_target, rl_missing = _quotas(available, cfg.rl_ratios, cfg.rl_total, cfg)
+    rl_prompts: set[str] = set()
     if cfg.rl_total:
         for d, q in rl_quota.items():
             pool = sorted(by_domain[d], key=lambda r: rank.get(str(r.get("difficulty")), 1))
-            chosen = pool[: min(q, len(pool) // 2 or len(pool))]
-            chosen_ids = {id(r) for r in chosen}
-            by_domain[d] = [r for r in by_domain[d] if id(r) not in chosen_ids]
+            # Untraced rows can only be RL prompts; of the traced, RL takes at most half.
+            traced_left = sum(1 for r in pool if r.get("trace")) // 2
+            chosen: list[dict[str, Any]] = []
+            for r in pool:
+                if len(chosen) >= q:
+                    break
+                if _prompt_key(r) in rl_prompts or (r.get("trace") and traced_left <= 0):
+                    continue
+                traced_left -= bool(r.get("trace"))
+                rl_prompts.add(_prompt_key(r))
+                chosen.append(r)
             rl.extend(chosen)
             rl_counts[d] = len(chosen)
+        # Nothing RL prompts on is trained on, under any id.
+        by_domain = {
+            d: [r for r in p if _prompt_key(r) not in rl_prompts] for d, p in by_domain.items()
+        }
     rl_report = MixReport(
         rl_target,
         rl_counts,
