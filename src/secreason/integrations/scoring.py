@@ -96,9 +96,9 @@ def format_config(options: Any, where: str = "format") -> FormatConfig:
             known = ", ".join(FormatConfig.__dataclass_fields__)
             raise TypeError(f"{where}: unknown field {key!r}; fields: {known}")
         default = getattr(defaults, key)
-        kinds = (bool,) if isinstance(default, bool) else (int, float)
-        if isinstance(default, int) and not isinstance(default, bool):
-            kinds = (int,)
+        kinds: tuple[type, ...] = (int, float)  # a float field takes an int
+        if isinstance(default, int):  # bool is an int: a bool field takes only a bool
+            kinds = (bool,) if isinstance(default, bool) else (int,)
         if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
             raise TypeError(f"{where}.{key}: {value!r} is not of type {type(default).__name__}")
         if not isinstance(value, bool) and value < 0:
