@@ -44,7 +44,7 @@ are timed and flex_attention compiles), ``decode`` ~170 s (saving the 16 GB mode
 one 55 s compile, ~10 s of continuous batching), ``grpo`` ~150 s. The default order
 below fits the default ``--budget-s`` of 470 s (the whole run under 8 minutes); arms
 that would start after it are skipped and named. ``--arms sft-dense-liger-ac,...``
-runs others (a second run: the remaining SFT variants, ``grpo-cb``).
+runs others (a second run: ``grpo-cb`` and the SFT variants the first one skipped).
 
 Without CUDA it refuses (exit 2) unless ``--shape tiny``, which runs every arm on CPU
 with a tiny model to check the script.
@@ -75,8 +75,8 @@ DEFAULT_ORDER = (
     "sft-dense-liger-auto",
     "decode",
     "grpo",
-    "sft-dense-auto",
     "sft-packed-liger-auto",
+    "sft-dense-auto",
     "sft-dense-liger-ac",
     "sft-dense-liger-auto-ga4",
 )
