@@ -168,3 +168,56 @@ def test_resume_rejudges_traces_kept_under_an_older_filter(tmp_path: Path, item:
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert rows[0]["traces"] == [stale]  # the old line is kept as it was (append-only)
     assert rows[-1]["traces"] == [good] and rows[-1]["outcome"] == "kept"
+
+
+def test_gamed_traces_through_a_misbehaving_server_end_as_rejected(tmp_path: Path) -> None:
+    """The real client against a loopback server that also times out, 429s, 500s and
+    sends garbage: every gamed item ends rejected with its reason, the honest one kept."""
+    from fault_server import FAULTS
+
+    train, _ = make_demo_items(8, seed=3, tasks=("mcq",))
+    items = train[:4]
+    gamed = {
+        0: ("control:", lambda s: template_trace(s).replace("</think>", "<|im_end|></think>")),
+        1: (
+            "answer:several_lines",
+            lambda s: template_trace(s).replace("Answer:", "Answer: A\nAnswer:"),
+        ),  # noqa: E501
+        2: (
+            "format:no_words",
+            lambda s: f"<think>\n1 2 3 4 5 6 7\n</think>\nAnswer: {s.reference}",
+        ),  # noqa: E501
+    }
+    answers = {}
+    for i, s in enumerate(items):
+        prompt = "".join(m["content"] for m in s.messages)
+        answers[prompt] = gamed[i][1](s) if i in gamed else template_trace(s)
+    with FaultServer(answers, stall_s=1.0) as server:
+        cfg = TeacherConfig(
+            base_url=server.base_url, k=2, concurrency=4, timeout_s=0.3, max_retries=20,
+            backoff_base_s=0.001, backoff_max_s=0.01,
+        )  # fmt: skip
+        report = run_teacher(items, tmp_path / "t.jsonl", config=cfg, show_progress=False)
+        served = dict(server.served)
+    assert set(FAULTS) <= set(served)
+    assert report.counts == {"kept": 1, "rejected": 3, "failed": 0}
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "t.jsonl").read_text().splitlines())}
+    for i, s in enumerate(items):
+        row = rows[s.id]
+        if i in gamed:
+            assert [k.split(":")[0] for k in row["reasons"]] == [gamed[i][0].split(":")[0]]
+            assert row["traces"] == []
+        else:
+            assert row["outcome"] == "kept"
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_in_a_separate_field_is_put_back(field: str) -> None:
+    from types import SimpleNamespace
+
+    from secreason.data.teacher_client import _parse_completion
+
+    message = SimpleNamespace(content="Answer: B", model_extra={field: "step one"})
+    response = SimpleNamespace(choices=[SimpleNamespace(message=message, finish_reason="stop")])
+    text, finish = _parse_completion(response, "reasoning_content")
+    assert text == "<think>\nstep one\n</think>\nAnswer: B" and finish == "stop"

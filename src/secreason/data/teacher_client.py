@@ -71,9 +71,13 @@ def _parse_completion(response: Any, reasoning_field: str) -> tuple[str, str | N
     content = getattr(message, "content", None)
     if not isinstance(content, str):
         raise RetryableError("choice has no message content")
-    reasoning = getattr(message, reasoning_field, None) or (
-        (getattr(message, "model_extra", None) or {}).get(reasoning_field)
-    )
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = None
+    # vLLM's reasoning parsers name the field reasoning_content, newer releases reasoning.
+    for name in dict.fromkeys((reasoning_field, "reasoning")):
+        reasoning = reasoning or getattr(message, name, None) or extra.get(name)
+    if not isinstance(reasoning, str):
+        reasoning = None
     if reasoning and "<think>" not in content:
         content = f"<think>\n{reasoning}\n</think>\n{content}"
     return content, getattr(choices[0], "finish_reason", None)
