@@ -138,8 +138,8 @@ def register(app: typer.Typer) -> None:
         """Serve the task rewards for OpenRLHF's remote reward mode (POST /get_reward)."""
         import math
 
+        from secreason.integrations.inputs import check_penalty
         from secreason.integrations.reward_server import RewardServerSettings, run
-        from secreason.integrations.scoring import check_penalty
         from secreason.tasks import task_names
 
         if task is not None and task not in task_names():

@@ -24,14 +24,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from secreason.integrations.inputs import check_penalty, unpack_label
 from secreason.integrations.scoring import (
     METRIC_KEYS,
     Reward,
     RewardConfig,
     Scorer,
-    check_penalty,
     strip_end_markers,
-    unpack_label,
 )
 from secreason.reasoning import THINK
 

@@ -32,18 +32,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.integrations.scoring import (
-    RewardConfig,
-    RoutingError,
-    Scorer,
+from secreason.integrations.inputs import (
     as_flag,
     as_text,
     check_penalty,
     format_config,
     reference_text,
-    route,
     unpack_label,
 )
+from secreason.integrations.scoring import RewardConfig, RoutingError, Scorer, route
 
 _OPTIONS = ("prefilled", "format_penalty", "format", "task_options")
 _SCORERS: dict[str, Scorer] = {}

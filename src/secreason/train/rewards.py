@@ -31,7 +31,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from secreason.integrations.scoring import check_penalty, strip_end_markers
+from secreason.integrations.inputs import check_penalty
+from secreason.integrations.scoring import strip_end_markers
 from secreason.reasoning import THINK, FormatConfig, FormatVerdict, check_format, split
 from secreason.tasks import get_task
 from secreason.tasks.base import Task
