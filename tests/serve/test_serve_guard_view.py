@@ -17,8 +17,8 @@ import unicodedata
 import pytest
 
 from secreason.serve.confusables import KEEP, fold_words, lookalikes
+from secreason.serve.disguise import guard_view, read_overrides
 from secreason.serve.guard import guard_conversation
-from secreason.serve.sanitize import guard_view, read_overrides
 
 
 def _marked(word: str, *marks: str) -> str:

@@ -2,7 +2,7 @@
 
 A reader takes ``ехрlоit`` (Cyrillic е, х, р, о) or ``ʀᴀɴsᴏᴍᴡᴀʀᴇ`` (small capitals) for
 ``exploit`` and ``ransomware``; a classifier sees other tokens, a keyword list sees
-nothing. NFKC (in :func:`~secreason.serve.sanitize.guard_view`) already folds fullwidth,
+nothing. NFKC (in :func:`~secreason.serve.disguise.guard_view`) already folds fullwidth,
 mathematical, circled and superscript letters, but not letters of other scripts.
 
 The look-alikes come from Unicode's own data, UTS #39 ``confusables.txt``, as shipped

@@ -32,7 +32,8 @@ from typing import Literal
 
 from secreason.backends.base import Generation, Message, SamplingParams
 from secreason.reasoning import THINK, Split, Tags
-from secreason.serve.sanitize import GENERIC_NEUTRALISER, guard_view
+from secreason.serve.disguise import guard_view
+from secreason.serve.sanitize import GENERIC_NEUTRALISER
 
 #: Llama Guard 3's hazard taxonomy (MLCommons), by code.
 CATEGORIES: dict[str, str] = {
@@ -113,7 +114,7 @@ def guard_conversation(messages: Sequence[Message], reply: str | None = None) ->
     tool turns, and assistant turns before any user-side text, become labelled user-side
     text. Empty turns are left out, consecutive turns of one side are merged, and
     ``reply`` (the model's output, for output moderation) is the final assistant turn.
-    The contents are folded (:func:`~secreason.serve.sanitize.guard_view`: fullwidth
+    The contents are folded (:func:`~secreason.serve.disguise.guard_view`: fullwidth
     letters, invisible characters, look-alike letters of other scripts in Latin words,
     Zalgo marks, overrides) so a disguised word is judged as a reader reads it,
     then pass through the generic control-string neutraliser, so a client cannot forge
