@@ -47,6 +47,12 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-mcq", "B", "Answer: A, B", C, X),
     ("ctibench-mcq", "B", "Answer: B and C are both right", X, X),  # was: strict correct
     ("ctibench-mcq", "B", "Answer: B, or C", W, X),
+    ("ctibench-mcq", "B", "Answer: B or maybe C", W, X),  # was: strict correct
+    ("ctibench-mcq", "B", "Answer: 'B'", X, C),  # was: strict invalid (quotes)
+    ("ctibench-mcq", "B", "Answer: [B]", X, C),  # was: strict invalid (brackets)
+    ("ctibench-mcq", "B", "Answer: B (A is wrong)", X, C),  # an explanation, not a hedge
+    ("ctibench-mcq", "B", "Answer: Option B", C, X),
+    ("ctibench-mcq", "B", "Answer: B<|eot_id|>", X, X),  # a leaked end-of-turn token
     ("ctibench-mcq", "B", "A B C D", W, X),
     ("ctibench-mcq", "B", "All of A, B, C and D look plausible.", X, X),
     ("ctibench-mcq", "B", "Answer: B\nAnswer: C", W, W),

@@ -74,8 +74,10 @@ class MCQ(Task):
         self._single = re.compile(rf"^\(?({cls})\)?(?:[\s.:)\-]\s*.*)?$", re.IGNORECASE)
         self._set = re.compile(rf"^\(?{cls}\)?(?:\s*(?:[,;/&+]|and|or)?\s*\(?{cls}\)?)*$", re.I)
         # A second letter standing alone after a joiner ("B) Phishing, or C.") is a hedge.
+        # Up to two words may stand between ("B, or maybe C").
         self._hedge = re.compile(
-            rf"(?:\bor\b|\band\b|[,;/&+])\s*\(?({cls})\)?(?=\s*(?:[),.;]|$))", re.I
+            rf"(?:\bor\b|\band\b|[,;/&+])\s*(?:[a-z]+\s+){{0,2}}\(?({cls})\)?(?=\s*(?:[),.;]|$))",
+            re.I,
         )
         # ... or followed by a verb that makes both letters the subject ("B and C are").
         self._hedge_verb = re.compile(
@@ -99,7 +101,8 @@ class MCQ(Task):
         got = strict_answer(answer_text)
         if not got.ok:
             return got
-        payload = normalize(str(got.value)).strip()
+        # Quotes or brackets around the letter are wrapping, not content ('B', [B]).
+        payload = normalize(str(got.value)).strip().strip("'\"[]\u2018\u2019\u201c\u201d").strip()
         if self._set.match(payload):
             # Drop the joining words first: the D of "and" is not an answer.
             joined = _AND.sub(" ", payload).upper()
