@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,8 +112,10 @@ def _paths(tmp: Path, model: Path) -> dict[str, Path]:
     (blocked / "vllm").write_text("x")  # a file where the target's folder goes
     bad_json = tmp / "summary.json"
     bad_json.write_text("{nope", encoding="utf-8")
-    spaced = tmp / "my model"
-    shutil.copytree(model, spaced)
+    spaced = tmp / "my model"  # a real model folder whose name is no model name
+    spaced.mkdir()
+    for item in model.iterdir():
+        (spaced / item.name).symlink_to(item)
     return {"afile": afile, "blocked": blocked, "bad_json": bad_json, "spaced": spaced}
 
 
