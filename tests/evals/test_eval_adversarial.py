@@ -97,6 +97,11 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-rcm", "CWE-79", "Answer: CWE\u201179", X, C),  # non-breaking hyphen
     ("ctibench-rcm", "CWE-79", "Answer: 79", X, C),
     ("ctibench-rcm", "CWE-79", "Answer: CWE-79, CWE-80", W, X),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79 or 80", C, X),  # was: strict correct
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79, maybe 80", C, X),  # was: strict correct
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-79: Improper Neutralization", C, C),
+    ("ctibench-rcm", "CWE-79", "Answer: CWE-\uff17\uff19", W, C),  # fullwidth digits
+    ("ctibench-rcm", "CWE-79", "Answer: NVD-CWE-Other", X, X),
     ("ctibench-rcm", "CWE-79", "Answer: CWE-79\nNot CWE-80.", W, X),
     ("ctibench-rcm", "CWE-79", "Answer: CWE-79 (XSS)", C, C),
     ("ctibench-rcm", "CWE-79", "<think>CWE-79", X, X),

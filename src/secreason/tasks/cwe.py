@@ -4,7 +4,8 @@ Scoring is an exact match on the CWE integer (``CWE-079`` equals ``CWE-79``).
 
 * ``strict`` reads ``Answer: CWE-79`` on the last line of the answer region; unicode
   hyphens, bold and parentheses are tolerated, and a line naming two different ids
-  is invalid, so a model cannot hedge by listing candidates.
+  is invalid (a bare number after "or", "and" or a comma counts: ``CWE-79 or 80``), so
+  a model cannot hedge by listing candidates.
 * ``official`` is CTIBench-RCM's rule from the authors' notebook: the LAST match of
   ``CWE-\\d+`` (case-sensitive) anywhere in the answer text; with none, the whole
   answer is the prediction, answered when it starts with ``CWE-`` in any case. Scoring
@@ -50,6 +51,10 @@ PROMPT_V1 = (
 _OFFICIAL = re.compile(r"CWE-\d+")
 _STRICT_ID = re.compile(r"\bCWE\s*-?\s*(\d+)", re.IGNORECASE)
 _BARE_ID = re.compile(r"^\(?(\d+)\)?$")
+# A bare number after a joiner is a second candidate ("CWE-79 or 80", "CWE-79, maybe 80").
+_HEDGED_NUMBER = re.compile(
+    r"(?:\bor\b|\band\b|[,;/&+])\s*(?:[a-z]+\s+){0,2}\(?(\d+)\b(?![.\d])", re.IGNORECASE
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -111,6 +116,8 @@ class CWE(Task):
             return got
         payload = str(got.value)
         ids = {int(n) for n in _STRICT_ID.findall(payload)}
+        if ids:
+            ids |= {int(n) for n in _HEDGED_NUMBER.findall(payload)}
         if not ids:
             bare = _BARE_ID.match(payload)
             if bare is None:
