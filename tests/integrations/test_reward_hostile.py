@@ -60,6 +60,11 @@ HACKS: list[tuple[str, str, str, float]] = [
         0.0,
     ),
     ("line-separator-wrong-last", "mcq", f"{WHY}</think>\nAnswer: B\u2028Answer: C", 0.0),
+    ("uppercase-close-tag", "mcq", f"{WHY}</THINK>\nAnswer: B", -1.0),
+    ("zero-width-in-close-tag", "mcq", f"{WHY}</think\u200b>\nAnswer: B", -1.0),
+    ("fullwidth-close-tag", "mcq", f"{WHY}\uff1c/think\uff1e\nAnswer: B", -1.0),
+    ("marker-glued-wrong-last", "mcq", f"{WHY}</think>\nAnswer: B<|end|>Answer: C", 0.0),
+    ("zero-width-after-letter", "mcq", f"{WHY}</think>\nAnswer: B\u200b", 0.0),
     ("nul-between-letters", "mcq", f"{WHY}</think>\nAnswer: B\x00C", 0.0),
     ("repeated-reasoning", "mcq", WHY * 400 + "</think>\nAnswer: B", 0.0),
     (
