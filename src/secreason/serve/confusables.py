@@ -36,6 +36,7 @@ Only the guard's copy is folded; the model reads the client's text unchanged.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import string
 import unicodedata
@@ -172,11 +173,23 @@ def _tables() -> tuple[
 def _unaccented(word: str) -> str | None:
     """``word`` without accents when most of its letters carry one (``ŕáńśóḿ``): no
     orthography writes that (French ``éméché`` has half, Czech ``užívá`` three of five)."""
-    if len(word) < 5 or not _ACCENTED.search(word):
+    if len(word) < 5:
         return None
-    bases = [unicodedata.normalize("NFD", c)[0] if _ACCENTED.match(c) else c for c in word]
-    accented = sum(b != c for b, c in zip(bases, word, strict=True))
-    return "".join(bases) if accented * 5 > len(word) * 3 else None
+    bare = word.translate(_bare_letters())
+    accented = sum(map(operator.ne, word, bare))
+    return bare if accented * 5 > len(word) * 3 else None
+
+
+@functools.cache
+def _bare_letters() -> dict[int, str]:
+    """``str.translate`` table: each precomposed Latin letter to its base letter."""
+    table = {}
+    for low, high in ((0xC0, 0x24F), (0x1E00, 0x1EFF)):
+        for point in range(low, high + 1):
+            base = unicodedata.normalize("NFD", chr(point))[0]
+            if base != chr(point):
+                table[point] = base
+    return table
 
 
 def _rtl(char: str) -> bool:
@@ -225,10 +238,14 @@ def fold_words(text: str) -> str:
                 spans.append((word.start(), end, chars.translate(latin_only)))
             elif folded.isalpha() and folded.isascii() and not any(map(_rtl, chars)):
                 candidates.append((word.start(), end, folded))
+    latin, last = False, -WINDOW
     for start, end, folded in candidates:
-        before = text[max(0, start - WINDOW) : start].rsplit("\n", 1)[-1]
-        around = before + " " + text[end : end + WINDOW].split("\n", 1)[0]
-        if len(_NOT_ASCII_LETTERS.sub("", around)) > len(unambiguous.findall(around)):
+        if start - last > 8 or "\n" in text[last:start]:  # else: the same context
+            before = text[max(0, start - WINDOW) : start].rsplit("\n", 1)[-1]
+            around = before + " " + text[end : end + WINDOW].split("\n", 1)[0]
+            latin = len(_NOT_ASCII_LETTERS.sub("", around)) > len(unambiguous.findall(around))
+        last = end
+        if latin:
             spans.append((start, end, folded))
     if not spans:
         return text

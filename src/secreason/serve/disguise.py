@@ -57,7 +57,7 @@ _GENERIC = re.compile(f"[{_DECORATION}]+")
 _SPACING = {0x200A: "", 0x2006: "", 0x2800: " ", 0x2028: "\n", 0x2029: "\n\n", 0x85: "\n"}
 
 
-_LATIN = re.compile("[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+_LATIN_LETTERS = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
 
 
 #: Supplementary planes, as one range: a character class with hundreds of supplementary
@@ -69,6 +69,8 @@ class _Patterns(NamedTuple):
     invisible: re.Pattern[str]  # every Cf and _BLANK
     special: re.Pattern[str]  # anything the steps before NFKC change (or any astral)
     marks: re.Pattern[str]  # runs of combining marks (any astral too: see unstack)
+    marked_latin: re.Pattern[str]  # a Latin letter and the marks after it
+    loose: re.Pattern[str]  # generic marks that are not on a Latin letter
     table: dict[int, str]  # framed letters and spacing, translated before NFKC
 
 
@@ -89,6 +91,8 @@ def _patterns() -> _Patterns:
         re.compile(f"[{_ranges(invisible)}]+"),
         re.compile(f"[{_ranges(basic)}{_ASTRAL}]"),
         re.compile(f"[{_ranges(marks)}{_ASTRAL}]+"),
+        re.compile(f"([{_LATIN_LETTERS}])([{_ranges(marks)}{_ASTRAL}]+)"),
+        re.compile(f"(?<![{_LATIN_LETTERS}{_DECORATION}])[{_DECORATION}]+"),
         table,
     )
 
@@ -102,50 +106,37 @@ def _is_mark(char: str) -> bool:
     return unicodedata.category(char) in ("Mn", "Me")
 
 
-def _runs(match: re.Match[str]) -> list[tuple[int, int]]:
-    """The runs of real marks in a match (supplementary characters may be anything)."""
-    start, end = match.span()
-    chunk = match[0]
-    if max(chunk) < "\U00010000":
-        return [(start, end)]
-    runs: list[tuple[int, int]] = []
-    for offset, char in enumerate(chunk, start):
-        if not _is_mark(char):
-            continue
-        if runs and runs[-1][1] == offset:
-            runs[-1] = (runs[-1][0], offset + 1)
-        else:
-            runs.append((offset, offset + 1))
-    return runs
+def _leading_marks(run: str) -> int:
+    """How many characters of ``run`` are marks (a supplementary one may be anything)."""
+    if max(run) < "\U00010000":
+        return len(run)
+    for count, char in enumerate(run):
+        if char >= "\U00010000" and not _is_mark(char):
+            return count
+    return len(run)
 
 
-def unstack(text: str, marks: re.Pattern[str]) -> str:
+def unstack(text: str, patterns: _Patterns) -> str:
     """Drop the combining marks NFKC could not compose that are decoration. On a Latin
     letter one or two accents are kept (Yoruba ``ọ̀``), but an overlay (the
     strike-through), an enclosing mark, another script's mark or a stack of three,
     composed ones counted (Zalgo), is decoration: the letter loses every mark, its own
-    accents too. On other letters the generic marks (:data:`_DECORATION`) are dropped."""
+    accents too. On other letters the generic marks (:data:`_DECORATION`) are dropped
+    (one regex pass: only marked Latin letters are looked at one by one)."""
     pieces: list[str] = []
     at = 0
-    for match in marks.finditer(text):
-        for start, end in _runs(match):
-            run = text[start:end]
-            base = text[start - 1] if start else ""
-            if base and _LATIN.match(base):
-                letter = unicodedata.normalize("NFD", base)
-                if len(letter) - 1 + end - start < 3 and all(map(_accent, run)):
-                    continue
-                pieces += [text[at : start - 1], letter[0]]
-            else:
-                kept = _GENERIC.sub("", run)
-                if kept == run:
-                    continue
-                pieces += [text[at:start], kept]
-            at = end
-    if not pieces:
-        return text
-    pieces.append(text[at:])
-    return "".join(pieces)
+    for match in patterns.marked_latin.finditer(text):
+        count = _leading_marks(match[2])
+        run = match[2][:count]
+        letter = unicodedata.normalize("NFD", match[1])
+        if not run or (len(letter) - 1 + count < 3 and all(map(_accent, run))):
+            continue
+        pieces += [text[at : match.start()], letter[0]]
+        at = match.start(2) + count
+    if pieces:
+        pieces.append(text[at:])
+        text = "".join(pieces)
+    return patterns.loose.sub("", text)
 
 
 _TAGS = re.compile("[\U000e0020-\U000e007e]")
@@ -233,7 +224,7 @@ def guard_view(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     has_marks = patterns.marks.search(text) is not None
     if has_marks:
-        text = unstack(text, patterns.marks)
+        text = unstack(text, patterns)
     folded = fold_words(text)
     # A mark on a look-alike was on a letter of another script: now it is on a Latin one.
-    return unstack(folded, patterns.marks) if has_marks and folded is not text else folded
+    return unstack(folded, patterns) if has_marks and folded is not text else folded

@@ -253,7 +253,11 @@ class Guard:
     ) -> GuardDecision:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        conversation = guard_conversation(messages, reply)
+        if sum(len(m["content"] or "") for m in messages) + len(reply or "") > 1 << 16:
+            # Folding a long hostile text takes tens of ms: off the event loop.
+            conversation = await asyncio.to_thread(guard_conversation, messages, reply)
+        else:
+            conversation = guard_conversation(messages, reply)
         if side == "input":
             conversation = input_turn(conversation)
         if side == "output" and not (reply or "").strip():
