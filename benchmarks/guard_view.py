@@ -3,8 +3,9 @@ every output when a guard is configured: microseconds per call on 1 KB and 64 KB
 ASCII English, English with one curly quote (the non-ASCII path), Russian and Chinese
 prose, and a disguised text (look-alikes, Zalgo, fillers in every few words).
 
-Usage: python benchmarks/guard_view.py [--module path/to/sanitize.py]
-(``--module`` times another copy of sanitize.py, e.g. an older one from git show.)
+Usage: python benchmarks/guard_view.py [--module FILE.py]
+(``--module`` times the ``guard_view`` of another file, e.g. an older sanitize.py from
+``git show``; each figure is the best of 7 batches, so a loaded machine reads high.)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _time(view: Callable[[str], str], text: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--module", help="another sanitize.py to time")
+    parser.add_argument("--module", help="another file defining guard_view, to time")
     args = parser.parse_args()
     if args.module:
         spec = importlib.util.spec_from_file_location("other_sanitize", args.module)
@@ -57,7 +58,7 @@ def main() -> None:
         spec.loader.exec_module(module)
         view = module.guard_view
     else:
-        from secreason.serve.sanitize import guard_view as view
+        from secreason.serve.disguise import guard_view as view
     print("| text | 1 KB (µs) | 64 KB (µs) |\n|---|---|---|")
     small, large = _texts(1024), _texts(65536)
     for name in small:

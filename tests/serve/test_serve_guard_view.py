@@ -2,7 +2,7 @@
 
 The first table is a hostile user's: each row is a disguise a reader sees through and
 that the guard's copy used to keep (every row failed before look-alikes, marks,
-fillers, framed letters and overrides were folded, but the six marked as folded
+fillers, framed letters and overrides were folded, but the seven marked as folded
 already, kept so that they stay folded). The second is the false-positive
 side: ordinary text in other languages must reach a multilingual guard as it was.
 Then: folding never rebuilds a control string, only the guard's copy is folded, and
@@ -102,7 +102,7 @@ DISGUISES = [
     ("override hides a word", "a \u202eerawmosnar\u202c now", "a erawmosnar ransomware now"),
     ("override shows a harmless reversal", "\u202eransomware", "ransomware erawmosnar"),
     ("override closed by an isolate's end", "\u2067x\u202emosnar\u2069 ok", "xmosnar xransom ok"),
-    ("nothing but controls", "\u202e\u2068\u200b", ""),
+    ("nothing but controls (folded already)", "\u202e\u2068\u200b", ""),
     ("tag characters (folded already)", "hi" + _tags(" ransomware"), "hi ransomware"),
 ]  # fmt: skip
 

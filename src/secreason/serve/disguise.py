@@ -154,7 +154,9 @@ def read_overrides(text: str) -> str:
     each outermost span holding one is given in logical order (what a model reads),
     then in the order a person sees, so the guard reads both (at most twice the text).
     Spans end at their PDF, or at the PDI or paragraph end that closes them (UAX #9);
-    a nested span moves as one unit."""
+    a nested span moves as one unit. Embeddings and isolates do not reorder the letters
+    of a Latin word (only runs of text), so they are just dropped with the other
+    controls; a left-to-right override of Arabic or Hebrew letters is not undone."""
     # Each frame: its opener and its items as (logical, seen) pairs.
     stack: list[tuple[str, list[tuple[str, str]]]] = [("", [])]
     isolates = overflow = 0
