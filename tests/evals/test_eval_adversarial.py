@@ -118,6 +118,10 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-vsp", VEC, "Answer: `" + VEC + "`", C, C),
     ("ctibench-vsp", VEC, f"Answer: {VEC} or {VEC.replace('S:C', 'S:U')}", W, X),
     ("ctibench-vsp", VEC, "<think>" + VEC, X, X),
+    ("ctibench-vsp", VEC, f"Answer: {VEC} (or AV:L)", C, X),  # was: strict correct
+    ("ctibench-vsp", VEC, f"Answer: {VEC} (S:C: scope changed)", C, C),
+    ("ctibench-vsp", VEC, "Answer: 6.1", X, X),  # a score is not a vector
+    ("ctibench-vsp", VEC, "Answer: CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:P/VC:L/VI:L/VA:N", X, X),
     ("ctibench-vsp", VEC, "", X, X),
     # ---- CTIBench ATE: FAITH's 'Answer: T..., T...' list, must be unique
     ("ctibench-ate", "T1059, T1071", "Answer: t1059, t1071", C, C),

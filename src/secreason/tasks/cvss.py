@@ -14,7 +14,7 @@ eight base metrics match as well.
   region (lower case tolerated). A bare eight-metric vector without prefix is accepted
   and read as ``CVSS:3.1/`` - the version CTIBench's gold labels and prompts use; v3.0
   and v3.1 differ only in the rounding of a few scores. Two different vectors on the
-  line are invalid.
+  line are invalid, and so is a metric named again with another value (``(or AV:L)``).
 * ``official`` is CTIBench-VSP's rule from the authors' notebook: the LAST match of the
   eight-metric pattern ``AV:../AC:../PR:../UI:../S:../C:../I:../A:..`` (letters, keys
   case-sensitive) anywhere in the answer text, upper-cased and scored as ``CVSS:3.0/`` +
@@ -64,6 +64,7 @@ _OFFICIAL = re.compile(
 # further KEY:VALUE pairs (the package validates which keys and values exist).
 _STRICT = re.compile(r"(CVSS:[0-9.]+/)?(AV:[A-Z]+(?:/[A-Z]+:[A-Z]+)+)")
 _BASE_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
+_LOOSE_METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A):([A-Z])\b")
 
 
 class ParsedVector(NamedTuple):
@@ -130,7 +131,14 @@ class CVSSVector(Task):
             return Extraction(None, "no CVSS vector on the answer line")
         if len(found) > 1:
             return Extraction(None, f"several candidate vectors ({len(found)}) on the answer line")
-        return _checked(found.pop())
+        vector = found.pop()
+        # A metric named again with another value beside the vector is a hedge ("(or AV:L)").
+        chosen = dict(pair.split(":", 1) for pair in vector.split("/")[1:])
+        rest = _STRICT.sub(" ", str(got.value).upper())
+        for key, value in _LOOSE_METRIC.findall(rest):
+            if key in chosen and chosen[key] != value:
+                return Extraction(None, f"{key} given as {chosen[key]} and as {value}")
+        return _checked(vector)
 
     def score(self, extracted: Extraction, reference: str) -> Score:
         gold = gold_vector(reference)
