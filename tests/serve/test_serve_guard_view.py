@@ -70,6 +70,9 @@ DISGUISES = [
     # combining marks on Latin letters
     ("strike-through U+0336", _marked("ransomware", "\u0336"), "ransomware"),
     ("slash overlay U+0338", _marked("ransom", "\u0338"), "ransom"),
+    ("underline U+0332", _marked("ransom", "\u0332"), "ransom"),
+    ("double overline U+033F", _marked("ransom", "\u033f"), "ransom"),
+    ("x below U+0353", _marked("ransom", "\u0353"), "ransom"),
     ("Zalgo above and below", _marked("ransom", "\u0301", "\u0316", "\u0317", "\u0360"), "ransom"),
     ("Zalgo with a mark that composes", _marked("ransom", "\u0301", "\u0337"), "ransom"),
     ("Zalgo of three accents", _marked("ransom", "\u0300", "\u0301", "\u0302"), "ransom"),

@@ -97,9 +97,17 @@ def _patterns() -> _Patterns:
     )
 
 
+#: Generic marks that styled-text generators put on every letter (over- and underlines,
+#: x above and below), though they are not overlays.
+_LINES = frozenset("\u0305\u0332\u0333\u033d\u033f\u0347\u0348\u034d\u0353\u0359")
+
+
 def _accent(mark: str) -> bool:
-    """A diacritic a language writes (not an overlay, enclosing mark or another script's)."""
-    return unicodedata.combining(mark) > 1 and _ACCENT.match(mark) is not None
+    """A diacritic a language writes (not an overlay, a line, an enclosing mark or another
+    script's mark)."""
+    return (
+        unicodedata.combining(mark) > 1 and mark not in _LINES and _ACCENT.match(mark) is not None
+    )
 
 
 def _is_mark(char: str) -> bool:
