@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from secreason.data.dedup import exact_key
 from secreason.data.store import JsonlStore
 from secreason.data.teacher_client import (  # noqa: F401 - re-exported
     EndpointTeacher,
@@ -118,6 +119,7 @@ def judge_completions(
     reasons: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     kept: list[str] = []
+    kept_keys: set[str] = set()  # traces that differ in spacing or case only are one
     n_completed = n_passed = 0
     for r in results:
         if r.text is None:
@@ -129,8 +131,10 @@ def judge_completions(
         )
         if why is None:
             n_passed += 1
-            if r.text not in kept and len(kept) < keep_per_item:
+            key = exact_key(r.text)
+            if key not in kept_keys and len(kept) < keep_per_item:
                 kept.append(r.text)
+                kept_keys.add(key)
         else:
             reasons[why] += 1
     outcome: Outcome = "kept" if kept else "rejected" if n_completed else "failed"

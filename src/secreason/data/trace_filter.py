@@ -11,7 +11,8 @@ trace must also pass these checks (each is a rejection reason in the teacher sto
 
 * ``control:`` a chat-template control string (``<|im_end|>``, ``[INST]``, ``<s>``...,
   the serving layer's list) anywhere: trained on, it teaches the model to end turns or
-  open forged ones mid-answer;
+  open forged ones mid-answer; likewise characters that hide text from a reader (tag
+  characters, bidi overrides), control characters and U+FFFD (a body decoded wrong);
 * ``length:over_max_tokens`` more words than ``max_tokens`` allowed tokens (a server
   that ignored the limit, or a finish reason that lied);
 * ``format:no_words`` reasoning without enough words of two or more letters
@@ -40,6 +41,11 @@ from secreason.tasks.base import Sample, Task, strict_answer
 
 _GRAM = 8
 _WORD = re.compile(r"[^\W\d_]{2,}")
+#: tag characters (invisible ASCII), bidi embeddings/overrides/isolates, C0/C1 controls
+#: other than tab and newlines, and the replacement character
+_HIDDEN = re.compile(
+    "[\U000e0000-\U000e007f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]"
+)
 
 
 def _control(completion: str) -> str | None:
@@ -48,7 +54,10 @@ def _control(completion: str) -> str | None:
     # The contract's own tags are allowed (their count is the format check's business).
     text = completion.replace("<think>", " ").replace("</think>", " ")
     found = re.search("|".join(GENERIC), text)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    hidden = _HIDDEN.search(completion)
+    return f"U+{ord(hidden[0]):04X}" if hidden else None
 
 
 def _answer_lines(text: str, task: Task | None) -> list[int]:
