@@ -192,8 +192,8 @@ def decontaminate_cmd(
         DecontamConfig,
         benchmark_texts,
         decontaminate,
+        sample_texts,
     )
-    from secreason.data.pipeline import prompt_text
     from secreason.data.store import read_samples, write_samples
 
     samples = read_samples(_checked(items))
@@ -202,10 +202,11 @@ def decontaminate_cmd(
     index = ContaminationIndex(
         benchmark_texts(benchmarks, harness=harness), DecontamConfig(n=n), allowed=kb_texts()
     )
+    texts = [sample_texts(s) for s in samples]  # every turn, and the gold
     keep, rep = decontaminate(
         [s.id for s in samples],
-        [prompt_text(s) for s in samples],
-        [s.reference for s in samples],
+        [p for p, _ in texts],
+        [a for _, a in texts],
         index,
         extra_cves=[list(s.meta.get("cves") or []) for s in samples],
         show_progress=True,
