@@ -65,6 +65,13 @@ class ModelConfig:
     # compilation (about a minute on a GPU), which a server with varying batches would
     # pay again and again; off unless asked.
     static_cache: bool = False
+    # "batch": one generate call at a time on one thread (a long request holds later
+    # ones). "continuous": transformers' continuous batching (serve.continuous): rows
+    # join and leave between decode steps; seeds are not honoured. Transformers backend.
+    engine: Literal["batch", "continuous"] = "batch"
+    # Its paged KV cache in tokens; None: max_batch_size full contexts on CPU,
+    # transformers' own sizing (free memory) on a GPU.
+    continuous_cache_tokens: int | None = None
     prefilled: bool | None = None  # None: detect from the chat template
     think_token_ids: list[int] | None = None  # delimiters by id (special-token tags)
 
@@ -250,6 +257,11 @@ def validate(config: ServeConfig) -> None:
         raise ConfigError("audit.max_bytes: must be at least 1")
     if config.model.max_batch_size < 1:
         raise ConfigError("model.max_batch_size: must be at least 1")
+    if config.model.engine == "continuous" and config.model.backend == "fixed-text":
+        raise ConfigError("model.engine: continuous needs the transformers backend")
+    cache_tokens = config.model.continuous_cache_tokens
+    if cache_tokens is not None and cache_tokens < 1:
+        raise ConfigError("model.continuous_cache_tokens: must be at least 1 (or null)")
     if config.model.upstream_context is not None and config.model.upstream_context < 2:
         raise ConfigError("model.upstream_context: must be at least 2 tokens (or null: ask)")
     for name in (

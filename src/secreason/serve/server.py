@@ -69,6 +69,14 @@ def build_model_engine(config: ServeConfig) -> Engine:
         )
     if model.prefilled is not None:
         backend.prefilled = model.prefilled
+    if model.engine == "continuous":
+        from secreason.serve.continuous import ContinuousEngine
+
+        return ContinuousEngine(
+            backend,
+            max_batch_size=model.max_batch_size,
+            cache_tokens=model.continuous_cache_tokens,
+        )
     return LocalEngine(
         backend,
         max_batch_size=model.max_batch_size,

@@ -1,0 +1,332 @@
+"""Continuous batching for the local model: transformers' own manager, opt-in.
+
+The default :class:`~secreason.serve.local_engine.LocalEngine` runs one ``generate``
+call at a time on one thread, so a long request or stream holds every later one until
+it ends. transformers (5.x) ships a continuous batching manager
+(``model.init_continuous_batching``): a background thread that admits and retires
+requests between decode steps over a paged KV cache, so a short request is answered
+while a long one is still decoding. ``model.engine: continuous`` serves through it;
+this module adds only what the server's guarantees need on top of it:
+
+* **Per-request sampling.** The manager samples for every row; greedy rows get
+  ``top_k=1`` (the argmax, exactly what ``generate`` picks), sampled rows their own
+  temperature and top-p with top-k off, through its per-request processors.
+* **Cancellation.** A deadline, a client disconnect or a shutdown cancels the row in
+  the manager (``cancel_request``), which frees it at the next step.
+* **Stop strings.** A stream is plain deltas: the HTTP layer holds a partial match back
+  and stops reading, which cancels the row. A whole completion is cut here, and its row
+  cancelled as soon as a stop string appears.
+* **Isolation.** Prompts are tokenised and checked against the context before they reach
+  the manager. A failure inside a decode step fails every row of that step (and may stop
+  the manager): each such row is retried once ALONE on a fresh manager, with new
+  requests held back meanwhile, so only the request that fails by itself gets the 500.
+  A stream that already sent text cannot be replayed and fails.
+
+Not honoured here: ``seed`` (the manager draws from one stream seeded once), which the
+server documents as best effort under concurrent load anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import logging
+import math
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from secreason.backends.base import Generation, Message, SamplingParams
+from secreason.serve.continuous_rows import ENDED, Decoder, Row
+from secreason.serve.engine_base import EngineError, StreamInfo
+from secreason.serve.local_engine import LocalEngine
+
+if TYPE_CHECKING:
+    from secreason.backends.transformers import TransformersBackend
+
+log = logging.getLogger("secreason.serve")
+
+#: Tokens per page of the paged KV cache (transformers' default is 256; smaller pages
+#: waste less on short chat turns).
+PAGE_SIZE = 64
+
+
+class ContinuousEngine(LocalEngine):
+    """The transformers backend's model behind transformers' continuous batching.
+
+    ``cache_tokens`` sizes the paged KV cache in tokens (None: ``max_batch_size`` full
+    contexts on CPU, where transformers would otherwise take 60 % of the free RAM; on a
+    GPU transformers sizes it from free memory).
+    """
+
+    def __init__(
+        self,
+        backend: TransformersBackend,
+        *,
+        max_batch_size: int = 16,
+        cache_tokens: int | None = None,
+    ) -> None:
+        super().__init__(backend, max_batch_size=max_batch_size)
+        self.model_backend = backend  # typed: the backend's model, tokenizer and decoding
+        model = getattr(backend, "model", None)
+        if not hasattr(model, "init_continuous_batching"):
+            raise ValueError(
+                "model.engine: continuous needs the transformers backend and a transformers "
+                "version with continuous batching (5.x)"
+            )
+        self.max_rows = max(1, max_batch_size)
+        self.cache_tokens = cache_tokens
+        self._manager: Any = None
+        self._ids = itertools.count()
+        self._open = asyncio.Event()  # cleared while a failed row is retried alone
+        self._open.set()
+        self._solo = asyncio.Lock()
+        self._inflight: set[Row] = set()
+        self._encoder: Any = None  # a tokenizer copy for prompts (the loop decodes)
+        self.restarts = 0  # managers rebuilt after a failure
+
+    # ------------------------------------------------------------------ manager
+
+    def _build(self) -> Any:
+        from transformers import ContinuousBatchingConfig, GenerationConfig
+
+        backend = self.model_backend
+        model = backend.model
+        vocab = int(model.config.get_text_config().vocab_size)
+        options: dict[str, Any] = {
+            "page_size": PAGE_SIZE,
+            "max_requests_per_batch": self.max_rows,
+            "per_request_processors": True,  # each row's own temperature, top-k, top-p
+            "allow_block_sharing": False,
+        }
+        tokens = self.cache_tokens
+        if tokens is None and not str(backend.device).startswith("cuda"):
+            tokens = self.max_rows * (self.context_length or 4096)
+        if tokens is not None:
+            options["num_blocks"] = max(2, math.ceil(tokens / PAGE_SIZE))
+            options["max_batch_tokens"] = min(tokens, 2048)
+        # Placeholders that make transformers build the three per-request processors
+        # (one it would skip at its neutral value); every row sends its own values.
+        generation = GenerationConfig(
+            do_sample=True,
+            temperature=0.5,
+            top_k=vocab,
+            top_p=0.5,
+            eos_token_id=list(backend._eos_ids),
+            pad_token_id=backend.tokenizer.pad_token_id,
+        )
+        manager = model.init_continuous_batching(
+            generation_config=generation,
+            continuous_batching_config=ContinuousBatchingConfig(**options),
+        )
+        manager.start()
+        return manager
+
+    def _ensure_manager(self) -> Any:
+        if self._manager is not None and self._manager.is_running():
+            return self._manager
+        if self._manager is not None:  # stopped by a failure: start a fresh one
+            log.warning("continuous batching stopped; starting it again")
+            self.restarts += 1
+            self._stop_manager()
+        self._manager = self._build()
+        return self._manager
+
+    def _stop_manager(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is None:
+            return
+        try:
+            manager.stop(block=True, timeout=10)
+        except Exception as error:  # a dead loop may refuse; its thread is gone anyway
+            log.warning("continuous batching did not stop cleanly: %r", error)
+
+    def _row_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        if params.temperature <= 0:  # greedy: the argmax, as generate(do_sample=False)
+            return {"temperature": 1.0, "top_k": 1, "top_p": 1.0}
+        vocab = int(self.model_backend.model.config.get_text_config().vocab_size)
+        return {
+            "temperature": float(params.temperature),
+            "top_k": vocab,  # off, as OpenAI-compatible servers have it
+            "top_p": float(params.top_p),
+        }
+
+    def _submit(self, row: Row, retry: bool = True) -> None:
+        manager = self._ensure_manager()
+        row.request_id = f"secreason-{next(self._ids)}"
+        # The handler is registered before the request exists, so no output is missed.
+        manager.register_result_handler(row.request_id, row.events.put_nowait)
+        accepted = manager.add_request(
+            row.prompt_ids,
+            request_id=row.request_id,
+            max_new_tokens=row.params.max_tokens,
+            streaming=True,
+            eos_token_id=list(self.model_backend._eos_ids),
+            **self._row_kwargs(row.params),
+        )
+        if accepted is None:  # a manager stopping after a failure drops new requests
+            with manager.output_router._lock:
+                manager.output_router.result_handlers.pop(row.request_id, None)
+            if retry:
+                self._stop_manager()
+                self._submit(row, retry=False)
+                return
+            raise EngineError("the model failed", 500)
+
+    def _cancel(self, row: Row) -> None:
+        manager = self._manager
+        if manager is None or row.request_id is None:
+            return
+        manager.cancel_request(row.request_id)
+        # A cancelled request gets no final output, so its handler is dropped here, and
+        # outputs that raced the cancel (routed nowhere) are discarded.
+        router = manager.output_router
+        with router._lock:
+            router.result_handlers.pop(row.request_id, None)
+        while not router.output_queue.empty():
+            router.output_queue.get_nowait()
+
+    # ------------------------------------------------------------------ rows
+
+    async def _outputs(self, row: Row) -> AsyncGenerator[Any, None]:
+        """The manager's outputs for ``row`` (each with every token so far), retried
+        alone once after a failure; the row is cancelled if the caller stops early."""
+        retried = False
+        while True:
+            if not retried:
+                await self._open.wait()
+            self._submit(row)
+            self._inflight.add(row)
+            self.running += 1
+            failed: str | None = None
+            try:
+                while True:
+                    output = await row.events.get()
+                    if output is ENDED:  # the server is shutting down
+                        row.finished = True
+                        return
+                    if output.error is not None:
+                        failed = str(output.error)
+                        break
+                    yield output
+                    if output.is_finished():
+                        row.finished = True
+                        return
+            finally:
+                self._inflight.discard(row)
+                self.running -= 1
+                if failed is None and not row.finished:
+                    self._cancel(row)
+                    self.cancelled += 1
+            if retried or row.sent:
+                log.error("model failed on a request: %s", failed)
+                raise EngineError("the model failed", 500)
+            log.warning("model failed on a step (%s); retrying its request alone", failed)
+            retried = True
+            async for output in self._alone(row):
+                yield output
+            return
+
+    async def _alone(self, row: Row) -> AsyncGenerator[Any, None]:
+        """Run ``row`` with no other request in the manager (new ones wait)."""
+        async with self._solo:
+            self._open.clear()
+            try:
+                while self._inflight:  # rows still running finish (or fail) first
+                    await asyncio.sleep(0.01)
+                row.reset()
+                self._submit(row)
+                self._inflight.add(row)
+                self.running += 1
+                try:
+                    while True:
+                        output = await row.events.get()
+                        if output is ENDED:
+                            row.finished = True
+                            return
+                        if output.error is not None:
+                            log.error("model failed on a request alone: %s", output.error)
+                            raise EngineError("the model failed", 500)
+                        yield output
+                        if output.is_finished():
+                            row.finished = True
+                            return
+                finally:
+                    self._inflight.discard(row)
+                    self.running -= 1
+                    if not row.finished:
+                        self._cancel(row)
+            finally:
+                self._open.set()
+
+    async def _row(self, messages: list[Message], params: SamplingParams) -> Row:
+        """Render and tokenise on the (otherwise idle) model thread, with a tokenizer
+        copy: the event loop decodes with the backend's own at the same time."""
+        backend = self.model_backend
+
+        def encode() -> list[int]:
+            if self._encoder is None:
+                self._encoder = copy.deepcopy(backend.tokenizer)
+            prompt = backend.render(list(messages))
+            return list(self._encoder(prompt, add_special_tokens=False)["input_ids"])
+
+        ids = await asyncio.get_running_loop().run_in_executor(self._executor, encode)
+        return Row(ids, params, Decoder(backend._decode, set(backend._eos_ids)))
+
+    # ------------------------------------------------------------------ engine
+
+    async def complete(self, messages: list[Message], params: SamplingParams) -> Generation:
+        row = await self._row(messages, params)
+        tokens: list[int] = []
+        async with contextlib.aclosing(self._outputs(row)) as outputs:
+            async for output in outputs:
+                tokens = list(output.generated_tokens)
+                if params.stop and not output.is_finished():
+                    delta = row.decoder.feed(tokens)
+                    if delta and row.decoder.holds(params.stop, delta):
+                        row.finished = True  # the rest is not needed (not a client's cancel)
+                        self._cancel(row)
+                        break
+        return self.model_backend._to_generation(tokens, len(row.prompt_ids), params)
+
+    async def stream(
+        self, messages: list[Message], params: SamplingParams, info: StreamInfo
+    ) -> AsyncIterator[str]:
+        row = await self._row(messages, params)
+        info.prompt_tokens = len(row.prompt_ids)
+        tokens: list[int] = []
+        try:
+            async with contextlib.aclosing(self._outputs(row)) as outputs:
+                async for output in outputs:
+                    tokens = list(output.generated_tokens)
+                    delta = row.decoder.feed(tokens)
+                    if output.is_finished():
+                        delta += row.decoder.flush(tokens)
+                    if delta:
+                        row.sent = True
+                        yield delta
+            info.finish_reason = row.decoder.finish(tokens, params)[0]
+        finally:
+            # A consumer that stopped early (its stop string matched) still gets the
+            # count of what the model generated.
+            info.completion_tokens = row.decoder.finish(tokens, params)[1]
+
+    async def ready(self) -> tuple[bool, str]:
+        if getattr(self.model_backend, "model", None) is None:
+            return False, "the model is unloaded"
+        if self._manager is not None and not self._manager.is_running():
+            return True, "ok (continuous batching restarts at the next request)"
+        return True, "ok"
+
+    def cancel_all(self) -> int:
+        rows = list(self._inflight)
+        for row in rows:
+            self._cancel(row)
+            row.events.put_nowait(ENDED)
+        return len(rows)
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        self.cancel_all()
+        await asyncio.to_thread(self._stop_manager)
+        await super().aclose(timeout_s)
