@@ -186,6 +186,15 @@ BAD_PREDICTIONS: list[tuple[list[str], list[str]]] = [
     (["{not json"], ["p.jsonl:1", "JSON"]),
     ([json.dumps({"index": 0, "completion": None})], ["p.jsonl:1", "'completion'"]),
     ([json.dumps({"index": 0})], ["p.jsonl:1", "'completion'"]),
+    # was: the id silently won over a contradicting index; a numeric reasoning dropped
+    (
+        [json.dumps({"id": "ctibench-rcm-1", "index": 0, "completion": "CWE-79"})],
+        ["p.jsonl:1", "different rows"],
+    ),
+    (
+        [json.dumps({"index": 0, "completion": "CWE-79", "reasoning": 5})],
+        ["p.jsonl:1", "'reasoning'"],
+    ),
     (["", "  "], ["p.jsonl", "empty"]),
 ]
 

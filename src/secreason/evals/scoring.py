@@ -152,10 +152,9 @@ def read_predictions(path: str | Path, samples: Sequence[Sample]) -> dict[str, G
                 raise ValueError(f"{where}: not a JSON line ({error})") from None
             if not isinstance(data, dict) or "completion" not in data:
                 raise ValueError(f"{where}: a prediction needs 'completion' and 'id' or 'index'")
-            if "id" in data:
-                sample = by_id.get(str(data["id"]))
-                what = f"id {data['id']!r}"
-            elif "index" in data:
+            if "id" not in data and "index" not in data:
+                raise ValueError(f"{where}: a prediction needs 'id' or 'index' (0-based row)")
+            if "index" in data:
                 index = data["index"]
                 if isinstance(index, bool) or not isinstance(index, int):
                     raise ValueError(
@@ -163,8 +162,14 @@ def read_predictions(path: str | Path, samples: Sequence[Sample]) -> dict[str, G
                     )
                 sample = by_index.get(index)
                 what = f"index {index!r}"
-            else:
-                raise ValueError(f"{where}: a prediction needs 'id' or 'index' (0-based row)")
+            if "id" in data:
+                by_name = by_id.get(str(data["id"]))
+                if "index" in data and sample is not None and by_name is not sample:
+                    raise ValueError(
+                        f"{where}: id {data['id']!r} and index {data['index']!r} name "
+                        "different rows; give one of them"
+                    )
+                sample, what = by_name, f"id {data['id']!r}"
             if sample is None:
                 raise ValueError(
                     f"{where}: {what} is not a row of this benchmark (or beyond --limit)"
@@ -175,9 +180,11 @@ def read_predictions(path: str | Path, samples: Sequence[Sample]) -> dict[str, G
             if not isinstance(completion, str):
                 raise ValueError(f"{where}: 'completion' must be a string")
             reasoning = data.get("reasoning")
+            if reasoning is not None and not isinstance(reasoning, str):
+                raise ValueError(f"{where}: 'reasoning' must be a string or null")
             out[sample.id] = Generation(
                 text=completion,
-                reasoning=reasoning if isinstance(reasoning, str) else None,
+                reasoning=reasoning,
                 finish_reason=str(data.get("finish_reason", "stop")),
             )
     return out
