@@ -231,7 +231,8 @@ def test_the_tiny_config_is_read(tiny_model_dir: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "ok"), [("auto", True), (True, True), (False, True), ("maybe", False), ("full", False)]
+    ("value", "ok"),
+    [("auto", True), (True, True), (False, True), ("maybe", False), ("full", False)],
 )
 def test_the_recipe_field(value: Any, ok: bool) -> None:
     from secreason.train.config import RecipeError, SFTRecipe, load_recipe
@@ -245,3 +246,21 @@ def test_the_recipe_field(value: Any, ok: bool) -> None:
     loaded = load_recipe(sft, SFTRecipe, overrides)
     assert loaded.activation_checkpointing == value
     assert load_recipe(sft, SFTRecipe, overrides[:2]).activation_checkpointing == "auto"
+
+
+def test_switching_checkpointing_does_not_block_a_resume(tmp_path: Path) -> None:
+    """Recomputing activations changes no result: an output_dir trained with
+    checkpointing on continues under `auto` (or off) instead of being refused."""
+    from secreason.train.config import SFTRecipe, load_recipe
+    from secreason.train.continuation import plan
+    from secreason.train.stage import prepare_output
+
+    sft = Path(__file__).resolve().parents[2] / "recipes/foundation-sec-8b-reasoning/sft.yaml"
+    common = ["bf16=false", "use_cpu=true", f"output_dir={tmp_path}"]
+    before = load_recipe(sft, SFTRecipe, [*common, "activation_checkpointing=true"])
+    prepare_output(before)
+    for value in ("auto", "false"):
+        after = load_recipe(sft, SFTRecipe, [*common, f"activation_checkpointing={value}"])
+        assert plan(after).same
+    changed = load_recipe(sft, SFTRecipe, [*common, "learning_rate=1e-4"])
+    assert [c.name for c in plan(changed).changes] == ["learning_rate"]

@@ -28,7 +28,7 @@ from secreason.train.config import recipe_to_yaml
 
 RECIPE_FILE = "secreason_recipe.yaml"
 
-# Fields that change how a run reports or saves, not what it trains.
+# Fields that change how a run reports, saves or computes, not what it trains.
 COSMETIC = frozenset(
     {
         "output_dir",
@@ -44,6 +44,12 @@ COSMETIC = frozenset(
         "save_steps",
         "dataloader_num_workers",
         "truncation",
+        # How the backward gets its activations (kept or recomputed), not what it
+        # computes: a run may resume with checkpointing switched, e.g. after an OOM.
+        "activation_checkpointing",
+        "activation_checkpointing_kwargs",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
     }
 )
 # Fields a run may grow by to be continued.
