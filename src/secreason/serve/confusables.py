@@ -40,6 +40,8 @@ import operator
 import re
 import string
 import unicodedata
+from collections.abc import Iterable
+from typing import NamedTuple
 
 #: Latin letters of living orthographies that UTS #39 or their names relate to an ASCII
 #: letter: kept in a Latin-only word (Turkish ``ılık`` is not ``ilik``).
@@ -144,30 +146,61 @@ def lookalikes() -> dict[str, str]:
 _ACCENTED = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
 
 
+class _Tables(NamedTuple):
+    full: dict[int, str]  # every look-alike
+    latin_only: dict[int, str]  # the same, less KEEP
+    foreign: frozenset[str]  # look-alikes of scripts other than Latin
+    unambiguous: re.Pattern[str]  # letters with no Latin look-alike
+    beside_few: re.Pattern[str]  # non-ASCII beside ASCII, for mostly-ASCII text
+    beside_many: re.Pattern[str]  # the same, for mostly non-ASCII text
+    any_word: re.Pattern[str]  # a whole word of look-alikes
+    latin_word: re.Pattern[str]  # a whole word of Latin look-alikes
+
+
 @functools.cache
-def _tables() -> tuple[
-    dict[int, str], dict[int, str], frozenset[str], re.Pattern[str], re.Pattern[str]
-]:
+def _tables() -> _Tables:
+    """Tables and patterns of :func:`fold_words`. Each pattern starts with one character
+    class, so the regex engine skips what cannot match at full speed; look-behinds and
+    look-aheads fix where a word starts and ends (linear). Supplementary characters are
+    one range: a class with hundreds of supplementary ranges tests them one by one."""
     from confusable_homoglyphs import categories
 
     table = lookalikes()
-    full = {ord(c): t for c, t in table.items()}
-    latin_only = {ord(c): t for c, t in table.items() if c not in KEEP}
     foreign = frozenset(c for c in table if categories.alias(c) not in ("LATIN", "COMMON"))
-    # Letters of other scripts with no Latin look-alike: evidence that a text is not Latin.
-    # Supplementary characters as one range: hundreds of ranges are tested one by one.
-    letters = re.escape("".join(c for c in table if c < "\U00010000")) + "\U00010000-\U0010ffff"
-    unambiguous = re.compile(f"[^\\W\\d_A-Za-z{letters}]")
-    # A whole word of look-alikes (the look-behind and look-ahead keep it linear).
-    # Where a word may need folding: a non-ASCII character beside an ASCII letter or
-    # digit, a whole word of look-alikes (linear: the look-behind and look-ahead fix
-    # where a word starts and ends), an accented Latin letter. Prose of one script
-    # (Russian, Chinese) has few of these: most of it is never looked at in Python.
-    worth = re.compile(
-        "[A-Za-z0-9][^\\x00-\\x7f]|[^\\x00-\\x7f][A-Za-z0-9]"  # ASCII beside non-ASCII
-        f"|(?<![^\\W_])[{letters}]+(?![^\\W_])|{_ACCENTED.pattern}"
+
+    def chars(keys: Iterable[str]) -> str:
+        return re.escape("".join(c for c in keys if c < "\U00010000")) + "\U00010000-\U0010ffff"
+
+    def word(letters: str) -> re.Pattern[str]:
+        return re.compile(f"[{letters}](?<![^\\W_].)[{letters}]*(?![^\\W_])")
+
+    letters = chars(table)
+    return _Tables(
+        full={ord(c): t for c, t in table.items()},
+        latin_only={ord(c): t for c, t in table.items() if c not in KEEP},
+        foreign=foreign,
+        unambiguous=re.compile(f"[^\\W\\d_A-Za-z{letters}]"),
+        beside_few=re.compile("[^\\x00-\\x7f](?:(?<=[A-Za-z0-9].)|(?=[A-Za-z0-9]))"),
+        beside_many=re.compile("[A-Za-z0-9](?:(?<=[^\\x00-\\x7f].)|(?=[^\\x00-\\x7f]))"),
+        any_word=word(letters),
+        latin_word=word(chars(c for c in table if c not in foreign)),
     )
-    return full, latin_only, foreign, unambiguous, worth
+
+
+def _hits(text: str, t: _Tables) -> list[int]:
+    """Where a word may need folding: an accented Latin letter; if the text has ASCII
+    letters, a non-ASCII character beside an ASCII one, a word of look-alikes; if not, a
+    word of Latin look-alikes (small capitals). Prose of one script (Russian, Chinese)
+    is scanned by the regex engine only, never character by character in Python."""
+    hits = [m.start() for m in _ACCENTED.finditer(text)]
+    if _ASCII_LETTER.search(text):
+        mostly_ascii = len(text.encode("ascii", "ignore")) * 2 >= len(text)
+        beside = t.beside_few if mostly_ascii else t.beside_many
+        hits += [m.start() for m in beside.finditer(text)]
+        hits += [m.start() for m in t.any_word.finditer(text)]
+    else:
+        hits += [m.start() for m in t.latin_word.finditer(text)]
+    return sorted(hits)
 
 
 def _unaccented(word: str) -> str | None:
@@ -205,14 +238,14 @@ WINDOW = 64
 
 def fold_words(text: str) -> str:
     """``text`` with look-alike letters folded to Latin by the word rule above."""
-    full, latin_only, foreign, unambiguous, worth = _tables()
+    t = _tables()
     spans: list[tuple[int, int, str]] = []  # (start, end, folded) of words to replace
     candidates: list[tuple[int, int, str]] = []  # words made only of look-alikes
     done = 0
-    for hit in worth.finditer(text):
-        if hit.start() < done:
+    for hit in _hits(text, t):
+        if hit < done:
             continue
-        start, end = hit.span()
+        start, end = hit, hit + 1
         while start > done and text[start - 1].isalnum():
             start -= 1
         for word in _WORD.finditer(text, start):
@@ -222,20 +255,20 @@ def fold_words(text: str) -> str:
             chars = word[0]
             if chars.isascii():
                 continue
-            folded = chars.translate(full)
+            folded = chars.translate(t.full)
             if folded == chars:
                 bare = _unaccented(chars)
                 if bare:
                     spans.append((word.start(), end, bare))
                 continue
             if _ASCII_LETTER.search(chars):
-                keep = foreign.isdisjoint(chars)
+                keep = t.foreign.isdisjoint(chars)
                 ascii_letters = len(_NOT_ASCII_LETTERS.sub("", chars))
-                if not keep and len(unambiguous.findall(chars)) >= ascii_letters:
+                if not keep and len(t.unambiguous.findall(chars)) >= ascii_letters:
                     continue  # a word of another script with a Latin slip (Russian пpивет)
-                spans.append((word.start(), end, chars.translate(latin_only) if keep else folded))
-            elif foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
-                spans.append((word.start(), end, chars.translate(latin_only)))
+                spans.append((word.start(), end, chars.translate(t.latin_only) if keep else folded))
+            elif t.foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
+                spans.append((word.start(), end, chars.translate(t.latin_only)))
             elif folded.isalpha() and folded.isascii() and not any(map(_rtl, chars)):
                 candidates.append((word.start(), end, folded))
     latin, last = False, -WINDOW
@@ -243,7 +276,7 @@ def fold_words(text: str) -> str:
         if start - last > 8 or "\n" in text[last:start]:  # else: the same context
             before = text[max(0, start - WINDOW) : start].rsplit("\n", 1)[-1]
             around = before + " " + text[end : end + WINDOW].split("\n", 1)[0]
-            latin = len(_NOT_ASCII_LETTERS.sub("", around)) > len(unambiguous.findall(around))
+            latin = len(_NOT_ASCII_LETTERS.sub("", around)) > len(t.unambiguous.findall(around))
         last = end
         if latin:
             spans.append((start, end, folded))
