@@ -50,6 +50,10 @@ SAQ_ANSWER = (
     "so a man in the middle can strip the stronger suites from the client hello."
 )
 RCM_BODY = RCM.split(": ", 1)[1]
+MID_Q = (
+    "Which registry value does the Quillfeather dropper rewrite to survive a reboot "
+    "on domain controllers?"
+)
 FILLER_WORDS = [
     "parser",
     "kernel",
@@ -92,6 +96,7 @@ def index() -> ContaminationIndex:
         BenchmarkText("fx/mcq", 0, _mcq(SHORT_Q, SHORT_OPTS), "B"),
         BenchmarkText("fx/mcq", 1, _mcq(WORD_Q, WORD_OPTS), "C"),
         BenchmarkText("fx/saq", 0, SAQ_Q, SAQ_ANSWER),
+        BenchmarkText("fx/saq", 1, MID_Q, "Run"),
     ]
     # Unrelated items so that the fixture looks like a benchmark, not four rows.
     for i in range(40):
@@ -224,3 +229,22 @@ def test_trace_is_checked_as_a_training_target(index: ContaminationIndex) -> Non
     prompt, answer = sample_texts(sample, [f"<think>\n{SAQ_ANSWER}\n</think>\nAnswer: A"])
     keep, report = decontaminate(["s"], [prompt], [answer], index)
     assert keep == [False] and report.per_benchmark["fx/saq"]["reasons"] == {"ngram:answer": 1}
+
+
+MID_HALF = " ".join(MID_Q.split()[:7])
+SPLIT = [
+    (
+        "short-mcq-question-in-prompt-options-in-target",
+        SHORT_Q,
+        "1) 7070\n2) 9301\n3) 8443\n4) 1812",
+    ),
+    ("item-halves-prompt-and-target", MID_HALF, MID_Q[len(MID_HALF) :]),
+]
+
+
+@pytest.mark.parametrize(("prompt", "answer"), [r[1:] for r in SPLIT], ids=[r[0] for r in SPLIT])
+def test_item_split_between_prompt_and_target_is_caught(
+    index: ContaminationIndex, prompt: str, answer: str
+) -> None:
+    keep, _ = decontaminate(["x"], [prompt], [answer], index)
+    assert keep == [False]

@@ -4,7 +4,8 @@ The field's known failure is a training set that contains its test set (a public
 reasoning set overlapped CTIBench-RCM by 75-92 %). An item is contaminated with respect
 to a benchmark item when
 
-* its prompt or its answer shares enough informative word n-grams (``n`` configurable,
+* its prompt, its answer, or both read together (an item split between the prompt
+  and the training target) share enough informative word n-grams (``n`` configurable,
   8 by default as open-r1 uses; at least two words of 4+ characters, so that a shared
   CVSS vector or option list does not count) with the benchmark item's text or gold
   answer: at least
@@ -205,25 +206,27 @@ class ContaminationIndex:
     ) -> list[Verdict]:
         """One verdict per sample, from its prompt text and its answer text."""
         verdicts = [Verdict() for _ in prompts]
-        for where, texts in (("prompt", prompts), ("answer", answers)):
+
+        def flag(doc: int, item: int, reason: str, shared: int | None = None) -> None:
+            b = self.items[item]
+            v = verdicts[doc]
+            if b.benchmark not in v.benchmarks:
+                v.benchmarks[b.benchmark] = reason
+                example = {"item": b.index}
+                if shared is not None:
+                    example |= {"shared": shared, "of": int(self.item_grams[item])}
+                v.example.setdefault(b.benchmark, example)
+
+        both = [p + "\n" + a for p, a in zip(prompts, answers, strict=True)]
+        # The prompt and the answer alone (the report says which), then together: an
+        # item split between the prompt and the training target.
+        for where, texts in (("prompt", prompts), ("answer", answers), ("prompt+answer", both)):
             c = ngrams.chunk(texts)
-            d, it, cnt = self._shared(c)
-            for doc, item, shared in zip(d.tolist(), it.tolist(), cnt.tolist(), strict=True):
-                b = self.items[item]
-                v = verdicts[doc]
-                if b.benchmark not in v.benchmarks:
-                    v.benchmarks[b.benchmark] = f"ngram:{where}"
-                    v.example.setdefault(
-                        b.benchmark,
-                        {"item": b.index, "shared": shared, "of": int(self.item_grams[item])},
-                    )
-            for doc, item in self.short.matches(c) if self.short else ():
-                b = self.items[item]
-                if b.benchmark not in verdicts[doc].benchmarks:
-                    verdicts[doc].benchmarks[b.benchmark] = f"segments:{where}"
-                    verdicts[doc].example.setdefault(b.benchmark, {"item": b.index})
+            for doc, item, shared in zip(*(x.tolist() for x in self._shared(c)), strict=True):
+                flag(doc, item, f"ngram:{where}", shared)
+        for doc, item in self.short.matches(c) if self.short else ():
+            flag(doc, item, "segments")
         if self.config.check_cve_ids and self.cves:
-            c = ngrams.chunk([p + "\n" + a for p, a in zip(prompts, answers, strict=True)])
             for doc, cves in enumerate(ngrams.cve_ids(c)):
                 if extra_cves is not None:
                     cves |= {str(x).upper() for x in extra_cves[doc]}
