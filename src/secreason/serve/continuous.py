@@ -239,6 +239,7 @@ class ContinuousEngine(LocalEngine):
                 self._submit(row)
                 self._inflight.add(row)
                 self.running += 1
+                failed = False
                 try:
                     while True:
                         output = await row.events.get()
@@ -247,6 +248,7 @@ class ContinuousEngine(LocalEngine):
                             return
                         if output.error is not None:
                             log.error("model failed on a request alone: %s", output.error)
+                            failed = True
                             raise EngineError("the model failed", 500)
                         yield output
                         if output.is_finished():
@@ -255,8 +257,9 @@ class ContinuousEngine(LocalEngine):
                 finally:
                     self._inflight.discard(row)
                     self.running -= 1
-                    if not row.finished:
+                    if not row.finished:  # given up (deadline, disconnect) or failed
                         self._cancel(row)
+                        self.cancelled += not failed
             finally:
                 self._open.set()
 
