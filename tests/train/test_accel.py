@@ -265,9 +265,16 @@ def test_legacy_checkpointing_aliases_are_quiet(tiny_model_dir: Path) -> None:
         model.gradient_checkpointing_enable()
         assert model.is_gradient_checkpointing
         model.gradient_checkpointing_disable()
+        warnings.warn(
+            "`use_liger_kernel=True` is deprecated and will be removed in v2.0.0. Use the Hub "
+            "kernels instead",
+            FutureWarning,
+            stacklevel=1,
+        )
         warnings.warn("an unrelated FutureWarning", FutureWarning, stacklevel=1)
     messages = [str(w.message) for w in seen]
     assert not any("gradient_checkpointing" in m for m in messages), messages
+    assert not any("use_liger_kernel" in m for m in messages), messages
     assert "an unrelated FutureWarning" in messages
 
 

@@ -212,3 +212,74 @@ def rollout_cache_bytes(recipe: Any, shape: Shape, param_bytes: int) -> float:
     length = int(recipe.max_completion_length or 256) + RL_PROMPT_ALLOWANCE
     kv = shape.hidden * shape.kv_heads // shape.heads
     return float(rows * length * shape.layers * 2 * kv * param_bytes)
+
+
+def resolve(
+    recipe: Any,
+    cuda: bool | None = None,
+    device_gib: float | None = None,
+    shape: Shape | None = None,
+    world: int | None = None,
+) -> Plan | None:
+    """Settle ``activation_checkpointing: auto`` to a boolean (and, for SFT, an
+    ``every_n_layers``) from a memory estimate; a value the recipe names is kept.
+
+    RL decides only on or off: TRL re-enables checkpointing after every rollout with
+    the recipe's kwargs through the old API, which ignores ``every_n_layers``.
+    """
+    from secreason.train.accel import cuda_run, note
+
+    if getattr(recipe, "activation_checkpointing", None) != AUTO:
+        return None
+    cuda = cuda_run(recipe) if cuda is None else cuda
+    plan = None
+    if not cuda:
+        why = "off: no CUDA device (auto sizes it against GPU memory)"
+    elif (shape := shape or shape_of(recipe.model_name_or_path)) is None:
+        why = f"on: the config of {recipe.model_name_or_path} could not be read to size it"
+    else:
+        if device_gib is None:
+            import torch
+
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            device_gib = total / GIB
+        if getattr(recipe, "use_vllm", False) and getattr(recipe, "vllm_mode", "") == "colocate":
+            device_gib *= 1.0 - float(recipe.vllm_gpu_memory_utilization)  # vLLM's share
+        shards, zero = sharding(world)
+        param_bytes = 4 if _float32(recipe) else 2
+        full_ft = not getattr(recipe, "use_peft", False)
+        rl = getattr(recipe, "stage", "") == "rl"
+        static = static_bytes(
+            shape,
+            param_bytes=param_bytes,
+            full_ft=full_ft,
+            shards=shards,
+            zero_stage=zero,
+            reference=rl and full_ft and float(getattr(recipe, "beta", 0.0)) != 0.0,
+            cache_bytes=rollout_cache_bytes(recipe, shape, param_bytes),
+        )
+        plan = decide(
+            shape,
+            micro_batch_tokens(recipe),
+            device_gib=device_gib,
+            static=static,
+            liger=bool(getattr(recipe, "use_liger_kernel", False)),
+            partial=not rl,
+            scale=param_bytes / 2,
+        )
+    on = plan.checkpoint if plan is not None else cuda
+    recipe.activation_checkpointing = recipe.gradient_checkpointing = on
+    if plan is not None and plan.every_n_layers > 1:
+        kwargs = dict(getattr(recipe, "activation_checkpointing_kwargs", None) or {})
+        kwargs["every_n_layers"] = plan.every_n_layers
+        recipe.activation_checkpointing_kwargs = recipe.gradient_checkpointing_kwargs = kwargs
+    note(plan.line() if plan is not None else f"activation checkpointing {why}")
+    return plan
+
+
+def _float32(recipe: Any) -> bool:
+    init = getattr(recipe, "model_init_kwargs", None) or {}
+    dtype = str(init.get("dtype", init.get("torch_dtype", "")) if isinstance(init, dict) else "")
+    if dtype.replace("torch.", "") in ("float32", "float"):
+        return True
+    return not (getattr(recipe, "bf16", False) or getattr(recipe, "fp16", False) or dtype)
