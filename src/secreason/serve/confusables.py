@@ -151,8 +151,8 @@ class _Tables(NamedTuple):
     latin_only: dict[int, str]  # the same, less KEEP
     foreign: frozenset[str]  # look-alikes of scripts other than Latin
     unambiguous: re.Pattern[str]  # letters with no Latin look-alike
-    beside_few: re.Pattern[str]  # non-ASCII beside ASCII, for mostly-ASCII text
-    beside_many: re.Pattern[str]  # the same, for mostly non-ASCII text
+    few: re.Pattern[str]  # all of _hits' cases in one pass, for mostly-ASCII text
+    beside: re.Pattern[str]  # ASCII beside non-ASCII, for mostly non-ASCII text
     any_word: re.Pattern[str]  # a whole word of look-alikes
     latin_word: re.Pattern[str]  # a whole word of Latin look-alikes
 
@@ -180,8 +180,11 @@ def _tables() -> _Tables:
         latin_only={ord(c): t for c, t in table.items() if c not in KEEP},
         foreign=foreign,
         unambiguous=re.compile(f"[^\\W\\d_A-Za-z{letters}]"),
-        beside_few=re.compile("[^\\x00-\\x7f](?:(?<=[A-Za-z0-9].)|(?=[A-Za-z0-9]))"),
-        beside_many=re.compile("[A-Za-z0-9](?:(?<=[^\\x00-\\x7f].)|(?=[^\\x00-\\x7f]))"),
+        few=re.compile(
+            "[^\\x00-\\x7f](?:(?<=[A-Za-z0-9].)|(?=[A-Za-z0-9])"
+            f"|(?<={_ACCENTED.pattern})|(?<![^\\W_].)(?<=[{letters}])[{letters}]*(?![^\\W_]))"
+        ),
+        beside=re.compile("[A-Za-z0-9](?:(?<=[^\\x00-\\x7f].)|(?=[^\\x00-\\x7f]))"),
         any_word=word(letters),
         latin_word=word(chars(c for c in table if c not in foreign)),
     )
@@ -192,15 +195,14 @@ def _hits(text: str, t: _Tables) -> list[int]:
     letters, a non-ASCII character beside an ASCII one, a word of look-alikes; if not, a
     word of Latin look-alikes (small capitals). Prose of one script (Russian, Chinese)
     is scanned by the regex engine only, never character by character in Python."""
-    hits = [m.start() for m in _ACCENTED.finditer(text)]
-    if _ASCII_LETTER.search(text):
-        mostly_ascii = len(text.encode("ascii", "ignore")) * 2 >= len(text)
-        beside = t.beside_few if mostly_ascii else t.beside_many
-        hits += [m.start() for m in beside.finditer(text)]
-        hits += [m.start() for m in t.any_word.finditer(text)]
+    if not _ASCII_LETTER.search(text):
+        hits = [m.start() for m in t.latin_word.finditer(text)]
+    elif len(text.encode("ascii", "ignore")) * 2 >= len(text):
+        return [m.start() for m in t.few.finditer(text)]  # one pass, non-ASCII led
     else:
-        hits += [m.start() for m in t.latin_word.finditer(text)]
-    return sorted(hits)
+        hits = [m.start() for m in t.beside.finditer(text)]
+        hits += [m.start() for m in t.any_word.finditer(text)]
+    return sorted(hits + [m.start() for m in _ACCENTED.finditer(text)])
 
 
 def _unaccented(word: str) -> str | None:

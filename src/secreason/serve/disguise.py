@@ -68,6 +68,7 @@ _ASTRAL = "\U00010000-\U0010ffff"
 class _Patterns(NamedTuple):
     invisible: re.Pattern[str]  # every Cf and _BLANK
     special: re.Pattern[str]  # anything the steps before NFKC change (or any astral)
+    work: re.Pattern[str]  # the same, or a combining mark: what may need more than NFKC
     marks: re.Pattern[str]  # runs of combining marks (any astral too: see unstack)
     marked_latin: re.Pattern[str]  # a Latin letter and the marks after it
     loose: re.Pattern[str]  # generic marks that are not on a Latin letter
@@ -90,6 +91,7 @@ def _patterns() -> _Patterns:
     return _Patterns(
         re.compile(f"[{_ranges(invisible)}]+"),
         re.compile(f"[{_ranges(basic)}{_ASTRAL}]"),
+        re.compile(f"[{_ranges([*basic, *marks])}{_ASTRAL}]"),
         re.compile(f"[{_ranges(marks)}{_ASTRAL}]+"),
         re.compile(f"([{_LATIN_LETTERS}])([{_ranges(marks)}{_ASTRAL}]+)"),
         re.compile(f"(?<![{_LATIN_LETTERS}{_DECORATION}])[{_DECORATION}]+"),
@@ -226,6 +228,8 @@ def guard_view(text: str) -> str:
     if text.isascii():
         return text
     patterns = _patterns()
+    if patterns.work.search(text) is None:  # most text: one scan, then NFKC and words
+        return fold_words(unicodedata.normalize("NFKC", text))
     if patterns.special.search(text):
         text = _TAGS.sub(lambda m: chr(ord(m[0]) - 0xE0000), text)
         if RLO in text:
