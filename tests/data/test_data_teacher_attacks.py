@@ -89,6 +89,7 @@ GAMED: list[tuple[str, str, str]] = [
     ("bidi-override", _t(REASON + " \u202egnp.exe"), "control:U+202E"),
     ("nul-byte", _t(REASON + "\x00"), "control:U+0000"),
     ("replacement-char", _t(REASON + " caf\ufffd"), "control:U+FFFD"),
+    ("lone-surrogate", _t(REASON + " \ud800"), "control:U+D800"),
     ("second-think-block", _t(REASON) + "\n<think>more</think>\nAnswer: B", "format:"),
     ("text-before-think", "Sure!\n" + _t(REASON), "format:"),
     ("truncated", "TRUNCATED", "truncated"),
@@ -140,6 +141,22 @@ def test_judge_counts_each_gamed_reason(item: Sample) -> None:
     )
     assert v.outcome == "kept" and v.reasons == {"answer:several_lines": 2}
     assert v.traces == [template_trace(item)] and v.difficulty == "mixed"
+
+
+def test_a_completion_that_breaks_the_filter_is_a_rejection_not_a_crash(
+    item: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secreason.data.teacher as teacher
+
+    def boom(*args, **kwargs):
+        raise RecursionError("pathological text")
+
+    monkeypatch.setattr(teacher, "rejection_reason", boom)
+    v = judge_completions(
+        item, [RequestResult("x", "stop")], keep_per_item=1, format_config=FormatConfig(),
+        prefilled=False, teacher="t",
+    )  # fmt: skip
+    assert v.outcome == "rejected" and v.reasons == {"filter_error:RecursionError": 1}
 
 
 def test_traces_differing_in_spacing_only_are_kept_once(item: Sample) -> None:

@@ -126,9 +126,12 @@ def judge_completions(
             errors[r.error or "unknown error"] += 1
             continue
         n_completed += 1
-        why = rejection_reason(
-            sample, r.text, r.finish_reason, format_config, prefilled, max_tokens=max_tokens
-        )
+        try:
+            why = rejection_reason(
+                sample, r.text, r.finish_reason, format_config, prefilled, max_tokens=max_tokens
+            )
+        except Exception as err:  # noqa: BLE001 - one odd completion must not stop the run
+            why = f"filter_error:{type(err).__name__}"
         if why is None:
             n_passed += 1
             key = exact_key(r.text)

@@ -42,9 +42,10 @@ from secreason.tasks.base import Sample, Task, strict_answer
 _GRAM = 8
 _WORD = re.compile(r"[^\W\d_]{2,}")
 #: tag characters (invisible ASCII), bidi embeddings/overrides/isolates, C0/C1 controls
-#: other than tab and newlines, and the replacement character
+#: other than tab and newlines, the replacement character, and lone surrogates (valid
+#: JSON escapes that no UTF-8 writer, Arrow's included, accepts)
 _HIDDEN = re.compile(
-    "[\U000e0000-\U000e007f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]"
+    "[\U000e0000-\U000e007f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ud800-\udfff]"
 )
 
 
