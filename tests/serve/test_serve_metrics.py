@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -126,7 +127,8 @@ def metered(start_server: Callable[..., Server], serve_workdir: Path) -> Server:
             "metrics_per_minute_per_key": 60,
             "metrics_burst": 4,
         },
-        "audit": {"path": str(serve_workdir / "metered-audit.jsonl"), "fsync": False},
+        # fsync on, as deployed: a flood of refusals must not queue flushes ahead of others
+        "audit": {"path": str(serve_workdir / "metered-audit.jsonl"), "fsync": True},
     }
     return start_server(config, "metered")
 
@@ -193,3 +195,33 @@ def test_a_monitor_that_honours_retry_after_keeps_reading(metered: Server) -> No
     for _ in range(6):  # past the burst: the monitor waits instead of failing
         statuses.append(read_metrics(metered, KEYS["monitor"])["in_flight"])
     assert statuses == [0] * 6
+
+
+def test_a_flood_of_refusals_does_not_hold_up_another_keys_answers(metered: Server) -> None:
+    """Every refusal is audited (and flushed); the flood must not queue ahead of bob."""
+    url = metered.base_url
+    stop = threading.Event()
+    refused = []
+
+    def flood(headers: dict[str, str]) -> None:
+        with httpx.Client(headers=headers, timeout=60) as client:
+            while not stop.is_set():
+                refused.append(client.get(url + "/metrics").status_code)
+
+    floods = [
+        threading.Thread(target=flood, args=(headers,))
+        for headers in [_auth("mallory"), {"authorization": "Bearer wrong"}] * 3
+    ]
+    for thread in floods:
+        thread.start()
+    try:
+        while len(refused) < 200:  # the flood is on
+            time.sleep(0.01)
+        with httpx.Client(headers=_auth("bob"), timeout=60) as client:
+            answers = [client.post(url + "/v1/chat/completions", json=QUESTION) for _ in range(8)]
+    finally:
+        stop.set()
+        for thread in floods:
+            thread.join()
+    assert [a.status_code for a in answers] == [200] * 8
+    assert {401, 429} <= set(refused)

@@ -182,8 +182,9 @@ class AuditLog:
                 else "what its rules have not released",
             )
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record; with ``fsync``, return once it is on disk.
+    def write(self, record: dict[str, Any], sync: bool = True) -> None:
+        """Append one record; with ``fsync`` (and ``sync``), return once it is on disk
+        (``sync=False``: a batch writer calls :meth:`sync` once for many records).
 
         Durability uses group commit: writers that arrive while another thread is in
         ``fsync`` find their line already covered (or wait for the next ``fsync``), so
@@ -207,13 +208,20 @@ class AuditLog:
                 if self._would_overflow(len(line)):
                     self._sync_now()  # the rotated file must be complete on disk too
                     self._rotate()
-        if self.fsync:
-            with self._sync_lock:
-                if self._synced < mine:
-                    with self._lock:
-                        covered, fd = self._written, self._fd
-                    os.fsync(fd)
-                    self._synced = max(self._synced, covered)
+        if sync:
+            self.sync(mine)
+
+    def sync(self, upto: int | None = None) -> None:
+        """With ``fsync`` on, return once line ``upto`` (default: every line written so
+        far) is on disk; a writer that finds its line covered by another's flush skips."""
+        if not self.fsync:
+            return
+        with self._sync_lock:
+            if self._synced < (self._written if upto is None else upto):
+                with self._lock:
+                    covered, fd = self._written, self._fd
+                os.fsync(fd)
+                self._synced = max(self._synced, covered)
 
     def _append(self, line: bytes, size: int) -> None:
         """One ``os.write`` of a whole line; on a full disk (a short write, or an error

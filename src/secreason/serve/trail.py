@@ -7,8 +7,9 @@ middleware asks :meth:`AuditTrail.record_unanswered` for every request that left
 record (401, 413, 429, a crash, a drain that cut it off). Building a record can itself
 fail (an object the encoder chokes on, a bug): then a minimal line with ``audit_error``
 is written instead, and the server keeps serving. :class:`~.audit.AuditLog` owns the
-file (whole lines, rotation, retention, permissions); :func:`~.outcome.audit_record`
-owns the record's fields.
+file (whole lines, rotation, retention, permissions); :class:`~.audit_queue.AuditQueue`
+the one thread that writes and flushes in batches (so a flood of refusals cannot queue
+ahead of other clients' answers); :func:`~.outcome.audit_record` the record's fields.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from secreason.backends.base import Message
 from secreason.serve.audit import AuditLog
+from secreason.serve.audit_queue import AuditQueue, wake
 from secreason.serve.config import ServeConfig
 from secreason.serve.outcome import Outcome, audit_record
 from secreason.serve.protocol import ChatRequest
@@ -53,6 +55,7 @@ class AuditTrail:
             else None
         )
         self.failures = 0  # records that could not be written whole (/metrics: audit_failures)
+        self.queue = AuditQueue(self.log.sync) if self.log is not None else None
 
     def build(
         self,
@@ -60,11 +63,13 @@ class AuditTrail:
         chat: ChatRequest | None,
         outcome: Outcome,
         messages: list[Message] | None = None,
+        ended: float | None = None,
     ) -> dict[str, Any] | None:
         """Log the request's line (no prompt text unless asked) and build its record;
-        ``messages`` is what the model saw (after the system-prompt policy)."""
+        ``messages`` is what the model saw (after the system-prompt policy), ``ended``
+        when the request ended (perf_counter; default: now)."""
         request_id = state["request_id"]
-        latency_ms = 1000 * (time.perf_counter() - state["started"])
+        latency_ms = 1000 * ((ended or time.perf_counter()) - state["started"])
         log.info("request %s %s latency_ms=%.1f", request_id, outcome.summary(), latency_ms)
         if self.config.log_prompts and chat is not None:
             log.info("request %s messages=%s", request_id, chat.messages)
@@ -95,14 +100,15 @@ class AuditTrail:
         prompt = self.config.system_prompt
         return dropped_turns(chat.messages, prompt.text, prompt.mode)
 
-    def write(self, state: MutableMapping[str, Any], build: Build) -> None:
+    def write(self, state: MutableMapping[str, Any], build: Build, sync: bool = True) -> None:
         """Build and append the record; whatever fails, a minimal record is still tried
-        (an audit line is never skipped silently, and never takes the server down)."""
+        (an audit line is never skipped silently, and never takes the server down).
+        ``sync=False``: the caller flushes (the queue's one fsync per batch)."""
         state["recorded"] = True
         try:
             record = build()
             if record is not None and self.log is not None:
-                self.log.write(record)
+                self.log.write(record, sync)
             return
         except Exception as error:
             self.failures += 1
@@ -118,7 +124,8 @@ class AuditTrail:
                     "key_id": state.get("key_id"),
                     "client": state.get("client"),
                     "audit_error": failure,
-                }
+                },
+                sync,
             )
         except Exception:
             log.exception("fallback audit write failed for request %s", state["request_id"])
@@ -129,14 +136,33 @@ class AuditTrail:
         chat: ChatRequest | None,
         outcome: Outcome,
         messages: list[Message] | None = None,
+        served: bool = True,
     ) -> None:
-        """Record from the event loop (the write, and its fsync, run on a thread; with
-        no audit file, only the log line is written, without a thread hop)."""
-        build = functools.partial(self.build, state, chat, outcome, messages)
-        if self.log is None:
+        """Record from the event loop, returning once the record is on disk: the write
+        and its fsync happen on the audit queue's thread, records of ``served`` requests
+        (the handler's) before those refused at the door. With no audit file, only the
+        log line is written, without a thread hop."""
+        build = functools.partial(self.build, state, chat, outcome, messages, time.perf_counter())
+        if self.queue is None:
             self.write(state, build)
-        else:
-            await asyncio.to_thread(self.write, state, build)
+            return
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+        if self._submit(state, build, wake(loop, durable), served):
+            await durable
+
+    def _submit(
+        self, state: MutableMapping[str, Any], build: Build, done: Callable[[], None], served: bool
+    ) -> bool:
+        """Queue the write (False: written here and now, the queue being closed)."""
+        assert self.queue is not None
+        state["recorded"] = True  # the middleware must not add a second record
+        try:
+            self.queue.submit(functools.partial(self.write, state, build, False), done, served)
+            return True
+        except RuntimeError:  # after shutdown began: write it directly, as before
+            self.write(state, build)
+            return False
 
     def record_now(
         self,
@@ -145,8 +171,12 @@ class AuditTrail:
         outcome: Outcome,
         messages: list[Message] | None,
     ) -> None:
-        """Synchronous variant for a stream torn down by its client (no awaiting there)."""
-        self.write(state, functools.partial(self.build, state, chat, outcome, messages))
+        """Variant for a stream torn down by its client (no awaiting there): queued."""
+        build = functools.partial(self.build, state, chat, outcome, messages, time.perf_counter())
+        if self.queue is None:
+            self.write(state, build)
+        else:
+            self._submit(state, build, lambda: None, served=True)
 
     async def record_unanswered(
         self, scope: MutableMapping[str, Any], status: int, message: str
@@ -154,9 +184,12 @@ class AuditTrail:
         """The record of a request refused before the handler (401, 413, 429) or lost to
         a crash or the drain: the middleware's hook for any request that left none."""
         outcome = Outcome(finish_reason="error", error=message or None, http_status=status)
-        await self.record(scope["state"], None, outcome)
+        await self.record(scope["state"], None, outcome, served=False)
 
     def close(self) -> None:
+        """Write what is queued, then close the file."""
+        if self.queue is not None:
+            self.queue.close()
         if self.log is not None:
             self.log.close()
 
