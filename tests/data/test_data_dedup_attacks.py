@@ -140,3 +140,9 @@ def test_same_result_in_fresh_interpreters_under_any_hash_seed() -> None:
     assert outs[0] == outs[1]
     keep, exact, near, _ = outs[0]
     assert exact > 0 and near >= 45 and keep.count(False) == exact + near
+
+
+def test_an_unknown_split_is_an_error_not_a_loser() -> None:
+    """Ranked after "train", a "test" item would be dropped for its training twin."""
+    with pytest.raises(ValueError, match="'test' \\(item b\\) is not in dedup.priority"):
+        dedup(["a", "b"], ["same text here", "same text here"], ["train", "test"])

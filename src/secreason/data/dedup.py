@@ -208,6 +208,14 @@ def dedup(
     splits = list(splits) if splits is not None else ["train"] * n
     label = list(labels) if labels is not None else [""] * n
     rank = {s: i for i, s in enumerate(cfg.priority)}
+    unknown = sorted(set(splits) - set(rank))
+    if unknown:
+        # Ranked last, a "test" split would lose its items to their training twins.
+        first = ids[splits.index(unknown[0])]
+        raise ValueError(
+            f"dedup: split {unknown[0]!r} (item {first}) is not in dedup.priority "
+            f"{cfg.priority}; add it there, held-out splits first"
+        )
     uf = _UnionFind(n)
     conflicts = 0
     if cfg.exact:
