@@ -56,6 +56,7 @@ DISGUISES = [
     ("Russian padding on other lines", PAD + "a ѕсам", PAD + "a scam"),
     ("Cyrillic and Armenian in one word", "the best рհоnе hack", "the best phone hack"),
     ("a word only of look-alikes of two scripts", "buy ѕօар now", "buy soap now"),
+    ("small capitals and Cyrillic, nothing around", "ʀаɴѕᴏᴍ", "ransom"),
     # styled letters (folded already, by NFKC)
     ("fullwidth", "ｒａｎｓｏｍ", "ransom"),
     ("mathematical bold", "𝐫𝐚𝐧𝐬𝐨𝐦", "ransom"),

@@ -16,11 +16,12 @@ lists as confusable with them (Cyrillic ``т`` with ``ᴛ``). Capitals confusabl
 Folding must not take meaning from other languages (a multilingual guard reads Russian),
 so it is per word (a run of letters and digits), in :func:`fold_words`:
 
-* a word with ASCII letters folds every look-alike in it (``ехрlоit``) unless it has as
-  many letters with no Latin look-alike (then it is a foreign word); letters of a
-  living Latin orthography (Turkish ``ı``, Vietnamese ``đ``, Polish ``ł``...) are kept
-  unless the word also mixes in another script;
-* a word of Latin letters only folds its look-alikes (``ʀᴀɴsᴏᴍ``), the same letters kept;
+* a word of Latin letters only (ASCII, small capitals...) folds its look-alikes
+  (``ʀᴀɴsᴏᴍ``), but letters of a living Latin orthography (Turkish ``ı``, Vietnamese
+  ``đ``, Polish ``ł``...) are kept;
+* a word mixing Latin letters (ASCII or look-alikes) with another script folds every
+  look-alike in it (``ехрlоit``, ``ʀаɴѕᴏᴍ``) unless it has as many letters with no
+  Latin look-alike (then it is a foreign word with a slip: Russian ``пpивет``);
 * a word made only of look-alikes from other scripts (``ѕсам``) folds when the text
   around it on its line (:data:`WINDOW` characters each side) has more ASCII letters
   than letters with no Latin look-alike: Russian prose, where most words have such
@@ -154,7 +155,7 @@ class _Tables(NamedTuple):
     few: re.Pattern[str]  # all of _hits' cases in one pass, for mostly-ASCII text
     beside: re.Pattern[str]  # ASCII beside non-ASCII, for mostly non-ASCII text
     any_word: re.Pattern[str]  # a whole word of look-alikes
-    latin_word: re.Pattern[str]  # a whole word of Latin look-alikes
+    latin_letter: re.Pattern[str]  # a Latin look-alike (small capitals...)
 
 
 @functools.cache
@@ -186,17 +187,17 @@ def _tables() -> _Tables:
         ),
         beside=re.compile("[A-Za-z0-9](?:(?<=[^\\x00-\\x7f].)|(?=[^\\x00-\\x7f]))"),
         any_word=word(letters),
-        latin_word=word(chars(c for c in table if c not in foreign)),
+        latin_letter=re.compile(f"[{re.escape(''.join(c for c in table if c not in foreign))}]"),
     )
 
 
 def _hits(text: str, t: _Tables) -> list[int]:
     """Where a word may need folding: an accented Latin letter; if the text has ASCII
     letters, a non-ASCII character beside an ASCII one, a word of look-alikes; if not, a
-    word of Latin look-alikes (small capitals). Prose of one script (Russian, Chinese)
-    is scanned by the regex engine only, never character by character in Python."""
+    Latin look-alike (small capitals). Prose of one script (Russian, Chinese) is scanned
+    by the regex engine only, never character by character in Python."""
     if not _ASCII_LETTER.search(text):
-        hits = [m.start() for m in t.latin_word.finditer(text)]
+        hits = [m.start() for m in t.latin_letter.finditer(text)]
     elif len(text.encode("ascii", "ignore")) * 2 >= len(text):
         return [m.start() for m in t.few.finditer(text)]  # one pass, non-ASCII led
     else:
@@ -263,14 +264,13 @@ def fold_words(text: str) -> str:
                 if bare:
                     spans.append((word.start(), end, bare))
                 continue
-            if _ASCII_LETTER.search(chars):
-                keep = t.foreign.isdisjoint(chars)
-                ascii_letters = len(_NOT_ASCII_LETTERS.sub("", chars))
-                if not keep and len(t.unambiguous.findall(chars)) >= ascii_letters:
-                    continue  # a word of another script with a Latin slip (Russian пpивет)
-                spans.append((word.start(), end, chars.translate(t.latin_only) if keep else folded))
-            elif t.foreign.isdisjoint(chars):  # Latin letters only (small capitals...)
+            if t.foreign.isdisjoint(chars):  # Latin letters only (ASCII, small capitals...)
                 spans.append((word.start(), end, chars.translate(t.latin_only)))
+                continue
+            latin = len(_NOT_ASCII_LETTERS.sub("", chars)) + len(t.latin_letter.findall(chars))
+            if latin:  # Latin and another script in one word
+                if len(t.unambiguous.findall(chars)) < latin:  # else: Russian пpивет
+                    spans.append((word.start(), end, folded))
             elif folded.isalpha() and folded.isascii() and not any(map(_rtl, chars)):
                 candidates.append((word.start(), end, folded))
     latin, last = False, -WINDOW
