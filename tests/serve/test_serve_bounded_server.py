@@ -96,7 +96,7 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def _records(server: Server, serve_workdir: Path, name: str) -> list[dict[str, Any]]:
+def _records(server: Server | None, serve_workdir: Path, name: str) -> list[dict[str, Any]]:
     return list(read_audit(serve_workdir / name))
 
 
@@ -117,6 +117,57 @@ def test_half_sent_headers_are_cut_off(slow: Server, after_a_request: bool) -> N
             assert answer.startswith(b"HTTP/1.1 200")
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert _read_all(sock) == b"", "the server answered a request it never fully got"
+
+
+NOT_HTTP = {
+    "negative length": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+    "two lengths": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n",
+    "length and chunked": (
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ),
+    "NUL in a header": b"GET /health HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n",
+    "TLS to the plain port": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 32,
+}
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def _client_records(serve_workdir: Path, client: str) -> list[dict[str, Any]]:
+    return [r for r in _records(None, serve_workdir, "slow-audit.jsonl") if r["client"] == client]
+
+
+@pytest.mark.parametrize("payload", NOT_HTTP.values(), ids=NOT_HTTP.keys())
+def test_bytes_that_are_not_http_are_refused_and_audited(
+    slow: Server, serve_workdir: Path, payload: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", slow.port), timeout=30) as sock:
+        client = _address(sock)
+        sock.sendall(payload)
+        assert _read_all(sock).startswith(b"HTTP/1.1 400")
+    _wait_for(lambda: bool(_client_records(serve_workdir, client)), "the refusal was audited")
+    (record,) = _client_records(serve_workdir, client)
+    assert record["status"] == 400 and record["error"].startswith("invalid HTTP")
+    assert record["key_id"] is None and record["request_id"]
+
+
+def test_headers_that_never_finish_are_audited_an_idle_connection_is_not(
+    slow: Server, serve_workdir: Path
+) -> None:
+    clients = []
+    for payload in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 12", b""):
+        with socket.create_connection(("127.0.0.1", slow.port), timeout=30) as sock:
+            clients.append(_address(sock))
+            sock.sendall(payload)
+            assert _read_all(sock) == b""  # closed after header_timeout_s, unanswered
+    slow_headers, idle = clients
+    _wait_for(lambda: bool(_client_records(serve_workdir, slow_headers)), "the 408 was audited")
+    (record,) = _client_records(serve_workdir, slow_headers)
+    assert record["status"] == 408 and "headers not received" in record["error"]
+    # the idle connection closed before the 408 was written: its record would be there too
+    assert _client_records(serve_workdir, idle) == []
 
 
 def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: Path) -> None:

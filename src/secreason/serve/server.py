@@ -20,6 +20,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from secreason.serve.config import GuardConfig, ServeConfig
@@ -105,9 +106,19 @@ def build_guard(config: GuardConfig) -> tuple[Guard, Engine] | None:
     return guard, engine
 
 
-def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
+#: Told of a request refused before the app saw it: (client "ip:port", status, why).
+OnRefused = Callable[[str | None, int, str], None]
+
+
+def header_timeout_protocol(
+    timeout_s: float, on_refused: OnRefused | None = None
+) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol, closing a connection whose request headers have not all
-    arrived ``timeout_s`` after it opened or after its previous response ended."""
+    arrived ``timeout_s`` after it opened or after its previous response ended.
+
+    ``on_refused`` hears of requests the app never sees, so they can be audited too:
+    bytes that are not HTTP (uvicorn answers 400 itself) and a request whose headers
+    started but never finished (408; an idle kept-alive connection is not one)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     base: Any = AutoHTTPProtocol
@@ -115,6 +126,7 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
     class HeaderTimeoutProtocol(base):
         _timer: asyncio.TimerHandle | None = None
         _waiting_after: Any = None  # the cycle (None: none yet) the timer was armed after
+        _started = False  # bytes of a next request arrived since the timer was armed
 
         def _between_requests(self) -> bool:
             return self.cycle is None or bool(self.cycle.response_complete)
@@ -125,13 +137,26 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
             if self._timer is not None:
                 self._timer.cancel()
             self._waiting_after = self.cycle
+            self._started = False
             self._timer = self.loop.call_later(timeout_s, self._expire)
+
+        def _client(self) -> str | None:
+            client = getattr(self, "client", None)
+            return f"{client[0]}:{client[1]}" if client else None
 
         def _expire(self) -> None:
             self._timer = None
             idle = self._waiting_after is self.cycle and self._between_requests()
             if idle and self.transport is not None and not self.transport.is_closing():
+                if self._started and on_refused is not None:
+                    why = f"request headers not received within {timeout_s:g} s"
+                    on_refused(self._client(), 408, why)
                 self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            if on_refused is not None:
+                on_refused(self._client(), 400, f"invalid HTTP, refused by uvicorn: {msg}")
+            super().send_400_response(msg)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -140,6 +165,7 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
         def data_received(self, data: bytes) -> None:
             if self._between_requests():
                 self._arm()
+                self._started = True
             super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -200,7 +226,7 @@ def run(config: ServeConfig) -> None:
             port=config.port,
             log_level=config.log_level,
             access_log=False,
-            http=header_timeout_protocol(limits.header_timeout_s),
+            http=header_timeout_protocol(limits.header_timeout_s, deployment.trail.record_refused),
             timeout_graceful_shutdown=math.ceil(limits.drain_timeout_s),
         )
     finally:  # uvicorn re-raises SIGTERM (the process ends) but SIGINT comes back here

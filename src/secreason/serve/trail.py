@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -170,13 +171,15 @@ class AuditTrail:
         chat: ChatRequest | None,
         outcome: Outcome,
         messages: list[Message] | None,
+        served: bool = True,
     ) -> None:
-        """Variant for a stream torn down by its client (no awaiting there): queued."""
+        """Variant for where nothing can be awaited (a stream torn down by its client,
+        the HTTP protocol's callbacks): queued, not waited for."""
         build = functools.partial(self.build, state, chat, outcome, messages, time.perf_counter())
         if self.queue is None:
             self.write(state, build)
         else:
-            self._submit(state, build, lambda: None, served=True)
+            self._submit(state, build, lambda: None, served=served)
 
     async def record_unanswered(
         self, scope: MutableMapping[str, Any], status: int, message: str
@@ -185,6 +188,19 @@ class AuditTrail:
         a crash or the drain: the middleware's hook for any request that left none."""
         outcome = Outcome(finish_reason="error", error=message or None, http_status=status)
         await self.record(scope["state"], None, outcome, served=False)
+
+    def record_refused(self, client: str | None, status: int, message: str) -> None:
+        """The record of bytes refused before the app saw a request (the HTTP layer's
+        400 for what is not HTTP, a connection cut for headers that never finished)."""
+        state: dict[str, Any] = {
+            "request_id": uuid.uuid4().hex[:16],
+            "started": time.perf_counter(),
+            "client": client,
+            "key_id": None,
+            "model_s": 0.0,
+        }
+        outcome = Outcome(finish_reason="error", error=message, http_status=status)
+        self.record_now(state, None, outcome, None, served=False)
 
     def close(self) -> None:
         """Write what is queued, then close the file."""
