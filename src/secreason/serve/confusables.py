@@ -187,7 +187,7 @@ def _tables() -> _Tables:
         ),
         beside=re.compile("[A-Za-z0-9](?:(?<=[^\\x00-\\x7f].)|(?=[^\\x00-\\x7f]))"),
         any_word=word(letters),
-        latin_letter=re.compile(f"[{re.escape(''.join(c for c in table if c not in foreign))}]"),
+        latin_letter=re.compile(f"[{chars(c for c in table if c not in foreign)}]"),
     )
 
 
