@@ -45,8 +45,9 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 #: Latin letters of living orthographies that UTS #39 or their names relate to an ASCII
-#: letter: kept in a Latin-only word (Turkish ``ılık`` is not ``ilik``).
-KEEP = frozenset("ıɣƔʋƲǀđĐłŁøØħĦŧŦǥǤɛƐ")
+#: letter: kept in a Latin-only word (Turkish ``ılık`` is not ``ilik``; Hausa, Fula and
+#: Ewe write ``ɓ ɗ ƙ ƴ ɖ ƒ ɣ ʋ ɛ``).
+KEEP = frozenset("ıɣƔʋƲǀđĐłŁøØħĦŧŦǥǤɛƐɓƁɗƊƙƘƴƳɖƉƒƑ")
 #: Where the data's nearest ASCII letter is not the one a reader sees (UTS #39 relates the
 #: epsilons to ``c`` through ``ϲ``).
 _READ_AS = {"ε": "e", "ϵ": "e", "ɛ": "e", "ԑ": "e", "є": "e", "Ɛ": "E", "Є": "E", "Ԑ": "E"}
