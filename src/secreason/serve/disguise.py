@@ -51,12 +51,13 @@ _BLANK = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x2065
 #: enclosing circles and keycaps), as opposed to the marks of one script.
 _DECORATION = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _ACCENT = re.compile(f"[{_DECORATION}]")
-_GENERIC = re.compile(f"[{_DECORATION}]+")
 #: Before NFKC: hair and six-per-em spaces join letters (they show no gap a reader sees),
 #: the Braille blank is a space, line and paragraph separators are line breaks.
 _SPACING = {0x200A: "", 0x2006: "", 0x2800: " ", 0x2028: "\n", 0x2029: "\n\n", 0x85: "\n"}
 
 
+#: Letters whose marks are judged one by one: Basic Latin, Latin-1, Extended A and B,
+#: Extended Additional.
 _LATIN_LETTERS = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
 
 
@@ -94,7 +95,7 @@ def _patterns() -> _Patterns:
         re.compile(f"[{_ranges([*basic, *marks])}{_ASTRAL}]"),
         re.compile(f"[{_ranges(marks)}{_ASTRAL}]+"),
         re.compile(f"([{_LATIN_LETTERS}])([{_ranges(marks)}{_ASTRAL}]+)"),
-        re.compile(f"(?<![{_LATIN_LETTERS}{_DECORATION}])[{_DECORATION}]+"),
+        re.compile(f"[{_DECORATION}](?<![{_LATIN_LETTERS}{_DECORATION}].)[{_DECORATION}]*"),
         table,
     )
 
@@ -216,10 +217,10 @@ def guard_view(text: str) -> str:
     """What a guard reads of client or model text: disguises a reader sees through but a
     classifier may not are undone, in this order. Tag characters become the ASCII they
     spell; a right-to-left override is read both ways (:func:`read_overrides`); framed
-    letters and flag letters become letters (``🅡`` -> ``R``); NFKC folds fullwidth,
-    mathematical, circled and superscript letters (``ｒａｎｓｏｍ`` -> ``ransom``);
-    invisible characters are dropped (format characters, Hangul fillers, variation
-    selectors, hair spaces); decorating marks on a Latin letter (Zalgo, the
+    letters and flag letters become letters (``🅡`` -> ``R``); invisible characters are
+    dropped (format characters, Hangul fillers, variation selectors, hair spaces); NFKC
+    folds fullwidth, mathematical, circled and superscript letters (``ｒａｎｓｏｍ`` ->
+    ``ransom``); decorating marks on a Latin letter (Zalgo, the
     strike-through U+0336) are dropped with its accents (:func:`unstack`); look-alike
     letters in Latin words become Latin (:mod:`secreason.serve.confusables`: ``ехрlоit``
     -> ``exploit``; Russian prose is left as it is). ASCII text is returned as it is.
