@@ -1,9 +1,12 @@
-"""The audit writer thread: batches share one flush, served requests go first."""
+"""The audit writer thread: batches share one flush, served requests go first, and a
+stalled disk under a flood of refusals costs a summary record, not the server's memory."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+from secreason.serve.audit import read_audit
 from secreason.serve.audit_queue import BATCH, AuditQueue
 
 
@@ -53,3 +56,46 @@ def test_a_failing_write_or_flush_does_not_stop_the_writer() -> None:
     queue.submit(broken, lambda: done.append(1), served=True)
     queue.close()
     assert done == [1]  # the waiter is released; the failure is the write's to report
+
+
+def test_refusals_past_the_backlog_are_counted_into_one_summary_record(tmp_path: Path) -> None:
+    from secreason.serve.config import load_config
+    from secreason.serve.outcome import Outcome
+    from secreason.serve.trail import AuditTrail
+
+    path = tmp_path / "audit.jsonl"
+    config = load_config(
+        overrides={"model.backend": "fixed-text", "audit.path": str(path), "audit.fsync": False}
+    )
+    trail = AuditTrail(config, "m", None)
+    trail.refused_backlog = 5
+    assert trail.log is not None and trail.queue is not None
+    gate = threading.Event()
+    write = trail.log.write
+
+    def stalled(record: dict[str, object], sync: bool = True) -> None:
+        assert gate.wait(30)  # the disk hangs under a flood of refusals
+        write(record, sync)
+
+    trail.log.write = stalled  # type: ignore[method-assign]
+
+    def refuse(n: int, status: int = 429) -> None:
+        state = {"request_id": f"r{n}", "started": 0.0, "key_id": f"k{n % 2}", "model_s": 0.0}
+        trail.record_now(state, None, Outcome(http_status=status), None, served=False)
+
+    refuse(0)
+    while trail.queue.pending():  # the writer holds r0, stalled
+        pass
+    for n in range(1, 30):
+        refuse(n, 401 if n % 3 == 0 else 429)
+    assert trail.queue.refused_pending() == 5 and trail.overflow.total == 24
+    gate.set()
+    while trail.queue.pending():
+        pass
+    refuse(30)  # room again: the summary is written before this record
+    trail.close()
+    records = list(read_audit(path))
+    assert [r["request_id"] for r in records] == [f"r{n}" for n in range(6)] + [None, "r30"]
+    summary = records[6]["audit_overflow"]
+    assert summary["records"] == 24 and summary["by_status"] == {"401": 8, "429": 16}
+    assert summary["by_source"] == {"k0": 12, "k1": 12} and summary["other_sources"] == 0

@@ -57,6 +57,7 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         """Bounded summaries (see :mod:`.metrics`), limited per key by the middleware."""
         body = {**deployment.stats.snapshot(), **engine_metrics(deployment.engine)}
         body["audit_failures"] = deployment.trail.failures  # e.g. a full disk: alert on it
+        body["audit_overflow"] = deployment.trail.overflow.total  # counted, not one line each
         return JSONResponse(body)
 
     # Plain routes (no dependency injection or response models): the handlers parse and

@@ -9,13 +9,19 @@ Here a single writer drains whatever is pending in one go (many ``os.write``, ON
 ``fsync``), so its throughput grows with the backlog, and records of requests the
 handler served are taken before those of requests refused at the door, so a flood of
 refusals delays other keys' answers by at most one batch.
+
+If the disk stalls under such a flood, the refusals waiting for it are bounded
+(:data:`REFUSED_BACKLOG`): past it, each is counted in an :class:`Overflow` summary
+(how many, of which status, from which key or address, over which interval) that
+goes into the log as one record, rather than the server running out of memory.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +29,7 @@ log = logging.getLogger("secreason.serve")
 
 Job = tuple[Callable[[], None], Callable[[], None]]  # (write one record, when it is durable)
 BATCH = 512  # records per fsync at most (a batch of small records: a few ms of writes)
+REFUSED_BACKLOG = 50_000  # refusal records waiting for the disk, at most (then counted)
 
 
 class AuditQueue:
@@ -49,6 +56,9 @@ class AuditQueue:
 
     def pending(self) -> int:
         return len(self._served) + len(self._refused)
+
+    def refused_pending(self) -> int:
+        return len(self._refused)
 
     def _take(self) -> list[Job] | None:
         with self._ready:
@@ -100,3 +110,49 @@ def wake(loop: Any, future: Any) -> Callable[[], None]:
             loop.call_soon_threadsafe(resolve)
 
     return done
+
+
+class Overflow:
+    """Refusals counted instead of queued while the backlog is full; one summary record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clear()
+        self.total = 0  # every refusal ever counted here (/metrics)
+
+    def _clear(self) -> None:
+        self.count = 0
+        self.first = self.last = ""
+        self.by_status: Counter[int] = Counter()
+        self.by_source: Counter[str] = Counter()
+
+    def add(self, status: int, source: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._lock:
+            self.count += 1
+            self.total += 1
+            self.first = self.first or now
+            self.last = now
+            self.by_status[status] += 1
+            self.by_source[source] += 1
+
+    def take(self) -> dict[str, Any] | None:
+        """The summary record of what was counted since the last one (None: nothing)."""
+        with self._lock:
+            if not self.count:
+                return None
+            summary = {
+                "request_id": None,
+                "time": self.last,
+                "audit_overflow": {
+                    "records": self.count,
+                    "from": self.first,
+                    "to": self.last,
+                    "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+                    # the 50 busiest keys or addresses, and how many others
+                    "by_source": dict(self.by_source.most_common(50)),
+                    "other_sources": max(0, len(self.by_source) - 50),
+                },
+            }
+            self._clear()
+            return summary

@@ -25,7 +25,7 @@ from typing import Any
 
 from secreason.backends.base import Message
 from secreason.serve.audit import AuditLog
-from secreason.serve.audit_queue import AuditQueue, wake
+from secreason.serve.audit_queue import REFUSED_BACKLOG, AuditQueue, Overflow, wake
 from secreason.serve.config import ServeConfig
 from secreason.serve.outcome import Outcome, audit_record
 from secreason.serve.protocol import ChatRequest
@@ -57,6 +57,8 @@ class AuditTrail:
         )
         self.failures = 0  # records that could not be written whole (/metrics: audit_failures)
         self.queue = AuditQueue(self.log.sync) if self.log is not None else None
+        self.overflow = Overflow()
+        self.refused_backlog = REFUSED_BACKLOG
 
     def build(
         self,
@@ -149,21 +151,42 @@ class AuditTrail:
             return
         loop = asyncio.get_running_loop()
         durable = loop.create_future()
-        if self._submit(state, build, wake(loop, durable), served):
+        if self._submit(state, build, wake(loop, durable), served, outcome.http_status):
             await durable
 
     def _submit(
-        self, state: MutableMapping[str, Any], build: Build, done: Callable[[], None], served: bool
+        self,
+        state: MutableMapping[str, Any],
+        build: Build,
+        done: Callable[[], None],
+        served: bool,
+        status: int,
     ) -> bool:
-        """Queue the write (False: written here and now, the queue being closed)."""
+        """Queue the write (False: nothing to wait for: written here and now, the queue
+        being closed, or counted in the overflow summary, the refusals' backlog full)."""
         assert self.queue is not None
         state["recorded"] = True  # the middleware must not add a second record
         try:
+            if not served:
+                if self.queue.refused_pending() >= self.refused_backlog:
+                    self.overflow.add(status, state.get("key_id") or state.get("client") or "?")
+                    return False
+                summary = self.overflow.take()
+                if summary is not None:  # room again: the summary goes first
+                    self.queue.submit(functools.partial(self._write_plain, summary), _noop, False)
             self.queue.submit(functools.partial(self.write, state, build, False), done, served)
             return True
         except RuntimeError:  # after shutdown began: write it directly, as before
             self.write(state, build)
             return False
+
+    def _write_plain(self, record: dict[str, Any]) -> None:
+        assert self.log is not None
+        try:
+            self.log.write(record, False)
+        except Exception:
+            self.failures += 1
+            log.exception("audit overflow summary could not be written")
 
     def record_now(
         self,
@@ -179,7 +202,7 @@ class AuditTrail:
         if self.queue is None:
             self.write(state, build)
         else:
-            self._submit(state, build, lambda: None, served=served)
+            self._submit(state, build, _noop, served, outcome.http_status)
 
     async def record_unanswered(
         self, scope: MutableMapping[str, Any], status: int, message: str
@@ -203,11 +226,18 @@ class AuditTrail:
         self.record_now(state, None, outcome, None, served=False)
 
     def close(self) -> None:
-        """Write what is queued, then close the file."""
+        """Write what is queued (and any overflow summary), then close the file."""
         if self.queue is not None:
             self.queue.close()
+            summary = self.overflow.take()
+            if summary is not None:
+                self._write_plain(summary)
         if self.log is not None:
             self.log.close()
+
+
+def _noop() -> None:
+    pass
 
 
 def sent_text(events: list[bytes]) -> dict[str, str]:
