@@ -211,9 +211,9 @@ def dedup(
     unknown = sorted(set(splits) - set(rank))
     if unknown:
         # Ranked last, a "test" split would lose its items to their training twins.
-        first = ids[splits.index(unknown[0])]
+        item = ids[splits.index(unknown[0])]
         raise ValueError(
-            f"dedup: split {unknown[0]!r} (item {first}) is not in dedup.priority "
+            f"dedup: split {unknown[0]!r} (item {item}) is not in dedup.priority "
             f"{cfg.priority}; add it there, held-out splits first"
         )
     uf = _UnionFind(n)
