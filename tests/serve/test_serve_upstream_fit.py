@@ -248,3 +248,12 @@ def test_upstream_context_setting_is_validated(value: int | None, ok: bool) -> N
     else:
         with pytest.raises(ConfigError, match="model.upstream_context"):
             load_config(None, overrides)
+
+
+def test_a_local_tokenizer_also_breaks_its_own_control_strings(chat_model_dir: Path) -> None:
+    from secreason.serve.sanitize import GENERIC_NEUTRALISER, control_strings
+
+    counter = load_counter(str(chat_model_dir))
+    engine = UpstreamEngine("http://127.0.0.1:9/v1", MODEL, counter=counter)
+    assert set(control_strings(counter.tokenizer)) <= set(engine.neutralise.strings)
+    assert UpstreamEngine("http://127.0.0.1:9/v1", MODEL).neutralise is GENERIC_NEUTRALISER
