@@ -248,3 +248,11 @@ def test_item_split_between_prompt_and_target_is_caught(
 ) -> None:
     keep, _ = decontaminate(["x"], [prompt], [answer], index)
     assert keep == [False]
+
+
+def test_report_counts_short_items_checked_by_lines(index: ContaminationIndex) -> None:
+    keep, report = decontaminate(
+        ["x"], [_mcq(SHORT_Q, SHORT_OPTS, order=["B", "A", "C", "D"])], [""], index
+    )  # noqa: E501
+    assert keep == [False] and report.per_benchmark["fx/mcq"]["reasons"] == {"segments": 1}
+    assert report.as_dict()["short_items_matched_by_lines"] == {"fx/mcq": 2}

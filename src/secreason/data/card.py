@@ -130,7 +130,8 @@ def render_card(summary: dict[str, Any]) -> str:
         cfg = dc.get("config", {})
         out += [
             f"{dc['n_removed']} of {dc['n_samples']} training items removed "
-            f"({cfg.get('n')}-gram overlap on prompts and answers, CVE ids; "
+            f"({cfg.get('n')}-gram overlap on prompts and answers, CVE ids, short items by "
+            "their lines in any order; "
             f"benchmarks from `{dc.get('benchmarks_folder')}`).",
             "",
         ]
@@ -141,6 +142,7 @@ def render_card(summary: dict[str, Any]) -> str:
                 "reasons",
                 "boilerplate n-grams ignored",
                 "KB n-grams ignored",
+                "short items checked by lines",
                 "items too short",
             ],
             [
@@ -150,6 +152,7 @@ def render_card(summary: dict[str, Any]) -> str:
                     ", ".join(f"{k} {v}" for k, v in e["reasons"].items()),
                     dc["boilerplate_ngrams_dropped"].get(b, 0),
                     dc.get("kb_ngrams_ignored", {}).get(b, 0),
+                    (dc.get("short_items_matched_by_lines") or {}).get(b, 0),
                     dc["benchmark_items_too_short_to_check"].get(b, 0),
                 ]
                 for b, e in sorted(dc["per_benchmark"].items())

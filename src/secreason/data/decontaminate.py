@@ -169,6 +169,10 @@ class ContaminationIndex:
                     boilerplate_share=config.boilerplate_share,
                 ),
             )
+            # Items too short for n-grams that their lines check are not unchecked.
+            for i in self.short.items:
+                if self.item_grams[i] == 0:
+                    self.unchecked[self.items[i].benchmark] -= 1
 
     def _shared(self, c: ngrams.Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(doc, item, shared count) for every doc/benchmark-item pair over the threshold."""
