@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from secreason.train import accel, checkpoint_plan
-from secreason.train.checkpoint_plan import Shape
+from secreason.train import accel, memory_plan
+from secreason.train.memory_plan import Shape
 
 LLAMA_8B = Shape(
     hidden=4096, intermediate=14336, layers=32, heads=32, kv_heads=8, vocab=128256, tied=False
@@ -134,7 +134,7 @@ def test_sft_decision(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "activation checkpointing" in err and says in err
     # The chosen plan fits the usable memory; a sparser one would not have.
-    assert plan.static_gib + plan.activation_gib <= device_gib * checkpoint_plan.HEADROOM
+    assert plan.static_gib + plan.activation_gib <= device_gib * memory_plan.HEADROOM
 
 
 @pytest.mark.parametrize(
@@ -179,13 +179,13 @@ def test_rl_decides_all_or_nothing(
 
 def test_the_reference_and_the_cache_count() -> None:
     base = {"param_bytes": 2, "full_ft": True, "shards": 1, "zero_stage": 0}
-    plain = checkpoint_plan.static_bytes(LLAMA_8B, reference=False, **base)
-    with_ref = checkpoint_plan.static_bytes(LLAMA_8B, reference=True, **base)
+    plain = memory_plan.static_bytes(LLAMA_8B, reference=False, **base)
+    with_ref = memory_plan.static_bytes(LLAMA_8B, reference=True, **base)
     assert with_ref - plain == LLAMA_8B.params() * 2
-    cache = checkpoint_plan.rollout_cache_bytes(rl_recipe(), LLAMA_8B, 2)
+    cache = memory_plan.rollout_cache_bytes(rl_recipe(), LLAMA_8B, 2)
     # 40 rows x (1024 + 512) tokens x 32 layers x (K and V) x 1024 x 2 bytes
     assert cache == 40 * 1536 * 32 * 2 * 1024 * 2
-    assert checkpoint_plan.rollout_cache_bytes(recipe(), LLAMA_8B, 2) == 0.0
+    assert memory_plan.rollout_cache_bytes(recipe(), LLAMA_8B, 2) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -220,14 +220,14 @@ def test_a_named_value_is_left_alone(
     ("layers", "count", "every"), [(32, 16, 2), (32, 11, 3), (32, 1, 32), (3, 2, 2)]
 )
 def test_every_n_layers_checkpoints_that_many(layers: int, count: int, every: int) -> None:
-    assert checkpoint_plan._every(layers, count) == every
+    assert memory_plan._every(layers, count) == every
     assert len(range(0, layers, every)) == count  # transformers: layer_index % n == 0
 
 
 def test_the_tiny_config_is_read(tiny_model_dir: Any) -> None:
-    shape = checkpoint_plan.shape_of(str(tiny_model_dir))
+    shape = memory_plan.shape_of(str(tiny_model_dir))
     assert shape is not None and shape.layers >= 1 and shape.params() > 0
-    assert checkpoint_plan.shape_of("/nonexistent/model") is None
+    assert memory_plan.shape_of("/nonexistent/model") is None
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from secreason.train import checkpoint_plan, packed_attention
+from secreason.train import memory_plan, packed_attention
 
 FLASH = ("flash_attention_2", "flash_attention_3")
 AUTO = "auto"
@@ -309,10 +309,10 @@ def compile_rollouts(trainer: Any) -> bool:
 # ------------------------------------------------------------ activation checkpointing
 
 
-def resolve_checkpointing(recipe: Any, **given: Any) -> checkpoint_plan.Plan | None:
+def resolve_checkpointing(recipe: Any, **given: Any) -> memory_plan.Plan | None:
     """``activation_checkpointing: auto`` settled by a memory estimate (see
-    :func:`checkpoint_plan.resolve`)."""
-    return checkpoint_plan.resolve(recipe, **given)
+    :func:`memory_plan.resolve`)."""
+    return memory_plan.resolve(recipe, **given)
 
 
 def quiet_legacy_checkpointing() -> None:

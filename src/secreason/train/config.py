@@ -70,7 +70,7 @@ class ModelDataFields:
 def _checkpointing_default(recipe: Any) -> None:
     """TRL's configs default the deprecated ``gradient_checkpointing`` to True; carry that
     (or the recipe's value) to ``activation_checkpointing`` so loading does not warn.
-    ``auto`` stays as it is until the stage starts (``train.checkpoint_plan``)."""
+    ``auto`` stays as it is until the stage starts (``train.memory_plan``)."""
     if recipe.activation_checkpointing is None:
         recipe.activation_checkpointing = recipe.gradient_checkpointing
     value = recipe.activation_checkpointing
