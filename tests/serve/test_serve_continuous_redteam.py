@@ -17,18 +17,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import test_serve_redteam_local as local
 from serve_fixtures import TEST_SYSTEM_PROMPT, Server
-from test_serve_redteam_local import (  # noqa: F401  (fixtures and rows run here)
+from test_serve_redteam_local import (  # noqa: F401  (the rows run here as they are)
     KEY,
     test_hostile_neighbours_do_not_change_a_batch,
     test_length_cut_in_reasoning_is_answered,
     test_lone_surrogate_anywhere_is_a_400_and_spares_the_batch,
     test_odd_stop_strings_are_answered,
-    test_streamed_stop_never_leaks_a_partial_match,
     test_streamed_stop_still_counts_usage,
 )
 
 pytestmark = pytest.mark.slow
+
+_STOPS = next(
+    mark.args[1]
+    for mark in local.test_streamed_stop_never_leaks_a_partial_match.pytestmark
+    if mark.args[0] == "stop"
+)
+
+
+@pytest.mark.parametrize("stop", _STOPS)
+def test_streamed_stop_never_leaks_a_partial_match(servers: dict[str, Server], stop: str) -> None:
+    """The local table's row, once per stop string (its guarded twin is the same server)."""
+    local.test_streamed_stop_never_leaks_a_partial_match(servers, stop, "bare")
 
 
 @pytest.fixture(scope="module")
