@@ -54,7 +54,7 @@ def test_scrub_replaces_each_kind_of_name() -> None:
 
 
 def test_cvss_descriptions_are_vulnerabilities_not_metric_definitions(cfg) -> None:
-    from secreason.data.shortcuts import words
+    from secreason.data.phrases import words
     from secreason.kb.cvss import metric_meanings
 
     phrases = [" ".join(words(t)) for t in metric_meanings().values()]

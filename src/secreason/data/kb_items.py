@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from secreason.data import shortcuts
+from secreason.data.phrases import overlap, quoted
 from secreason.data.synthesize import SynthesisConfig, build_sample, entity_split
 from secreason.tasks.base import Sample
 
@@ -43,22 +44,6 @@ def _options(gold: str, distractors: list[str], rng: random.Random) -> tuple[dic
     return dict(zip(LETTERS, opts, strict=False)), LETTERS[opts.index(gold)]
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _content(text: str) -> frozenset[str]:
-    return frozenset(shortcuts._content(text))
-
-
-def _overlap(option: str, question: str) -> float:
-    own = _content(option)
-    return len(own & _content(question)) / max(1, len(own))
-
-
-def quoted(option: str, question: str) -> bool:
-    """Whether the option's words appear, in order, in the question."""
-    o, q = " ".join(shortcuts.words(option)), " ".join(shortcuts.words(question))
-    return bool(o) and f" {o} " in f" {q} "
-
-
 def pick_distractors(
     question: str,
     gold: str,
@@ -79,10 +64,10 @@ def pick_distractors(
         return None
     if quoted(gold, question) and not any(quoted(d, question) for d in pool):
         return None
-    target = _overlap(gold, question)
+    target = overlap(gold, question)
     rng.shuffle(pool)
-    pool.sort(key=lambda d: abs(_overlap(d, question) - target))
-    if abs(_overlap(pool[k - 1], question) - target) > tolerance:
+    pool.sort(key=lambda d: abs(overlap(d, question) - target))
+    if abs(overlap(pool[k - 1], question) - target) > tolerance:
         return None
     return pool[:k]
 
@@ -248,7 +233,7 @@ def names_every_technique(text: str, gold: list[str]) -> bool:
     ("...used keylogging..."): such an item is answered by string matching alone."""
     matcher = _matcher()
     found = {label for label, _ in matcher.technique_names.find(text)}
-    found |= set(shortcuts._TID.findall(text))
+    found |= set(shortcuts.TECHNIQUE_ID.findall(text))
     return set(gold) <= found
 
 

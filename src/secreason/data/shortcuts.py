@@ -13,11 +13,11 @@ any of the names the knowledge bases give it:
 * ``mcq``: a letter given away ("the answer is (B)"), an option copied into the
   question, else the option sharing the most words.
 
-Names are matched on word n-grams (lower case, punctuation dropped, also with the spaces
-squashed: "Gruesome-Larch"), so one pass over a prompt checks every name at once. The
-text read is the item's own fields plus every turn the task's template would not write
-(a system prompt, an earlier exchange). A matcher that finds nothing returns ``None``
-and the audit falls back to the chance answer.
+Names are matched on word n-grams (``data.phrases``: lower case, punctuation dropped,
+also with the spaces squashed: "Gruesome-Larch"), so one pass over a prompt checks every
+name at once. The text read is the item's own fields plus every turn the task's template
+would not write (a system prompt, an earlier exchange). A matcher that finds nothing
+returns ``None`` and the audit falls back to the chance answer.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from secreason.data.phrases import PhraseIndex, loose, overlap, quoted, words
 from secreason.tasks.base import Sample
 
-_WORD = re.compile(r"[a-z0-9]+")
 # any dash, space or colon between "CWE" and the number (CWE-79, cwe 79, CWE\u201179, CWE: 79)
 _CWE_ID = re.compile(r"\bCWE[\W_]{0,3}(\d+)\b", re.IGNORECASE)
-_TID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b", re.IGNORECASE)
+TECHNIQUE_ID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b", re.IGNORECASE)
 _METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A)\s*:\s*([NALPHRUC])\b", re.IGNORECASE)
 # the specification's metric and value names ("Attack Vector: Physical"), CVSS v3.x
 _METRIC_NAMES = {
@@ -49,7 +49,6 @@ _METRIC_NAMES = {
     "I": ("integrity", {"none": "N", "low": "L", "high": "H"}),
     "A": ("availability", {"none": "N", "low": "L", "high": "H"}),
 }
-_SQUASH_MIN = 4
 _SCORE = re.compile(
     r"\bscore[sd]?\b\D{0,20}?(\d{1,2}\.\d)\b"  # "base score of 9.8"
     r"|\b(\d{1,2}\.\d)\s*\(?(?:critical|high|medium|low)\b",  # "9.8 (Critical)"
@@ -59,46 +58,6 @@ _SCORE = re.compile(
 _LETTER = re.compile(r"\banswer\b\W{0,4}(?:is\W{0,3})?\(?((?-i:[A-Z]))\b\)?", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"\('([^']+)'\)")
 _CVSS_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "for",
-        "to",
-        "and",
-        "or",
-        "by",
-        "with",
-        "from",
-        "as",
-        "is",
-        "are",
-        "be",
-        "this",
-        "that",
-        "which",
-        "what",
-        "its",
-        "it",
-        "into",
-        "via",
-        "using",
-        "use",
-        "used",
-        "does",
-        "do",
-        "not",
-        "no",
-    ]
-)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 @dataclass(frozen=True)
@@ -106,15 +65,6 @@ class Guess:
     answer: str
     reason: str  # the kind of shortcut ("CWE name", "actor alias", ...)
     why: str  # what was matched, for the report
-
-
-def _loose(text: str) -> str:
-    """Words without articles or a plural s: "An attacker must..." reads as "the attacker must"."""
-    return " ".join(
-        w[:-1] if len(w) > 3 and w.endswith("s") else w
-        for w in words(text)
-        if w not in ("a", "an", "the")
-    )
 
 
 def _cwe_number(cwe_id: str) -> int:
@@ -139,57 +89,6 @@ def _extra_turns(sample: Sample) -> list[str]:
         for line in m["content"].splitlines()
         if line.strip() and line.strip() not in known
     ]
-
-
-class PhraseIndex:
-    """Names -> labels, matched as whole word n-grams; ambiguous names are dropped."""
-
-    def __init__(
-        self,
-        pairs: Iterable[tuple[str, str]],
-        min_chars: int = 3,
-        tie: Callable[[set[str]], str] | None = None,
-    ) -> None:
-        labels: dict[str, set[str]] = {}
-        for name, label in pairs:
-            toks = words(name)
-            key = " ".join(toks)
-            if len(key) >= min_chars:
-                labels.setdefault(key, set()).add(label)
-            # the same name written without its spaces or dashes ("GruesomeLarch")
-            if len(toks) > 1 and len("".join(toks)) >= _SQUASH_MIN:
-                labels.setdefault("".join(toks), set()).add(label)
-        # an ambiguous name is dropped, unless ``tie`` picks one of its labels
-        self.table = {
-            k: tie(v) if tie is not None and len(v) > 1 else next(iter(v))
-            for k, v in labels.items()
-            if len(v) == 1 or tie is not None
-        }
-        self.max_n = max((k.count(" ") + 1 for k in self.table), default=0)
-
-    def find(self, text: str) -> list[tuple[str, str]]:
-        """(label, matched name) for the longest name starting at each word, left to right."""
-        toks = words(text)
-        out = []
-        i = 0
-        while i < len(toks):
-            for n in range(min(self.max_n, len(toks) - i), 0, -1):
-                key = " ".join(toks[i : i + n])
-                if key not in self.table and n > 1:
-                    # re-punctuated ("Gruesome-Larch" for GruesomeLarch)
-                    squashed = "".join(toks[i : i + n])
-                    key = squashed if len(squashed) >= _SQUASH_MIN else key
-                if key in self.table:
-                    out.append((self.table[key], key))
-                    i += n
-                    break
-            else:
-                i += 1
-        return out
-
-
-def _content(text: str) -> set[str]:
-    return {w for w in words(text) if w not in _STOP}
 
 
 class Shortcuts:
@@ -242,11 +141,11 @@ class Shortcuts:
 
         out = []
         for (key, code), text in metric_meanings().items():
-            out.append((key, code, _loose(text)))
+            out.append((key, code, loose(text)))
             # the leading clause alone ("the attacker needs local access")
             clause = re.split(r"[,;(]", text)[0]
             if clause != text and len(words(clause)) >= 4:
-                out.append((key, code, _loose(clause)))
+                out.append((key, code, loose(clause)))
         return out
 
     # -- constants and guesses ------------------------------------------------------
@@ -300,7 +199,7 @@ class Shortcuts:
         return Guess(label, "CWE name", f"names '{name}'")
 
     def _ate(self, sample: Sample, text: str) -> Guess | None:
-        ids = {t.upper() for t in _TID.findall(text)}
+        ids = {t.upper() for t in TECHNIQUE_ID.findall(text)}
         found = self.technique_names.find(text)
         ids |= {label for label, _ in found}
         if not ids:
@@ -323,7 +222,7 @@ class Shortcuts:
 
     def _cvss(self, sample: Sample, text: str) -> Guess | None:
         lowered = " ".join(words(text))
-        loose = _loose(text)
+        loosened = loose(text)
         metrics = dict(self._cvss_majority) or {k: "N" for k in _CVSS_KEYS}
         hits = []
         for key, code in _METRIC.findall(text):
@@ -336,7 +235,7 @@ class Shortcuts:
                 metrics[key] = values[found.group(1)]
                 hits.append(f"'{found.group(0)}'")
         for key, code, phrase in self.cvss_phrases:
-            if f" {phrase} " in f" {loose} ":
+            if f" {phrase} " in f" {loosened} ":
                 metrics[key] = code
                 hits.append(f"'{phrase[:40]}'")
         if not hits:
@@ -359,24 +258,20 @@ class Shortcuts:
         if letter and letter.group(1) in options:
             key = letter.group(1)
             return Guess(key, "option letter", f"'{letter.group(0)}' in the prompt")
-        q_words = " ".join(words(question))
-        quoted = {
-            k: " ".join(words(v))
-            for k, v in options.items()
-            if words(v) and f" {' '.join(words(v))} " in f" {q_words} "
-        }
+        in_question = {k: " ".join(words(v)) for k, v in options.items() if quoted(v, question)}
         # an option quoted only as part of a longer quoted one ("Access" in "Initial Access")
         copied = [
-            k for k, v in quoted.items() if not any(v != o and v in o for o in quoted.values())
+            k
+            for k, v in in_question.items()
+            if not any(v != o and v in o for o in in_question.values())
         ]
         if len(copied) == 1:
             return Guess(copied[0], "option in question", f"option {copied[0]} is quoted")
-        q = _content(question)
-        overlap = {k: len(_content(v) & q) / max(1, len(_content(v))) for k, v in options.items()}
-        if not overlap:
+        shares = {k: overlap(v, question) for k, v in options.items()}
+        if not shares:
             return None
-        best = max(overlap.values())
-        top = [k for k, v in overlap.items() if v == best]
+        best = max(shares.values())
+        top = [k for k, v in shares.items() if v == best]
         if best <= 0 or len(top) != 1:
             return None
         return Guess(top[0], "option overlap", f"option {top[0]} shares {best:.0%} of its words")
