@@ -33,11 +33,17 @@ import contextlib
 import copy
 import itertools
 import logging
-import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from secreason.backends.base import Generation, Message, SamplingParams
+from secreason.serve.continuous_manager import (
+    drop_handler,
+    row_sampling,
+    start_manager,
+    stop_manager,
+    vocab_size,
+)
 from secreason.serve.continuous_rows import ENDED, Decoder, Row
 from secreason.serve.engine_base import EngineError, StreamInfo
 from secreason.serve.local_engine import LocalEngine
@@ -46,10 +52,6 @@ if TYPE_CHECKING:
     from secreason.backends.transformers import TransformersBackend
 
 log = logging.getLogger("secreason.serve")
-
-#: Tokens per page of the paged KV cache (transformers' default is 256; smaller pages
-#: waste less on short chat turns).
-PAGE_SIZE = 64
 
 
 class ContinuousEngine(LocalEngine):
@@ -76,6 +78,7 @@ class ContinuousEngine(LocalEngine):
                 "version with continuous batching (5.x)"
             )
         self.max_rows = max(1, max_batch_size)
+        self._vocab = vocab_size(backend)
         self.cache_tokens = cache_tokens
         self._manager: Any = None
         self._ids = itertools.count()
@@ -88,41 +91,6 @@ class ContinuousEngine(LocalEngine):
 
     # ------------------------------------------------------------------ manager
 
-    def _build(self) -> Any:
-        from transformers import ContinuousBatchingConfig, GenerationConfig
-
-        backend = self.model_backend
-        model = backend.model
-        vocab = int(model.config.get_text_config().vocab_size)
-        options: dict[str, Any] = {
-            "page_size": PAGE_SIZE,
-            "max_requests_per_batch": self.max_rows,
-            "per_request_processors": True,  # each row's own temperature, top-k, top-p
-            "allow_block_sharing": False,
-        }
-        tokens = self.cache_tokens
-        if tokens is None and not str(backend.device).startswith("cuda"):
-            tokens = self.max_rows * (self.context_length or 4096)
-        if tokens is not None:
-            options["num_blocks"] = max(2, math.ceil(tokens / PAGE_SIZE))
-            options["max_batch_tokens"] = min(tokens, 2048)
-        # Placeholders that make transformers build the three per-request processors
-        # (one it would skip at its neutral value); every row sends its own values.
-        generation = GenerationConfig(
-            do_sample=True,
-            temperature=0.5,
-            top_k=vocab,
-            top_p=0.5,
-            eos_token_id=list(backend._eos_ids),
-            pad_token_id=backend.tokenizer.pad_token_id,
-        )
-        manager = model.init_continuous_batching(
-            generation_config=generation,
-            continuous_batching_config=ContinuousBatchingConfig(**options),
-        )
-        manager.start()
-        return manager
-
     def _ensure_manager(self) -> Any:
         if self._manager is not None and self._manager.is_running():
             return self._manager
@@ -130,27 +98,18 @@ class ContinuousEngine(LocalEngine):
             log.warning("continuous batching stopped; starting it again")
             self.restarts += 1
             self._stop_manager()
-        self._manager = self._build()
+        self._manager = start_manager(
+            self.model_backend,
+            max_rows=self.max_rows,
+            cache_tokens=self.cache_tokens,
+            context_length=self.context_length,
+        )
         return self._manager
 
     def _stop_manager(self) -> None:
         manager, self._manager = self._manager, None
-        if manager is None:
-            return
-        try:
-            manager.stop(block=True, timeout=10)
-        except Exception as error:  # a dead loop may refuse; its thread is gone anyway
-            log.warning("continuous batching did not stop cleanly: %r", error)
-
-    def _row_kwargs(self, params: SamplingParams) -> dict[str, Any]:
-        if params.temperature <= 0:  # greedy: the argmax, as generate(do_sample=False)
-            return {"temperature": 1.0, "top_k": 1, "top_p": 1.0}
-        vocab = int(self.model_backend.model.config.get_text_config().vocab_size)
-        return {
-            "temperature": float(params.temperature),
-            "top_k": vocab,  # off, as OpenAI-compatible servers have it
-            "top_p": float(params.top_p),
-        }
+        if manager is not None:
+            stop_manager(manager)
 
     def _submit(self, row: Row, retry: bool = True) -> None:
         manager = self._ensure_manager()
@@ -163,11 +122,10 @@ class ContinuousEngine(LocalEngine):
             max_new_tokens=row.params.max_tokens,
             streaming=True,
             eos_token_id=list(self.model_backend._eos_ids),
-            **self._row_kwargs(row.params),
+            **row_sampling(row.params, self._vocab),
         )
         if accepted is None:  # a manager stopping after a failure drops new requests
-            with manager.output_router._lock:
-                manager.output_router.result_handlers.pop(row.request_id, None)
+            drop_handler(manager, row.request_id)
             if retry:
                 self._stop_manager()
                 self._submit(row, retry=False)
@@ -179,13 +137,7 @@ class ContinuousEngine(LocalEngine):
         if manager is None or row.request_id is None:
             return
         manager.cancel_request(row.request_id)
-        # A cancelled request gets no final output, so its handler is dropped here, and
-        # outputs that raced the cancel (routed nowhere) are discarded.
-        router = manager.output_router
-        with router._lock:
-            router.result_handlers.pop(row.request_id, None)
-        while not router.output_queue.empty():
-            router.output_queue.get_nowait()
+        drop_handler(manager, row.request_id)  # a cancelled request gets no last output
 
     # ------------------------------------------------------------------ rows
 
