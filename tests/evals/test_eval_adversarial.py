@@ -51,6 +51,10 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-mcq", "B", "Answer: 'B'", X, C),  # was: strict invalid (quotes)
     ("ctibench-mcq", "B", "Answer: [B]", X, C),  # was: strict invalid (brackets)
     ("ctibench-mcq", "B", "Answer: B (A is wrong)", X, C),  # an explanation, not a hedge
+    ("ctibench-mcq", "C", "Answer: C) Both A and B are correct", X, C),  # the option's text
+    ("ctibench-mcq", "C", "Answer: C. Both A and B are correct", X, C),
+    ("ctibench-mcq", "B", "Answer: B, and C is also right", X, X),  # joined to the answer
+    ("ctibench-mcq", "B", "Answer: B or C could be", X, X),
     ("ctibench-mcq", "B", "Answer: Option B", C, X),
     ("ctibench-mcq", "B", "Answer: B<|eot_id|>", X, X),  # a leaked end-of-turn token
     ("ctibench-mcq", "B", "A B C D", W, X),

@@ -79,10 +79,13 @@ class MCQ(Task):
             rf"(?:\bor\b|\band\b|[,;/&+])\s*(?:[a-z]+\s+){{0,2}}\(?({cls})\)?(?=\s*(?:[),.;]|$))",
             re.I,
         )
-        # ... or followed by a verb that makes both letters the subject ("B and C are").
+        # ... or joined to the chosen letter itself by a verb that makes both letters the
+        # subject ("B and C are"). Anchored at the chosen letter: an option whose own text
+        # names letters ("C) Both A and B are correct") is an answer, not a hedge.
         self._hedge_verb = re.compile(
-            rf"(?:\bor\b|\band\b|[,;/&+])\s*\(?({cls})\)?\s+"
-            r"(?:are|is|both|also|too|could|might|may|would|seems?)\b"
+            rf"^\)?\s*(?:(?:\bor\b|\band\b|[,;/&+])\s*)+\(?({cls})\)?\s+"
+            r"(?:are|is|both|also|too|could|might|may|would|seems?)\b",
+            re.I,
         )
 
     def prompt(self, sample: Sample) -> list[Message]:
