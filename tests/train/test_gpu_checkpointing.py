@@ -174,7 +174,11 @@ def test_rl_decides_all_or_nothing(
     assert plan is not None and r.activation_checkpointing is on
     assert plan.every_n_layers in (0, 1)  # TRL's re-enable after a rollout drops every_n_layers
     assert not (r.activation_checkpointing_kwargs or {}).get("every_n_layers")
-    assert "activation checkpointing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "activation checkpointing" in err
+    # The line names what stays resident beside the policy's own state.
+    assert ("reference" in err) is (values.get("beta", 0.02) != 0.0)
+    assert ("rollout cache" in err) is (values.get("cache_implementation", "static") == "static")
 
 
 def test_the_reference_and_the_cache_count() -> None:

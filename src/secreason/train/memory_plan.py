@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 AUTO = "auto"
@@ -87,12 +87,13 @@ class Plan:
     device_gib: float
     tokens: int
     unchecked_gib: float  # activations with no layer checkpointed
+    resident: str = "weights, gradients, optimiser"
 
     def line(self) -> str:
         peak = self.static_gib + self.activation_gib
         figures = (
             f"estimated peak {peak:.0f} of {self.device_gib:.0f} GiB = "
-            f"{self.static_gib:.0f} weights, gradients, optimiser (and reference, KV cache) "
+            f"{self.static_gib:.0f} {self.resident} "
             f"+ {self.activation_gib:.0f} activations of {self.tokens} tokens per micro-batch"
         )
         if not self.checkpoint:
@@ -249,14 +250,16 @@ def resolve(
         param_bytes = 4 if _float32(recipe) else 2
         full_ft = not getattr(recipe, "use_peft", False)
         rl = getattr(recipe, "stage", "") == "rl"
+        reference = rl and full_ft and float(getattr(recipe, "beta", 0.0)) != 0.0
+        cache = rollout_cache_bytes(recipe, shape, param_bytes)
         static = static_bytes(
             shape,
             param_bytes=param_bytes,
             full_ft=full_ft,
             shards=shards,
             zero_stage=zero,
-            reference=rl and full_ft and float(getattr(recipe, "beta", 0.0)) != 0.0,
-            cache_bytes=rollout_cache_bytes(recipe, shape, param_bytes),
+            reference=reference,
+            cache_bytes=cache,
         )
         plan = decide(
             shape,
@@ -267,6 +270,8 @@ def resolve(
             partial=not rl,
             scale=param_bytes / 2,
         )
+        extra = [n for n, on in (("reference", reference), ("rollout cache", cache)) if on]
+        plan = replace(plan, resident=", ".join([plan.resident, *extra]))
     on = plan.checkpoint if plan is not None else cuda
     recipe.activation_checkpointing = recipe.gradient_checkpointing = on
     if plan is not None and plan.every_n_layers > 1:
