@@ -1,10 +1,9 @@
 """Word-level text matching shared by the shortcut audit and the item generators.
 
 The audit's no-model baseline (``data.shortcuts``) and the generators that must not
-leave it a cue (``data.item_parts``, ``data.attack_items``) have to read text the same
-way: if a generator measured "this option shares words with the question" differently
-from the audit, its distractors would close a gap the audit still sees. So both use
-these definitions:
+leave it a cue (``data.kb_items``) have to read text the same way: if a generator
+measured "this option shares words with the question" differently from the audit, its
+distractors would close a gap the audit still sees. So both use these definitions:
 
 * ``words``: lower-case ASCII letters and digits, everything else a separator;
 * ``content_words``: those words less a short list of function words;

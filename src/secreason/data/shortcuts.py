@@ -124,6 +124,7 @@ class Shortcuts:
 
     @functools.cached_property
     def actor_index(self) -> PhraseIndex:
+        from secreason.data.kb_items.actor_scrub import scrubbable_software
         from secreason.kb import load_attack
         from secreason.kb.actor_names import actor_names
 
@@ -132,7 +133,8 @@ class Shortcuts:
         for gid, names in actor_names().items():
             label = kb.group(gid).name
             pairs += [(n, label) for n in (*names.actor, *names.campaigns)]
-            pairs += [(n, label) for n in names.software if not (n.islower() and len(n) <= 4)]
+            # short lower-case tool names ("at", "cmd") are ordinary words, as for the scrubber
+            pairs += [(n, label) for n in names.software if scrubbable_software(n)]
         return PhraseIndex(pairs, min_chars=3)
 
     @functools.cached_property
