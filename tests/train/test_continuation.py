@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stage_fixtures import whole_checkpoint
 
 from secreason.train.continuation import Change, compare, suggest_output_dir
 from secreason.train.stage import DONE_MARKER, StageError, finished, prepare_output
@@ -73,8 +74,7 @@ def _fake_finished(recipe: Any, step: int) -> None:
     from secreason.train.stage import fingerprint, mark_done
 
     prepare_output(recipe)
-    (Path(recipe.output_dir) / f"checkpoint-{step}").mkdir()
-    (Path(recipe.output_dir) / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    whole_checkpoint(Path(recipe.output_dir) / f"checkpoint-{step}", step)
     (Path(recipe.output_dir) / "final").mkdir()
     mark_done(recipe, fingerprint(recipe), 1.0, steps=step)
 
@@ -171,10 +171,9 @@ def test_a_checkpoint_killed_while_saving_is_skipped(tmp_path: Path) -> None:
     from secreason.train.stage import last_checkpoint
 
     assert last_checkpoint(tmp_path) is None
-    for step, state in ((2, "{}"), (6, '{"global_step": 6}'), (8, ""), (10, None)):
-        folder = tmp_path / f"checkpoint-{step}"
-        folder.mkdir()
-        if state is not None:
-            (folder / "trainer_state.json").write_text(state)
-    (tmp_path / "checkpoint-old").mkdir()  # not a step: ignored
+    for step in (2, 6, 8, 10):
+        whole_checkpoint(tmp_path / f"checkpoint-{step}", step)
+    (tmp_path / "checkpoint-8" / "trainer_state.json").write_text("")
+    (tmp_path / "checkpoint-10" / "trainer_state.json").unlink()
+    whole_checkpoint(tmp_path / "checkpoint-old", 12)  # not a step: ignored
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stage_fixtures import whole_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TRACE = "<think>\nThe text says {w}, that is a clue about {w}.\n</think>\nAnswer: {a}"
@@ -131,8 +132,7 @@ def test_a_different_recipe_does_not_resume_anothers_checkpoints(
     ]
     first = load_recipe(REPO / "recipes/tiny-cpu/sft.yaml", SFTRecipe, args)
     assert prepare_output(first) is None
-    (tmp_path / "o" / "checkpoint-5").mkdir()
-    (tmp_path / "o" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    whole_checkpoint(tmp_path / "o" / "checkpoint-5", 5)
     same = load_recipe(REPO / "recipes/tiny-cpu/sft.yaml", SFTRecipe, [*args, "logging_steps=3"])
     assert prepare_output(same) is not None  # cosmetic fields do not block a resume
     other = load_recipe(

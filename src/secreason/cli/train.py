@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -38,6 +38,12 @@ def _overrides(recipe: Path, positional: list[str] | None, set_: list[str]) -> l
     return pairs
 
 
+def _interrupted(stop: Any) -> NoReturn:
+    """A stage stopped by Ctrl-C or SIGTERM after saving: say where, exit 128 + signal."""
+    typer.echo(f"interrupted: {stop}", err=True)
+    raise typer.Exit(stop.exit_code)
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
@@ -56,6 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         pairs = _overrides(recipe, overrides, set_)
         from secreason.train.config import RecipeError, SFTRecipe, load_recipe
+        from secreason.train.interrupt import StageInterrupted
         from secreason.train.sft import run_sft
         from secreason.train.stage import StageError
 
@@ -64,6 +71,8 @@ def register(app: typer.Typer) -> None:
         except (RecipeError, StageError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except StageInterrupted as stop:
+            _interrupted(stop)
         typer.echo(f"sft model: {out}")
 
     @app.command(
@@ -82,6 +91,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         pairs = _overrides(recipe, overrides, set_)
         from secreason.train.config import RecipeError, RLRecipe, load_recipe
+        from secreason.train.interrupt import StageInterrupted
         from secreason.train.rewards import RewardCoverageError
         from secreason.train.rl import run_rl
         from secreason.train.stage import StageError
@@ -91,6 +101,8 @@ def register(app: typer.Typer) -> None:
         except (RecipeError, StageError, RewardCoverageError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except StageInterrupted as stop:
+            _interrupted(stop)
         typer.echo(f"rl model: {out}")
 
     @app.command(
@@ -113,7 +125,9 @@ def register(app: typer.Typer) -> None:
             "", help="Comma-separated demo tasks (default cwe,ate,mcq; cvss also available)."
         ),
     ) -> None:
-        from secreason.train.demo import DemoConfig, run_demo
+        from secreason.train.demo import DemoConfig, DemoError, run_demo
+        from secreason.train.interrupt import StageInterrupted
+        from secreason.train.stage import StageError
 
         make = DemoConfig.quick if quick else DemoConfig
         options: dict[str, Any] = {"threads": threads or None}
@@ -122,5 +136,11 @@ def register(app: typer.Typer) -> None:
         config = make(seed=seed, format_penalty=not no_format_penalty, **options)
         if out is None:
             out = Path("runs/demo" + ("-no-format-penalty" if no_format_penalty else ""))
-        report = run_demo(config, out)
+        try:
+            report = run_demo(config, out)
+        except (DemoError, StageError) as err:
+            typer.echo(f"error: {err}", err=True)  # every line: a refusal lists fields
+            raise typer.Exit(2) from None
+        except StageInterrupted as stop:
+            _interrupted(stop)
         typer.echo(f"report: {report / 'README.md'}")

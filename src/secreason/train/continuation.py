@@ -107,15 +107,32 @@ def stored_values(output_dir: str | Path) -> dict[str, Any] | None:
     path = Path(output_dir) / RECIPE_FILE
     if not path.is_file():
         return None
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path}: damaged ({type(err).__name__}); the run's recipe cannot be "
+            f"compared. Fix: delete {path.parent} to retrain"
+        ) from None
     if not isinstance(values, dict):
         return None
     return {k: v for k, v in values.items() if k not in COSMETIC}
 
 
-def _normal(value: Any) -> Any:
+# Fields naming a file or folder: ``runs/x``, ``./runs/x`` and its absolute path are one.
+PATHS = frozenset({"model_name_or_path", "dataset_path", "eval_dataset_path", "chat_template_path"})
+
+
+def _normal(value: Any, name: str = "") -> Any:
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if name in PATHS and isinstance(value, str) and value:
+        local = Path(value).expanduser()
+        return str(local.resolve()) if local.exists() else value  # else a hub id
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     return float(value)  # 3 and 3.0 are the same learning rate
@@ -127,7 +144,7 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     return [
         Change(name, before[name], after[name])
         for name in sorted(after)
-        if name in before and _normal(before[name]) != _normal(after[name])
+        if name in before and _normal(before[name], name) != _normal(after[name], name)
     ]
 
 

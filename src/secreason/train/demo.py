@@ -14,16 +14,20 @@ The evaluation is fixed before training (decoding, items, samples per item) and 
 chosen after looking at results: the report states the gain and its paired bootstrap
 interval whatever they are, and says so plainly when there is no gain.
 
-Every stage is resumable: data and the base model are rebuilt only when missing, SFT
-and RL resume from checkpoints and skip when finished, evaluations are cached.
+Every stage is resumable: data and the base model are rebuilt only when missing (each
+written whole or not at all), SFT and RL resume from checkpoints and skip when
+finished, evaluations are cached. The demo's configuration is stored in the folder; a
+rerun with another one (``--quick`` after a full run, another seed) is refused with
+the changed fields instead of mixing two demos' data, checkpoints and evaluations.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,13 @@ from typing import Any
 from secreason.train.config import RLRecipe, SFTRecipe, load_recipe
 
 REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny-cpu"
+CONFIG_FILE = "demo_config.json"
+# Fields that change how fast the demo runs, not what it computes.
+_SPEED_ONLY = ("threads",)
+
+
+class DemoError(RuntimeError):
+    """The demo folder holds another demo, or a part of it cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,56 @@ def make_data(config: DemoConfig, out: Path) -> tuple[list[Any], list[Any]]:
     return train, picked
 
 
+def _config_values(config: DemoConfig) -> dict[str, Any]:
+    values = json.loads(json.dumps(asdict(config) | {"recipes": str(config.recipes)}))
+    return {k: v for k, v in values.items() if k not in _SPEED_ONLY}
+
+
+def check_config(config: DemoConfig, out: Path) -> None:
+    """Store the demo's configuration in ``out``, or refuse one that differs from it."""
+    path = out / CONFIG_FILE
+    current = _config_values(config)
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if not isinstance(stored, dict):
+            raise DemoError(f"{path}: damaged; delete {out} to run the demo again")
+        changed = [k for k in current if k in stored and stored[k] != current[k]]
+        if changed:
+            lines = [f"{out} holds a demo with another configuration; changed:"]
+            lines += [f"  {k}: {stored[k]!r} -> {current[k]!r}" for k in changed]
+            lines.append(f"Fix: --out {out}-2 (a new folder), or delete {out} to start over.")
+            raise DemoError("\n".join(lines))
+        return
+    tmp = path.with_name(f".{CONFIG_FILE}.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def ensure_base_model(base_dir: Path, seed: int, corpus: Callable[[], Any]) -> None:
+    """Build the tiny base model unless a whole one is there (built aside, then renamed,
+    so a kill never leaves a half-written model that SFT would start from)."""
+    from secreason.train.checkpoints import model_source_problem, say
+    from secreason.train.tiny import build_tiny_model
+
+    if base_dir.is_dir():
+        problem = (
+            "unfinished (no secreason_tiny.json)"
+            if not (base_dir / "secreason_tiny.json").is_file()
+            else model_source_problem(str(base_dir))
+        )
+        if problem is None:
+            return
+        say(f"{base_dir}: {problem}; building it again")
+        shutil.rmtree(base_dir)
+    tmp = base_dir.with_name(base_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_model(tmp, seed=seed, corpus=corpus())
+    tmp.rename(base_dir)
+
+
 def run_demo(config: DemoConfig, out: str | Path) -> Path:
     """Run every stage (skipping finished ones) and return the report folder."""
     import torch
@@ -167,10 +228,12 @@ def run_demo(config: DemoConfig, out: str | Path) -> Path:
     from secreason.train.report import write_report
     from secreason.train.rl import run_rl
     from secreason.train.sft import run_sft
-    from secreason.train.tiny import build_tiny_model
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out}: a file, not a folder; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
+    check_config(config, out)
     threads = pick_threads(config.threads)
     torch.set_num_threads(threads)
     print(f"[demo] torch threads: {threads}")
@@ -180,8 +243,7 @@ def run_demo(config: DemoConfig, out: str | Path) -> Path:
     t = time.perf_counter()
     train, heldout = make_data(config, out)
     base_dir = out / "model" / "base"
-    if not (base_dir / "config.json").is_file():
-        build_tiny_model(base_dir, seed=config.seed, corpus=demo_corpus(train))
+    ensure_base_model(base_dir, config.seed, lambda: demo_corpus(train))
     _stage("data + tiny model", times, t)
 
     t = time.perf_counter()

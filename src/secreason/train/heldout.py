@@ -102,14 +102,31 @@ def evaluate_model(
     decodings: Sequence[Decoding],
     cache: str | Path,
 ) -> list[Judged]:
-    """Generate and judge, cached in a JSONL file so a rerun skips finished decodings."""
+    """Generate and judge, cached in a JSONL file so a rerun skips finished decodings.
+
+    A decoding counts as cached only with every row (items x samples, for these items):
+    rows a kill left half written are dropped and that decoding is run again."""
     cache = Path(cache)
     done: dict[str, list[Judged]] = {}
     if cache.is_file():
         for line in cache.read_text(encoding="utf-8").splitlines():
-            if line.strip():
+            try:
                 row = Judged(**json.loads(line))
-                done.setdefault(row.decoding, []).append(row)
+            except (ValueError, TypeError):
+                continue  # a line cut short by a kill
+            done.setdefault(row.decoding, []).append(row)
+        ids = {s.id for s in items}
+        for decoding in decodings:
+            rows = done.get(decoding.name, [])
+            whole = {(r.item, r.sample) for r in rows} == {
+                (i, k) for i in ids for k in range(decoding.samples)
+            }
+            if rows and not (whole and len(rows) == len(items) * decoding.samples):
+                del done[decoding.name]
+        kept = "".join(json.dumps(asdict(r)) + "\n" for rows in done.values() for r in rows)
+        tmp = cache.with_name(f".{cache.name}.tmp")
+        tmp.write_text(kept, encoding="utf-8")
+        tmp.replace(cache)
     results: list[Judged] = []
     for decoding in decodings:
         if decoding.name in done:
@@ -118,8 +135,7 @@ def evaluate_model(
         completions, prefilled = generate(model_dir, items, decoding)
         rows = judge_all(items, completions, decoding.name, prefilled)
         with cache.open("a", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(asdict(row)) + "\n")
+            fh.write("".join(json.dumps(asdict(row)) + "\n" for row in rows))
         results.extend(rows)
     return results
 

@@ -6,19 +6,26 @@ data position included, all from transformers' own checkpoint format). When a st
 finishes it exports the model to ``output_dir/final`` and writes a marker there; a
 rerun that finds the marker does nothing. The recipe is stored with the checkpoints:
 a rerun that only raises ``max_steps`` / ``num_train_epochs`` continues the run, any
-other change is refused with the changed fields (``continuation.py``).
+other change is refused with the changed fields (``continuation.py``). A checkpoint torn
+by a kill is set aside for the one before it (``checkpoints.py``); Ctrl-C or SIGTERM
+saves a checkpoint and stops (``interrupt.py``). An ``output_dir`` holding anything but
+a stage's own files is refused, so a run never resumes, rotates or overwrites someone
+else's checkpoints or model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from secreason.train import continuation, progress
+from secreason.train.checkpoints import last_checkpoint, model_source_problem, say
 from secreason.train.config import (
     RecipeError,
     RecipeT,
@@ -39,6 +46,13 @@ class StageError(RuntimeError):
     """A stage cannot run as asked (bad data, a conflicting earlier run)."""
 
 
+def _plan(recipe: SFTRecipe | RLRecipe) -> continuation.Plan:
+    try:
+        return continuation.plan(recipe)
+    except ValueError as err:  # the stored recipe is damaged
+        raise StageError(str(err)) from None
+
+
 def fingerprint(recipe: SFTRecipe | RLRecipe) -> str:
     values = {
         name: getattr(recipe, name) for name in recipe_fields(type(recipe)) if name not in _COSMETIC
@@ -51,15 +65,40 @@ def final_dir(recipe: SFTRecipe | RLRecipe) -> Path:
     return Path(str(recipe.output_dir)) / FINAL_DIR
 
 
-def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
-    """The done marker of this recipe's output, if the stage already finished."""
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a small file so that a kill leaves the old or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def read_marker(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
+    """The done marker's contents; a torn or unreadable one counts as not done."""
     marker = final_dir(recipe) / DONE_MARKER
     if not marker.is_file():
         return None
-    info: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict):
+        say(f"{marker}: damaged (killed while writing it?); finishing the stage again")
+        return None
+    return info
+
+
+def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
+    """The done marker of this recipe's output, if the stage already finished."""
+    marker = final_dir(recipe) / DONE_MARKER
+    info = read_marker(recipe)
+    if info is None:
+        return None
     if info.get("fingerprint") == fingerprint(recipe):
         return info
-    plan = continuation.plan(recipe)
+    plan = _plan(recipe)
     if not plan.stored:
         raise StageError(
             f"{marker}: {recipe.output_dir} holds a finished run of a different recipe "
@@ -73,28 +112,16 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
     raise StageError(continuation.refusal(recipe, plan.changes, finished=True))
 
 
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest complete checkpoint: one killed while saving (its trainer state
-    missing or cut short) is skipped for the one before it."""
-    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.name[11:].isdigit()]
-    for folder in sorted(folders, key=lambda p: int(p.name[11:]), reverse=True):
-        try:
-            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            print(f"[secreason] skipping {folder}: incomplete (killed while saving?)")
-            continue
-        return str(folder)
-    return None
-
-
 def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
     """Create output_dir, record the recipe, and return the checkpoint to resume from."""
     out = Path(str(recipe.output_dir))
+    check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / RECIPE_FILE
+    rerun = saved.is_file() and not any(out.glob("checkpoint-*"))
     resume = last_checkpoint(out)
     current = fingerprint(recipe)
-    plan = continuation.plan(recipe)
+    plan = _plan(recipe)
     marker = final_dir(recipe) / DONE_MARKER
     if plan.extends and (resume or marker.is_file()):
         if not resume:
@@ -106,8 +133,27 @@ def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
         marker.unlink(missing_ok=True)  # done again only when the longer run ends
     elif resume and not plan.same:
         raise StageError(continuation.refusal(recipe, plan.changes, finished=False))
-    saved.write_text(f"# fingerprint: {current}\n" + recipe_to_yaml(recipe), encoding="utf-8")
+    elif rerun and not resume:
+        say(f"{out}: no checkpoint saved yet; training starts from step 0")
+    _write_atomic(saved, f"# fingerprint: {current}\n" + recipe_to_yaml(recipe))
     return resume
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an ``output_dir`` that is a file, or a folder of other things: a stage
+    resumes from, rotates and overwrites what it finds there."""
+    if out.exists() and not out.is_dir():
+        raise StageError(f"output_dir {out}: a file, not a folder; choose a new folder")
+    if not out.is_dir() or (out / RECIPE_FILE).is_file():
+        return
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise StageError(
+            f"output_dir {out}: not empty and not a secreason stage's folder (no "
+            f"{RECIPE_FILE}; it holds {shown}); a stage would resume from, rotate or "
+            "overwrite what is there. Fix: choose a new or empty folder"
+        )
 
 
 def mark_done(recipe: SFTRecipe | RLRecipe, stamp: str, seconds: float, **extra: Any) -> None:
@@ -120,7 +166,7 @@ def mark_done(recipe: SFTRecipe | RLRecipe, stamp: str, seconds: float, **extra:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    (final_dir(recipe) / DONE_MARKER).write_text(json.dumps(info, indent=2) + "\n")
+    _write_atomic(final_dir(recipe) / DONE_MARKER, json.dumps(info, indent=2) + "\n")
 
 
 def load_rows(path: str | Path, limit: int | None = None) -> Any:
@@ -200,9 +246,24 @@ def export(trainer: Any, recipe: SFTRecipe | RLRecipe) -> Path:
 
 
 def train_with_resume(trainer: Any, resume: str | None) -> None:
+    """Train from ``resume``; Ctrl-C or SIGTERM saves a checkpoint and raises
+    :class:`~secreason.train.interrupt.StageInterrupted`."""
+    from secreason.train.interrupt import StopOnSignal, check_finished, stop_on_signals
+
     if resume:
         print(f"[secreason] resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
+    stopper = StopOnSignal()
+    trainer.add_callback(stopper)
+    with stop_on_signals(stopper):
+        trainer.train(resume_from_checkpoint=resume)
+    check_finished(stopper, trainer, str(trainer.args.output_dir))
+
+
+def check_model_source(recipe: SFTRecipe | RLRecipe) -> None:
+    """Refuse a starting model that is another stage's unfinished or torn output."""
+    problem = model_source_problem(str(recipe.model_name_or_path))
+    if problem:
+        raise StageError(problem)
 
 
 def run_stage(name: str, recipe: SFTRecipe | RLRecipe, build_trainer: Callable[[], Any]) -> Path:
@@ -212,6 +273,7 @@ def run_stage(name: str, recipe: SFTRecipe | RLRecipe, build_trainer: Callable[[
         return final_dir(recipe)
     start = time.perf_counter()
     stamp = fingerprint(recipe)
+    check_model_source(recipe)
     resume = prepare_output(recipe)
     trainer = build_trainer()
     progress.install(trainer)
@@ -235,7 +297,12 @@ def stage_main(
     if not args or args[0] in ("-h", "--help"):
         print(recipe_help(usage, recipe_type))
         raise SystemExit(0 if args else 2)
+    from secreason.train.interrupt import StageInterrupted
+
     try:
         run(load_recipe(args[0], recipe_type, args[1:]))
     except (RecipeError, StageError) as err:
         raise SystemExit(f"error: {err}") from None
+    except StageInterrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None

@@ -1,0 +1,161 @@
+"""Is a saved folder whole? Checkpoints and model folders after a kill, a crash or a full disk.
+
+A process killed while transformers saves a checkpoint leaves ``checkpoint-N`` half
+written: weights but no ``trainer_state.json`` (it is saved last), a file cut short, or
+a zero-byte file after a crash before the data reached the disk. Resuming from such a
+folder fails deep inside ``torch.load`` or safetensors, so the stage looks at each
+checkpoint first, newest to oldest, and resumes from the newest *whole* one. A torn one
+is renamed ``torn-checkpoint-N`` (kept, never deleted: a judgement could be wrong, and
+transformers' rotation only looks at ``checkpoint-*``), and stderr says so.
+
+The checks read headers only (safetensors' JSON header, the zip directory torch writes
+at the end of a ``.pt`` file), so they cost milliseconds even for an 8B checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+TORN_PREFIX = "torn-"
+# Where a checkpoint or model folder keeps its weights (plain, sharded, LoRA, DeepSpeed, FSDP).
+_WEIGHTS = ("model*.safetensors", "pytorch_model*", "adapter_model*", "global_step*")
+_TORCH = (".pt", ".pth", ".bin")
+_JSON_LIMIT = 64 * 1024 * 1024
+
+
+def say(message: str) -> None:
+    """One line on stderr (stdout may be a progress bar or a pipe a script parses)."""
+    print(f"[secreason] {message}", file=sys.stderr, flush=True)
+
+
+def _safetensors_problem(path: Path, size: int) -> str | None:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return "cut short (no header)"
+        (length,) = struct.unpack("<Q", head)
+        if length > size - 8:
+            return "cut short (header larger than the file)"
+        try:
+            header = json.loads(fh.read(length))
+        except ValueError:
+            return "damaged header"
+    ends = [
+        int(v["data_offsets"][1])
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+    ]
+    if 8 + length + max(ends, default=0) > size:
+        return "cut short (tensor data missing)"
+    return None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why one saved file is not whole (None when it looks whole)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty (0 bytes)"
+        if path.suffix == ".safetensors":
+            return _safetensors_problem(path, size)
+        if path.suffix in _TORCH and not zipfile.is_zipfile(path):
+            return "cut short (not a complete torch file)"
+        if path.suffix == ".json" and size <= _JSON_LIMIT:
+            json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, struct.error) as err:
+        return f"unreadable ({type(err).__name__})"
+    return None
+
+
+def folder_problem(folder: Path, *, checkpoint: bool) -> str | None:
+    """Why a checkpoint (``checkpoint=True``) or a model folder is not whole."""
+    if checkpoint:
+        state = folder / "trainer_state.json"
+        if not state.is_file():
+            return "no trainer_state.json (saved last: killed while saving?)"
+    if not any(any(folder.glob(pattern)) for pattern in _WEIGHTS):
+        return "no weights"
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        problem = file_problem(path)
+        if problem:
+            return f"{path.relative_to(folder)} is {problem}"
+    if checkpoint:
+        state_data = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state_data, dict) or "global_step" not in state_data:
+            return "trainer_state.json has no global_step"
+    return None
+
+
+def _step(folder: Path) -> int | None:
+    tail = folder.name[len("checkpoint-") :]
+    return int(tail) if folder.name.startswith("checkpoint-") and tail.isdigit() else None
+
+
+def _main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def set_aside(folder: Path) -> Path | None:
+    """Rename a torn checkpoint out of transformers' way (main process only)."""
+    if not _main_process():
+        return None
+    target = folder.with_name(TORN_PREFIX + folder.name)
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder.with_name(f"{TORN_PREFIX}{folder.name}.{n}")
+    try:
+        folder.rename(target)
+    except OSError:
+        return None  # another process moved it first
+    return target
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest whole checkpoint; torn ones are set aside, each named on stderr."""
+    found = Path(output_dir).glob("checkpoint-*")
+    folders = [p for p in found if p.is_dir() and _step(p) is not None]
+    skipped = 0
+    for folder in sorted(folders, key=lambda p: _step(p) or 0, reverse=True):
+        problem = folder_problem(folder, checkpoint=True)
+        if problem is None:
+            if skipped:
+                say(f"resuming from {folder.name}, the newest whole checkpoint")
+            return str(folder)
+        skipped += 1
+        moved = set_aside(folder)
+        where = f"; moved to {moved.name} (delete it to free the space)" if moved else ""
+        say(f"skipping {folder}: {problem}{where}")
+    if skipped:
+        say(f"{output_dir}: no whole checkpoint left; training starts from step 0")
+    return None
+
+
+def model_source_problem(model: str) -> str | None:
+    """Why a stage cannot start from ``model`` (a local folder or a hub id): a stage's
+    output folder instead of its model, a stage that did not finish, torn weights."""
+    from secreason.train.continuation import RECIPE_FILE
+
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return None  # a hub id, or a missing path the loader and the CLI name
+    if (path / RECIPE_FILE).is_file() and not (path / "config.json").is_file():
+        hint = f"{path / 'final'}" if (path / "final").is_dir() else f"{path}/final once it ends"
+        return f"model {model}: a training stage's output folder; its model is {hint}"
+    stage = path.parent / RECIPE_FILE
+    marker = path / "secreason_stage.json"
+    if stage.is_file() and path.name == "final" and not marker.is_file():
+        return (
+            f"model {model}: the stage writing it ({path.parent}) did not finish (no "
+            f"{marker.name}); rerun that stage's command to finish it, then this one"
+        )
+    if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+        problem = folder_problem(path, checkpoint=False)
+        if problem:
+            return f"model {model}: {problem}; save or export that model again"
+    return None
