@@ -1,14 +1,16 @@
-"""One thread writes the audit records, in batches, served requests first.
+"""One thread writes the records of requests refused at the door, in batches.
 
-Every request leaves a record, refusals included, and each record must be on disk
-before its answer counts as given. Written one per worker-thread task, a flood of
-cheap refusals (a client looping on a bad key, or on ``/metrics`` past its rate)
-queued thousands of ``fsync`` calls ahead of everyone else's: measured on this
-project's 2-core box, another key's completions stopped answering within a minute.
-Here a single writer drains whatever is pending in one go (many ``os.write``, ONE
-``fsync``), so its throughput grows with the backlog, and records of requests the
-handler served are taken before those of requests refused at the door, so a flood of
-refusals delays other keys' answers by at most one batch.
+Every request leaves a record, refusals included (401, 413, 429, bytes that are not
+HTTP), and a record must be on disk before the request counts as answered. Written one
+per worker-thread task, a flood of cheap refusals (a client looping on a bad key, or on
+``/metrics`` past its rate) queued thousands of ``fsync`` calls in the worker threads
+ahead of everyone else's records: measured on this project's 2-core box, another key's
+completions stopped answering within a minute. Refusals now go through this queue
+instead: a single writer drains whatever is pending in one go (many ``os.write``, ONE
+``fsync``), so its throughput grows with the backlog, and the worker threads stay free
+for served requests (whose number in flight is bounded by the limits). Records of
+served requests that nothing can wait for (a stream torn down by its client) are
+queued here too, ahead of the refusals.
 
 If the disk stalls under such a flood, the refusals waiting for it are bounded
 (:data:`REFUSED_BACKLOG`): past it, each is counted in an :class:`Overflow` summary

@@ -8,8 +8,8 @@ record (401, 413, 429, a crash, a drain that cut it off). Building a record can 
 fail (an object the encoder chokes on, a bug): then a minimal line with ``audit_error``
 is written instead, and the server keeps serving. :class:`~.audit.AuditLog` owns the
 file (whole lines, rotation, retention, permissions); :class:`~.audit_queue.AuditQueue`
-the one thread that writes and flushes in batches (so a flood of refusals cannot queue
-ahead of other clients' answers); :func:`~.outcome.audit_record` the record's fields.
+the one thread that writes refusals in batches (so a flood of them cannot queue ahead
+of other clients' answers); :func:`~.outcome.audit_record` the record's fields.
 """
 
 from __future__ import annotations
@@ -141,13 +141,18 @@ class AuditTrail:
         messages: list[Message] | None = None,
         served: bool = True,
     ) -> None:
-        """Record from the event loop, returning once the record is on disk: the write
-        and its fsync happen on the audit queue's thread, records of ``served`` requests
-        (the handler's) before those refused at the door. With no audit file, only the
-        log line is written, without a thread hop."""
+        """Record from the event loop, returning once the record is on disk. A request
+        the handler ``served`` writes on a worker thread (group commit with the others:
+        as many wait at once as requests are in flight, a bounded number); a request
+        refused at the door goes through the audit queue's one thread, so a flood of
+        them never fills the worker threads ahead of served requests. With no audit
+        file, only the log line is written, without a thread hop."""
         build = functools.partial(self.build, state, chat, outcome, messages, time.perf_counter())
         if self.queue is None:
             self.write(state, build)
+            return
+        if served:
+            await asyncio.to_thread(self.write, state, build)
             return
         loop = asyncio.get_running_loop()
         durable = loop.create_future()
