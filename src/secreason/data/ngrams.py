@@ -121,9 +121,13 @@ def words(text: str) -> list[str]:
     return normalise_text(text).split()
 
 
-def folded_words(text: str) -> list[str]:
-    """:func:`words` of a text already passed through :func:`fold` (one line of it)."""
-    return text.encode("utf-8").translate(_TABLE).decode("utf-8", "replace").split()
+_LINE_TABLE = _TABLE[:10] + b"\n" + _TABLE[11:]  # as _TABLE, but lines stay lines
+
+
+def line_words(text: str) -> list[list[str]]:
+    """:func:`words` of each line of a text (one pass for the whole text)."""
+    raw = fold(text).encode("utf-8").translate(_LINE_TABLE).decode("utf-8", "replace")
+    return [line.split() for line in raw.split("\n")]
 
 
 @dataclass

@@ -41,8 +41,7 @@ class ShortConfig:
 def segments(text: str) -> list[list[str]]:
     """Normalised words of each line, a one-character option label dropped."""
     out = []
-    for line in ngrams.fold(text).splitlines():
-        words = ngrams.folded_words(line)
+    for words in ngrams.line_words(text):
         if len(words) > 1 and len(words[0]) == 1:
             words = words[1:]
         if words:
