@@ -11,7 +11,8 @@ same rule: prompt tokens + ``max_tokens`` over the context.
   answered, they are asked again at most every ``probe_every_s``, so a replica that was
   down at the first request is learnt once it is up; the smallest context wins.
 * Prompt tokens are counted with a local tokenizer and chat template
-  (``model.upstream_tokenizer``; by default the model folder when ``model.path`` is one).
+  (``model.upstream_tokenizer``; by default the model folder when ``model.path`` is one;
+  loading it imports transformers, and torch with it, which a proxy otherwise never does).
   Without one, only ``max_tokens`` is checked (a prompt is at least one token): an
   estimate from characters cannot be made safe both ways, since a BPE token spans from
   one byte to well over a hundred (runs of spaces, repeated symbols), so any ratio either
