@@ -1,8 +1,9 @@
 """GPU speed options, chosen when a stage starts, each with a fallback that never crashes.
 
 The 8B recipes ask for the fast paths measured on one H200 (README "GPU speed"): Liger's
-fused kernels, padding-free packed rows, and rollouts decoded with a static KV cache
-under ``torch.compile`` (CUDA graphs) when vLLM is off. A CPU run, a box without
+fused kernels, padding-free packed rows, rollouts decoded with a static KV cache
+under ``torch.compile`` (CUDA graphs) when vLLM is off, and activation checkpointing
+only where memory needs it (``memory_plan``). A CPU run, a box without
 ``liger-kernel``, ``flash-attn`` or ``vllm`` must still train the same recipe, so each
 option is checked here against what is really present, switched to the next best
 thing when it is missing, and the switch is said in one line on stderr (never silent,
