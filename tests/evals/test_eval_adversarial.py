@@ -53,6 +53,10 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("ctibench-mcq", "B", "Answer: B (A is wrong)", X, C),  # an explanation, not a hedge
     ("ctibench-mcq", "C", "Answer: C) Both A and B are correct", X, C),  # the option's text
     ("ctibench-mcq", "C", "Answer: C. Both A and B are correct", X, C),
+    ("ctibench-mcq", "C", "Answer: C) Both A and B.", X, C),  # letters of the option
+    ("ctibench-mcq", "D", "Answer: D) Add", X, C),  # a word of letters is not a list
+    ("ctibench-mcq", "C", "Answer: C) DAC", C, C),
+    ("ctibench-mcq", "B", "Answer: B) Phishing, or C.", X, X),  # still a hedge
     ("ctibench-mcq", "B", "Answer: B, and C is also right", X, X),  # joined to the answer
     ("ctibench-mcq", "B", "Answer: B or C could be", X, X),
     ("ctibench-mcq", "B", "Answer: Option B", C, X),

@@ -72,7 +72,17 @@ class MCQ(Task):
         self.official = official or ctibench_official
         cls = f"[{self.letters}]"
         self._single = re.compile(rf"^\(?({cls})\)?(?:[\s.:)\-]\s*.*)?$", re.IGNORECASE)
-        self._set = re.compile(rf"^\(?{cls}\)?(?:\s*(?:[,;/&+]|and|or)?\s*\(?{cls}\)?)*$", re.I)
+        # For one letter, each letter is a token of its own: "D) Add" and "C) DAC" restate
+        # an option's text (a multi-answer set may be written "AC").
+        one = rf"\(?{cls}\)?" + ("" if multi else "(?![a-z])")
+        self._set = re.compile(rf"^{one}(?:\s*(?:[,;/&+]|and|or)?\s*{one})*$", re.I)
+        # The chosen option's own text may open with a list of letters ("C) Both A and B",
+        # "D) A, B and C each ..."): read as text, unless it names the chosen letter.
+        self._quoted = re.compile(
+            r"^\s*[).:\-]\s*(?:(?:both|options?|only|all of|either|neither)\s+)?"
+            rf"\b{cls}\b(?:\s*(?:[,;/&+]\s*)?(?:\b(?:and|or|nor)\b\s*)?\b{cls}\b)+",
+            re.I,
+        )
         # A second letter standing alone after a joiner ("B) Phishing, or C.") is a hedge.
         # Up to two words may stand between ("B, or maybe C").
         self._hedge = re.compile(
@@ -119,12 +129,17 @@ class MCQ(Task):
         if match:
             letter = match.group(1).upper()
             rest = payload[match.end(1) :]
+            rest = self._quoted.sub(lambda m: m[0] if self._names(m[0], letter) else "", rest)
             hedged = self._hedge.findall(rest) + self._hedge_verb.findall(rest)
             others = {c.upper() for c in hedged} - {letter}
             if others and not self.multi:
                 return Extraction(None, "several candidate letters")
             return Extraction(letter)
         return Extraction(None, f"no option letter in {payload[:40]!r}")
+
+    def _names(self, listed: str, letter: str) -> bool:
+        """Whether a list of letters ("A, B and C") names ``letter`` as a token."""
+        return letter in {t.upper() for t in re.findall(r"\b\w\b", listed)}
 
     def score(self, extracted: Extraction, reference: str) -> Score:
         if not extracted.ok:
