@@ -200,6 +200,25 @@ def test_key_limits_release_frees_the_share() -> None:
     assert limits.in_flight == {"a": 1}
 
 
+def test_rate_buckets_of_many_addresses_are_forgotten_once_refilled() -> None:
+    """An open server limits per client address: 100k addresses must not all stay."""
+    limits = KeyLimits(100_000, per_minute=60, burst=2)
+    for n in range(100_000):
+        assert limits.take(f"client:10.{n >> 16}.{n >> 8 & 255}.{n & 255}", 0.0) is None
+        limits.release(f"client:10.{n >> 16}.{n >> 8 & 255}.{n & 255}")
+    assert len(limits._buckets) == 100_000  # all still draining: all still needed
+    for n in range(40_000):  # five seconds on: those buckets are full again, forgettable
+        limits.take(f"client:late{n}", 5.0)
+    assert len(limits._buckets) <= 40_000 and "client:10.0.0.0" not in limits._buckets
+    assert "client:late0" in limits._buckets  # still draining: kept
+    # a bucket still draining is kept: its key stays limited
+    limits.take("a", 5.0)
+    limits.take("a", 5.0)
+    for n in range(5000):
+        limits.take(f"client:x{n}", 5.0)
+    assert limits.take("a", 5.0) is not None
+
+
 def test_key_ids_never_hold_the_key() -> None:
     assert key_id("sk-secret", {"alice": "sk-secret"}) == "alice"
     anonymous = key_id("sk-secret", {"alice": "other"})

@@ -51,6 +51,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = ("/health", "/ready")
+PRUNE_AT = 4096  # rate buckets kept before the refilled ones are forgotten
 __all__ = ["GuardrailsMiddleware", "KeyLimits", "ServerStats", "key_id", "read_body"]
 OnUnrecorded = Callable[[Scope, int, str], Awaitable[None]]
 
@@ -103,12 +104,27 @@ class KeyLimits:
         self.burst = float(burst if burst is not None else max(1, math.ceil(self.rate * 10)))
         self.in_flight: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # identity -> (tokens, when)
+        self._prune_at = PRUNE_AT
+
+    def _prune(self, now: float) -> None:
+        """Forget the buckets that have refilled (on an open server identities are
+        client addresses: without this, every address ever seen would stay)."""
+        full = [
+            identity
+            for identity, (tokens, then) in self._buckets.items()
+            if tokens + (now - then) * self.rate >= self.burst
+        ]
+        for identity in full:
+            del self._buckets[identity]
+        self._prune_at = max(PRUNE_AT, 2 * len(self._buckets))  # amortised: O(1) a call
 
     def take(self, identity: str, now: float) -> tuple[str, int] | None:
         """None when the request may start (counted in); else (message, retry-after s)."""
         if self.in_flight.get(identity, 0) >= self.max_in_flight:
             return f"this key has {self.max_in_flight} {self.what} in flight, retry shortly", 1
         if self.rate > 0:
+            if len(self._buckets) >= self._prune_at:
+                self._prune(now)
             tokens, then = self._buckets.get(identity, (self.burst, now))
             tokens = min(self.burst, tokens + (now - then) * self.rate)
             if tokens < 1:
