@@ -477,6 +477,7 @@ def decode_arm(args: argparse.Namespace, device: str) -> dict[str, Any]:
         result["compile_s"] = run(static)[1]  # the first static call compiles (same shapes)
         captured.restore()
         record("static_compiled", *run(static))
+        result["compile_counters"] = compile_counters()
         # The same without any logits processor (the benchmark's suppress_tokens masks the
         # 127k ids past its small tokenizer), then sampled as GRPO samples.
         record("static_plain", *run({**static, "suppress_tokens": None}))
@@ -682,6 +683,21 @@ def grpo_arm(args: argparse.Namespace, arm: str, device: str) -> dict[str, Any]:
         "checkpointing": bool(trainer.args.activation_checkpointing),
         "completion_tokens_per_s": completions * mean_length / seconds,
         "peak_gib": peak_gib(device),
+        "compile_counters": compile_counters(),
+    }
+
+
+def compile_counters() -> dict[str, Any]:
+    """What torch.compile did so far in this process: graphs, breaks (with reasons),
+    and compiled graphs that fell back from CUDA graphs."""
+    from torch._dynamo.utils import counters
+
+    breaks = counters["graph_break"]
+    return {
+        "unique_graphs": int(counters["stats"]["unique_graphs"]),
+        "graph_breaks": int(sum(breaks.values())),
+        "break_reasons": [str(r)[:120] for r in list(breaks)[:5]],
+        "cudagraph_skips": int(counters["inductor"]["cudagraph_skips"]),
     }
 
 
@@ -752,7 +768,18 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
             f"tokens, {g['completion_tokens_per_s']:.0f} tok/s) | <= 25 s | "
             f"{fmt(g['peak_gib'])} GiB |"
         )
+        if isinstance(g.get("compile_counters"), dict):
+            text = counters_text(g["compile_counters"])
+            lines.append(f"| torch.compile, {arm} | {text} | | |")
     return lines
+
+
+def counters_text(c: dict[str, Any]) -> str:
+    reasons = "; ".join(c.get("break_reasons") or [])
+    return (
+        f"{c['unique_graphs']} graphs, {c['graph_breaks']} graph breaks"
+        f"{f' ({reasons})' if reasons else ''}, {c['cudagraph_skips']} CUDA-graph skips"
+    )
 
 
 def sft_rows(arm: str, r: Any) -> list[str]:
@@ -795,6 +822,8 @@ def decode_rows(d: dict[str, Any], args: argparse.Namespace) -> list[str]:
         rows.append(f"| decode step, batch {b}, {label} | {value} | {target} | |")
     if "compile_s" in d:
         rows.append(f"| compile of the static decode (first call) | {d['compile_s']:.1f} s | | |")
+    if isinstance(d.get("compile_counters"), dict):
+        rows.append(f"| torch.compile, decode | {counters_text(d['compile_counters'])} | | |")
     cb = d.get("continuous_batching")
     if isinstance(cb, dict):
         value = (

@@ -120,6 +120,12 @@ def test_the_table_keeps_partial_arms(bench: ModuleType) -> None:
             "dynamic": step,
             "static_compiled": step,
             "continuous_batching": "failed: RuntimeError: no",
+            "compile_counters": {
+                "unique_graphs": 3,
+                "graph_breaks": 64,
+                "break_reasons": ["call to a Triton kernel"],
+                "cudagraph_skips": 1,
+            },
             "stopped": "stopped after 260 s (budget or the arm's cap)",
         },
         "grpo": "failed (exit 1)",
@@ -129,5 +135,6 @@ def test_the_table_keeps_partial_arms(bench: ModuleType) -> None:
     assert "1 layer in 2" in text and "PaLM 65.0 %" in text and "aten::mm 500 ms" in text
     assert "**17.1 ms/step**" in text and "failed: RuntimeError" in text
     assert "stopped after 260 s" in text  # the decode arm says it was cut short
+    assert "64 graph breaks (call to a Triton kernel), 1 CUDA-graph skips" in text
     assert text.count("not run") >= 4  # the decode parts it never reached
     assert "grpo-cb" not in text  # an arm not asked for is not listed
