@@ -74,7 +74,9 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["sft", "rl"])
+# SFT's kill, torn save and rerun are driven in test_stage_kills.py (one scenario, three
+# processes); this keeps RL's (GRPO's generation, rewards and metrics file).
+@pytest.mark.parametrize("stage", ["rl"])
 def test_killed_stage_resumes_and_a_finished_stage_is_not_redone(
     stage: str, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

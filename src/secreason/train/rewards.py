@@ -278,17 +278,27 @@ class RewardMetricsCallback(TrainerCallback):
             "tasks": tasks,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        with self.path.open("ab") as fh:
+            cut = fh.tell() > 0 and _last_byte(self.path) != b"\n"  # a kill cut the last line
+            fh.write(("\n" if cut else "").encode() + (json.dumps(record) + "\n").encode())
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The per-step records, the last one kept when a resumed run repeated a step."""
+    """The per-step records, the last one kept when a resumed run repeated a step; a
+    line a kill cut short is skipped."""
     by_step: dict[int, dict[str, Any]] = {}
     p = Path(path)
     if p.is_file():
         for line in p.read_text(encoding="utf-8").splitlines():
-            if line.strip():
+            try:
                 record = json.loads(line)
                 by_step[int(record["step"])] = record
+            except (ValueError, TypeError, KeyError):
+                continue
     return [by_step[k] for k in sorted(by_step)]
