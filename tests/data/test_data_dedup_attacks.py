@@ -17,9 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from secreason.data.dedup import dedup
+from secreason.data.dedup import DedupConfig, dedup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,8 +119,8 @@ _SCRIPT = """
 import json, random, sys
 from secreason.data.dedup import dedup
 rng = random.Random(0)
-vocab = [f"w{i}" for i in range(300)]
-base = [" ".join(rng.choice(vocab) for _ in range(40)) for _ in range(200)]
+vocab = ["".join(rng.choice("abcdefgh") for _ in range(5)) for _ in range(300)]
+base = [" ".join(rng.choice(vocab) for _ in range(120)) for _ in range(200)]
 texts = base + [t.replace(t.split()[5], "zz", 1) for t in base[:50]] + base[100:120]
 splits = [rng.choice(["train", "heldout", "rl"]) for _ in texts]
 labels = [str(rng.randrange(3)) for _ in texts]
@@ -139,10 +140,50 @@ def test_same_result_in_fresh_interpreters_under_any_hash_seed() -> None:
         outs.append(json.loads(run.stdout))
     assert outs[0] == outs[1]
     keep, exact, near, _ = outs[0]
-    assert exact > 0 and near >= 45 and keep.count(False) == exact + near
+    assert exact > 0 and near >= 30 and keep.count(False) == exact + near
 
 
 def test_an_unknown_split_is_an_error_not_a_loser() -> None:
     """Ranked after "train", a "test" item would be dropped for its training twin."""
     with pytest.raises(ValueError, match="'test' \\(item b\\) is not in dedup.priority"):
         dedup(["a", "b"], ["same text here", "same text here"], ["train", "test"])
+
+
+def test_heldout_question_with_shuffled_options_is_dropped_from_training() -> None:
+    """Same question, options shuffled and relabelled (so another gold letter): one group."""
+    from secreason.data.pipeline import dedup_content
+    from secreason.tasks.base import Sample
+
+    q = "Which weakness lets an attacker read memory freed by a timer callback in the viewer?"
+    opts = ["Use After Free", "Out-of-bounds Read", "Double Free", "NULL Pointer Dereference"]
+
+    def item(order: list[int], gold: str, split: str) -> Sample:
+        options = {k: opts[i] for k, i in zip("ABCD", order, strict=True)}
+        meta = {"question": q, "options": options, "split": split}
+        return Sample(split, "mcq", [{"role": "user", "content": q}], gold, meta)
+
+    held, train = item([0, 1, 2, 3], "A", "heldout"), item([2, 0, 3, 1], "B", "train")
+    keep, report = dedup(
+        ["train", "heldout"],
+        [dedup_content(train), dedup_content(held)],
+        ["train", "heldout"],
+        labels=["mcq\tB", "mcq\tA"],
+    )
+    assert keep == [False, True] and report.cross_split_removed == {"train->heldout": 1}
+
+
+def test_a_dissimilar_item_in_the_same_lsh_bucket_does_not_hide_twins() -> None:
+    """Twins a and c share only band 0 with each other and with a dissimilar b sorted
+    between them: every pair of a bucket is verified, not only neighbours."""
+    from secreason.data.dedup import _near_groups_numpy, lsh_params
+
+    cfg = DedupConfig()
+    bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.false_negative_weight)
+    a = np.arange(1, cfg.num_perm + 1, dtype=np.uint64)
+    b = a + np.uint64(1000)
+    b[:rows] = a[:rows]  # same band 0, nothing else
+    c = a.copy()
+    for band in range(1, bands):  # one change per other band: agreement stays >= 0.8
+        c[band * rows] += np.uint64(5000)
+    assert (a == c).mean() >= cfg.threshold
+    assert _near_groups_numpy(np.stack([a, b, c]), cfg) == [(0, 2)]

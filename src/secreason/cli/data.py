@@ -155,13 +155,13 @@ def dedup_cmd(
     from dataclasses import asdict
 
     from secreason.data.dedup import DedupConfig, dedup
-    from secreason.data.pipeline import item_content
+    from secreason.data.pipeline import dedup_content
     from secreason.data.store import read_samples, write_samples
 
     samples = read_samples(_checked(items))
     keep, rep = dedup(
         [s.id for s in samples],
-        [item_content(s) for s in samples],
+        [dedup_content(s) for s in samples],
         [str(s.meta.get("split", "train")) for s in samples],
         DedupConfig(threshold=threshold),
         labels=[f"{s.task}\t{s.reference}" for s in samples],

@@ -113,6 +113,9 @@ def minhash_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
     return out
 
 
+BUCKET_REACH = 64
+
+
 def _near_groups_numpy(sigs: np.ndarray, config: DedupConfig) -> list[tuple[int, int]]:
     """Candidate pairs from LSH bands, verified by signature agreement >= threshold."""
     bands, rows = lsh_params(config.threshold, config.num_perm, config.false_negative_weight)
@@ -125,9 +128,15 @@ def _near_groups_numpy(sigs: np.ndarray, config: DedupConfig) -> list[tuple[int,
             key = ngrams.fmix64(key ^ block[:, j])
         order = np.argsort(key, kind="stable")
         k = key[order]
-        same = np.flatnonzero(k[1:] == k[:-1])
-        x, y = order[same], order[same + 1]
-        found.append(np.stack([np.minimum(x, y), np.maximum(x, y)], axis=1))
+        # Every pair of a bucket, not only neighbours: a dissimilar member between two
+        # twins must not hide them from each other (buckets over BUCKET_REACH members
+        # pair each one with the next BUCKET_REACH).
+        for d in range(1, min(BUCKET_REACH, n - 1) + 1):
+            same = np.flatnonzero(k[d:] == k[:-d])
+            if not len(same):
+                break
+            x, y = order[same], order[same + d]
+            found.append(np.stack([np.minimum(x, y), np.maximum(x, y)], axis=1))
     if not found:
         return []
     pairs = np.unique(np.concatenate(found), axis=0)

@@ -47,6 +47,17 @@ def item_content(sample: Sample) -> str:
     return prompt_text(sample)
 
 
+def dedup_content(sample: Sample) -> str:
+    """What dedup compares: :func:`item_content` with the options as a set (shuffled or
+    relabelled options are the same question)."""
+    options = sample.meta.get("options")
+    if not isinstance(options, dict):
+        return item_content(sample)
+    meta = {k: v for k, v in sample.meta.items() if k != "options"}
+    rest = item_content(Sample(sample.id, sample.task, sample.messages, sample.reference, meta))
+    return "\n".join([rest, *sorted(str(v) for v in options.values())])
+
+
 def prompt_text(sample: Sample) -> str:
     return "\n".join(m["content"] for m in sample.messages if m["role"] != "assistant")
 
@@ -174,7 +185,7 @@ def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
         raise ValueError(f"dedup.compare must be content, prompt or prompt+response, got {on!r}")
 
     def dedup_text(s: Sample) -> str:
-        base = item_content(s) if on == "content" else prompt_text(s)
+        base = dedup_content(s) if on == "content" else prompt_text(s)
         if on == "prompt+response":
             traces = verdicts.get(s.id, {}).get("traces") or [""]
             base += "\n" + traces[0]
@@ -266,8 +277,8 @@ def run_pipeline(recipe: DataRecipe) -> dict[str, Any]:
         lim,
     )
     summary["consistency"]["cross_split_near_duplicates"] = cross_split_near_duplicates(
-        [item_content(r["sample"]) for r in [*sft, *rl]],
-        [item_content(s) for s in heldout],
+        [dedup_content(r["sample"]) for r in [*sft, *rl]],
+        [dedup_content(s) for s in heldout],
         recipe.dedup,
     )
     timings["export"] = time.perf_counter() - t
