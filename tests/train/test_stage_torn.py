@@ -322,3 +322,79 @@ def test_run_rl_stops_before_loading_anything(tiny_model_dir: Path, tmp_path: Pa
     with pytest.raises(StageError, match="did not finish"):
         run_rl(recipe)
     assert not (tmp_path / "rl").exists()
+
+
+class _Built(Exception):
+    """Raised by a stand-in trainer builder: the stage got past its checks."""
+
+
+def _never_built() -> Any:
+    raise _Built
+
+
+def test_two_runs_never_train_into_one_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from secreason.train.checkpoints import LOCK_FILE
+    from secreason.train.stage import StageError, run_stage
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"f = open({str(out / LOCK_FILE)!r}, 'a+')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'pid {os.getpid()}'); f.flush(); print('held', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        recipe = _recipe("sft", tiny_model_dir, tmp_path / "d.jsonl", out)
+        with pytest.raises(StageError, match=f"another process \\(pid {holder.pid}\\)"):
+            run_stage("sft", recipe, _never_built)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with pytest.raises(_Built):  # the kernel dropped the killed holder's lock
+        run_stage("sft", recipe, _never_built)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [("runs/none/sft/final", "no such folder"), ("{tmp}/d.jsonl", "a file, not a folder")],
+)
+def test_a_missing_starting_model_is_named_before_anything_loads(
+    model: str, message: str, tmp_path: Path
+) -> None:
+    from secreason.train.rl import run_rl
+    from secreason.train.stage import StageError
+
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    recipe = _recipe("rl", Path(model.format(tmp=tmp_path)), tmp_path / "d.jsonl", tmp_path / "o")
+    with pytest.raises(StageError, match=message):
+        run_rl(recipe)
+
+
+def test_the_accelerate_entry_point_prints_one_error_line(tmp_path: Path, capsys: Any) -> None:
+    from secreason.train.config import SFTRecipe
+    from secreason.train.stage import stage_main
+
+    def broken(recipe: Any) -> Path:
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "gone.bin"))
+
+    recipe = REPO / "recipes" / "tiny-cpu" / "sft.yaml"
+    with pytest.raises(SystemExit) as done:
+        stage_main("secreason.train.sft", SFTRecipe, broken, [str(recipe)])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: {tmp_path / 'gone.bin'}: no such file") and "Traceback" not in err
+    )

@@ -10,18 +10,24 @@ transformers' rotation only looks at ``checkpoint-*``), and stderr says so.
 
 The checks read headers only (safetensors' JSON header, the zip directory torch writes
 at the end of a ``.pt`` file), so they cost milliseconds even for an 8B checkpoint.
+The same goes for what a stage may write into: an ``output_dir`` holding another
+program's files is refused, and a lock keeps two runs out of one folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
 import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TORN_PREFIX = "torn-"
+LOCK_FILE = ".secreason.lock"
 # Where a checkpoint or model folder keeps its weights (plain, sharded, LoRA, DeepSpeed, FSDP).
 _WEIGHTS = ("model*.safetensors", "pytorch_model*", "adapter_model*", "global_step*")
 _TORCH = (".pt", ".pth", ".bin")
@@ -141,9 +147,11 @@ def model_source_problem(model: str) -> str | None:
     output folder instead of its model, a stage that did not finish, torn weights."""
     from secreason.train.continuation import RECIPE_FILE
 
+    from secreason.cli._errors import model_problem
+
     path = Path(model).expanduser()
     if not path.is_dir():
-        return None  # a hub id, or a missing path the loader and the CLI name
+        return model_problem(model)  # a file, a missing folder; None for a hub id
     if (path / RECIPE_FILE).is_file() and not (path / "config.json").is_file():
         hint = f"{path / 'final'}" if (path / "final").is_dir() else f"{path}/final once it ends"
         return f"model {model}: a training stage's output folder; its model is {hint}"
@@ -159,3 +167,49 @@ def model_source_problem(model: str) -> str | None:
         if problem:
             return f"model {model}: {problem}; save or export that model again"
     return None
+
+
+def output_dir_problem(out: Path) -> str | None:
+    """Why ``out`` cannot be a stage's ``output_dir``: a file, or a folder of other things
+    (a stage resumes from, rotates and overwrites what it finds there)."""
+    from secreason.train.continuation import RECIPE_FILE
+
+    if out.exists() and not out.is_dir():
+        return f"output_dir {out}: a file, not a folder; choose a new folder"
+    if not out.is_dir() or (out / RECIPE_FILE).is_file():
+        return None
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if not others:
+        return None
+    shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+    return (
+        f"output_dir {out}: not empty and not a secreason stage's folder (no {RECIPE_FILE}; "
+        f"it holds {shown}); a stage would resume from, rotate or overwrite what is there. "
+        "Fix: choose a new or empty folder"
+    )
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[str | None]:
+    """Hold ``out``'s lock while a stage trains into it; yields who holds it when another
+    process does (None when this one got it). The kernel drops it when a process dies,
+    killed or not. Only the main process locks (all processes of one run share it)."""
+    if not _main_process():
+        yield None
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / LOCK_FILE).open("a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            yield fh.read().strip() or "pid unknown"
+            return
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield None
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

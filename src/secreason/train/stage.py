@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from secreason.train import continuation, progress
-from secreason.train.checkpoints import last_checkpoint, model_source_problem, say
+from secreason.train.checkpoints import (
+    last_checkpoint,
+    model_source_problem,
+    output_dir_problem,
+    output_lock,
+    say,
+)
 from secreason.train.config import (
     RecipeError,
     RecipeT,
@@ -115,7 +121,9 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
 def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
     """Create output_dir, record the recipe, and return the checkpoint to resume from."""
     out = Path(str(recipe.output_dir))
-    check_output_dir(out)
+    problem = output_dir_problem(out)
+    if problem:
+        raise StageError(problem)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / RECIPE_FILE
     rerun = saved.is_file() and not any(out.glob("checkpoint-*"))
@@ -137,23 +145,6 @@ def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
         say(f"{out}: no checkpoint saved yet; training starts from step 0")
     _write_atomic(saved, f"# fingerprint: {current}\n" + recipe_to_yaml(recipe))
     return resume
-
-
-def check_output_dir(out: Path) -> None:
-    """Refuse an ``output_dir`` that is a file, or a folder of other things: a stage
-    resumes from, rotates and overwrites what it finds there."""
-    if out.exists() and not out.is_dir():
-        raise StageError(f"output_dir {out}: a file, not a folder; choose a new folder")
-    if not out.is_dir() or (out / RECIPE_FILE).is_file():
-        return
-    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    if others:
-        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise StageError(
-            f"output_dir {out}: not empty and not a secreason stage's folder (no "
-            f"{RECIPE_FILE}; it holds {shown}); a stage would resume from, rotate or "
-            "overwrite what is there. Fix: choose a new or empty folder"
-        )
 
 
 def mark_done(recipe: SFTRecipe | RLRecipe, stamp: str, seconds: float, **extra: Any) -> None:
@@ -274,12 +265,21 @@ def run_stage(name: str, recipe: SFTRecipe | RLRecipe, build_trainer: Callable[[
     start = time.perf_counter()
     stamp = fingerprint(recipe)
     check_model_source(recipe)
-    resume = prepare_output(recipe)
-    trainer = build_trainer()
-    progress.install(trainer)
-    train_with_resume(trainer, resume)
-    out = export(trainer, recipe)
-    mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
+    problem = output_dir_problem(Path(str(recipe.output_dir)))
+    if problem:
+        raise StageError(problem)
+    with output_lock(Path(str(recipe.output_dir))) as holder:
+        if holder is not None:
+            raise StageError(
+                f"output_dir {recipe.output_dir}: another process ({holder}) is training "
+                "into it; wait for it to end, or stop it (its rerun resumes)"
+            )
+        resume = prepare_output(recipe)
+        trainer = build_trainer()
+        progress.install(trainer)
+        train_with_resume(trainer, resume)
+        out = export(trainer, recipe)
+        mark_done(recipe, stamp, time.perf_counter() - start, steps=trainer.state.global_step)
     return out
 
 
@@ -297,6 +297,7 @@ def stage_main(
     if not args or args[0] in ("-h", "--help"):
         print(recipe_help(usage, recipe_type))
         raise SystemExit(0 if args else 2)
+    from secreason.cli._errors import debug_enabled, explain
     from secreason.train.interrupt import StageInterrupted
 
     try:
@@ -306,3 +307,9 @@ def stage_main(
     except StageInterrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
+    except Exception as error:  # the same one-line errors as the secreason command
+        if debug_enabled():
+            raise
+        message, code = explain(error)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(code) from None
