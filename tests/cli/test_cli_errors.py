@@ -8,39 +8,13 @@ row reruns with ``--debug`` to show the traceback is still there for developers.
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_fixtures import ENV, FIXTURES, secreason
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "benchmarks"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "SECREASON_PROGRESS": "0",
-    "SECREASON_DEBUG": "",
-    "COLUMNS": "200",
-}
 LATIN1 = "Rückmeldung: Café ☕".encode("latin-1", "replace")
-
-
-def secreason(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "secreason.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env or ENV,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

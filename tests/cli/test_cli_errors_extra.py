@@ -13,35 +13,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_fixtures import FIXTURES, secreason
 
-REPO = Path(__file__).resolve().parents[2]
-MCQ = str(REPO / "tests" / "fixtures" / "benchmarks" / "ctibench")
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "SECREASON_PROGRESS": "0",
-    "SECREASON_DEBUG": "",
-    "COLUMNS": "200",
-}
+MCQ = str(FIXTURES / "ctibench")
 GOOD = {"completion": "Answer: CWE-79", "reference": "CWE-79"}
-
-
-def secreason(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "secreason.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

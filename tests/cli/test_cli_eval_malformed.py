@@ -12,24 +12,11 @@ the first column's name, a float or boolean index silently read as a row).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_fixtures import secreason
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "benchmarks"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "SECREASON_PROGRESS": "0",
-    "SECREASON_DEBUG": "",
-    "COLUMNS": "200",
-}
 RCM_HEADER = "URL\tDescription\tPrompt\tGT\n"
 RCM_ROW = "https://example.invalid/0\tA toy flaw.\tMap the toy flaw to a CWE.\tCWE-79\n"
 ATHENA_ROW = {
@@ -38,17 +25,6 @@ ATHENA_ROW = {
 }
 MMLU_HEADER = "question,choice0,choice1,choice2,choice3,answer\n"
 MMLU_ROW = "Which toy control stops replay?,Nonces,Colours,Fonts,Logos,0\n"
-
-
-def secreason(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "secreason.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=300,
-    )
 
 
 def predictions(path: Path, lines: list[str]) -> Path:
