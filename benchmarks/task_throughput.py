@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from secreason.kb.cvss import random_v31_vector
 from secreason.reasoning import split
 from secreason.tasks import get_task
 from secreason.tasks.base import Extraction, Protocol, Task
@@ -46,16 +47,6 @@ PROSE = (
 )
 VOCAB = PROSE.split()
 
-METRICS = {
-    "AV": "NALP",
-    "AC": "LH",
-    "PR": "NLH",
-    "UI": "NR",
-    "S": "UC",
-    "C": "NLH",
-    "I": "NLH",
-    "A": "NLH",
-}
 ACTORS = ["Copper Heron", "Marsh Owl", "Salt Lynx", "Grey Finch", "Amber Kite", "Iron Vole"]
 ALIASES = {"Copper Heron": ["Heron Team"], "Marsh Owl": ["Owl Unit"], "Grey Finch": []}
 RELATED = {"Copper Heron": ["Grey Finch"], "Salt Lynx": ["Amber Kite"]}
@@ -67,10 +58,6 @@ class Item:
     reference: str
 
 
-def random_vector(rng: random.Random) -> str:
-    return "CVSS:3.1/" + "/".join(f"{k}:{rng.choice(v)}" for k, v in METRICS.items())
-
-
 def answers(task: str, rng: random.Random) -> tuple[str, str, str]:
     """(gold, a right payload, a wrong payload) for one item of a task."""
     if task == "mcq":
@@ -80,8 +67,8 @@ def answers(task: str, rng: random.Random) -> tuple[str, str, str]:
         gold_id, wrong_id = rng.sample([20, 22, 78, 79, 89, 94, 119, 125, 287, 352, 416, 787], 2)
         return f"CWE-{gold_id}", f"CWE-{gold_id}", f"CWE-{wrong_id}"
     if task == "cvss":
-        gold = random_vector(rng)
-        return gold, gold, random_vector(rng)
+        gold = random_v31_vector(rng)
+        return gold, gold, random_v31_vector(rng)
     if task == "ate":
         pool = [f"T{n}" for n in range(1001, 1200)]
         gold = rng.sample(pool, rng.randint(2, 8))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from secreason.kb.cvss import (
+    V31_BASE_VALUES,
     CVSSVectorError,
     base_score,
     describe_vector,
     parse,
+    random_v31_vector,
     severity,
     validate,
 )
@@ -166,3 +170,14 @@ def test_v4_facts_name_vulnerable_and_subsequent_systems() -> None:
 def test_describe_rejects_invalid_vectors() -> None:
     with pytest.raises(CVSSVectorError):
         describe_vector("CVSS:3.1/AV:N")
+
+
+def test_random_v31_vectors_parse_and_reach_every_value() -> None:
+    rng = random.Random(0)
+    seen: dict[str, set[str]] = {m: set() for m in V31_BASE_VALUES}
+    for _ in range(300):
+        result = parse(random_v31_vector(rng))
+        assert result.version == "3.1"
+        for metric in result.base_metrics:
+            seen[metric.key].add(metric.code)
+    assert seen == {m: set(values) for m, values in V31_BASE_VALUES.items()}

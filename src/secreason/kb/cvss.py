@@ -15,6 +15,7 @@ else temporal, score).
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass
 
 from cvss import CVSS3, CVSS4, CVSSError, constants3, constants4
@@ -173,6 +174,25 @@ def severity(score: float) -> str:
     if score < 9.0:
         return "High"
     return "Critical"
+
+
+# Every value of each v3.1 base metric, in the order random vectors draw them.
+V31_BASE_VALUES = {
+    "AV": "NALP",
+    "AC": "LH",
+    "PR": "NLH",
+    "UI": "NR",
+    "S": "UC",
+    "C": "NLH",
+    "I": "NLH",
+    "A": "NLH",
+}
+
+
+def random_v31_vector(rng: random.Random) -> str:
+    """A v3.1 base vector with each metric's value drawn uniformly from ``rng``."""
+    parts = [f"{m}:{rng.choice(values)}" for m, values in V31_BASE_VALUES.items()]
+    return "CVSS:3.1/" + "/".join(parts)
 
 
 # -- plain-English facts ------------------------------------------------------------------

@@ -15,27 +15,13 @@ from secreason.data.kb_items.parts import kb_sample, mcq_sample
 from secreason.data.synthesize import SynthesisConfig
 from secreason.tasks.base import Sample
 
-_V31_CHOICES = {
-    "AV": "NALP",
-    "AC": "LH",
-    "PR": "NLH",
-    "UI": "NR",
-    "S": "UC",
-    "C": "NLH",
-    "I": "NLH",
-    "A": "NLH",
-}
-
-
-def _random_vector(rng: random.Random) -> str:
-    parts = [f"{m}:{rng.choice(values)}" for m, values in _V31_CHOICES.items()]
-    return "CVSS:3.1/" + "/".join(parts)
-
 
 def _vectors(cfg: SynthesisConfig, rng: random.Random) -> list[str]:
+    from secreason.kb.cvss import random_v31_vector
+
     seen: dict[str, None] = {}
     while len(seen) < cfg.cvss_vectors:
-        seen.setdefault(_random_vector(rng))
+        seen.setdefault(random_v31_vector(rng))
     return list(seen)
 
 
