@@ -64,7 +64,8 @@ HACKS: list[tuple[str, str, str, float]] = [
     ("zero-width-in-close-tag", "mcq", f"{WHY}</think\u200b>\nAnswer: B", -1.0),
     ("fullwidth-close-tag", "mcq", f"{WHY}\uff1c/think\uff1e\nAnswer: B", -1.0),
     ("marker-glued-wrong-last", "mcq", f"{WHY}</think>\nAnswer: B<|end|>Answer: C", 0.0),
-    ("zero-width-after-letter", "mcq", f"{WHY}</think>\nAnswer: B\u200b", 0.0),
+    # An invisible character is not part of an answer (tasks.base.visible): honest pay.
+    ("zero-width-after-letter", "mcq", f"{WHY}</think>\nAnswer: B\u200b", 1.0),
     ("nul-between-letters", "mcq", f"{WHY}</think>\nAnswer: B\x00C", 0.0),
     ("repeated-reasoning", "mcq", WHY * 400 + "</think>\nAnswer: B", 0.0),
     (

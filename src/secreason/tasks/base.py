@@ -104,16 +104,27 @@ _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe
 _ANSWER_LINE = re.compile(r"^\W*(?:final\s+)?answer\s*(?:is)?\s*[:：=]\s*(.*)$", re.IGNORECASE)
 
 
+def visible(text: str) -> str:
+    """``text`` without invisible format characters (Unicode category Cf: zero-width
+    spaces and joiners, word joiner, BOM, soft hyphen, bidi marks, tag characters). A
+    model or a copy-paste leaves them after an honest ``Answer: B``; they carry no
+    answer, and a hedge hidden behind one (``B\u200b, C``) shows once they are gone."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def normalize(text: str) -> str:
-    """NFKC, unicode dashes to '-', markdown emphasis and backticks removed."""
-    text = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    """Invisible characters dropped, NFKC, unicode dashes to '-', markdown emphasis and
+    backticks removed (strict reading; official rules read the text as their authors did)."""
+    text = unicodedata.normalize("NFKC", visible(text)).translate(_DASHES)
     return re.sub(r"[*_`]+", "", text)
 
 
 def last_line(text: str) -> str:
-    """The last non-empty line of a text, stripped."""
+    """The last line with something visible on it, stripped."""
     for line in reversed(text.splitlines()):
-        if line.strip():
+        if visible(line).strip():
             return line.strip()
     return ""
 
