@@ -20,8 +20,9 @@ collisions, about one in 10^19 per pair). CVE ids survive normalisation as
 Before step 1, :func:`fold` undoes the disguises a copied text picks up on the way
 (scraped HTML, a chat UI, someone hiding a copy): HTML entities and tags, fullwidth and
 styled letters (NFKC), invisible characters (zero-width, soft hyphen, BOM, tag
-characters), accents, Cyrillic and Greek look-alikes of Latin letters, and non-ASCII
-spaces, dashes and quotes. Plain ASCII text without ``&`` or ``<`` skips it.
+characters), accents, look-alikes of Latin letters from other scripts (UTS #39, the
+table the serving guard uses), and non-ASCII spaces, dashes and quotes. Plain ASCII
+text without ``&`` or ``<`` skips it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import html
 import re
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,19 @@ _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]{0,31}\b[^<>]{0,200}/?>")
 _NON_WORD = re.compile(r"(?:[^\w\n]|_)+")  # lines stay lines
 #: combining diacritics (after NFKD: accents come off their Latin, Greek, Cyrillic letters)
 _ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_GREEK_CYRILLIC = re.compile("[\u0370-\u052f]")
+
+
+def _char_class(code_points: Iterable[int]) -> re.Pattern[str]:
+    """One character class, as ranges (matched much faster than hundreds of characters)."""
+    ranges: list[list[int]] = []
+    for c in sorted(set(code_points)):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return re.compile(
+        "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]"
+    )
 
 
 @functools.cache
@@ -66,26 +79,17 @@ def _invisible() -> re.Pattern[str]:
     """Every format character (category Cf: zero-width, soft hyphen, BOM, bidi, tag
     characters, whatever they spell) and variation selector, read from ``unicodedata``."""
     cps = [c for c in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
-    cps = sorted([*cps, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
-    ranges: list[list[int]] = []
-    for c in cps:  # as ranges: a class of ranges is matched much faster than of 400 chars
-        if ranges and c == ranges[-1][1] + 1:
-            ranges[-1][1] = c
-        else:
-            ranges.append([c, c])
-    return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
+    return _char_class([*cps, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
 
 
-#: Cyrillic and Greek letters drawn like Latin ones (both cases), folded to Latin.
-_LOOKALIKES = str.maketrans(
-    dict(
-        zip(
-            "аеорсухіјѕԁһӏԛԝүАВЕКМНОРСТХУІЈЅαοινκτρυχεΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
-            "aeopcyxijsdhlqwyabekmhopctxyijsaoivktpuxeabezhikmnoptyx",
-            strict=True,
-        )
-    )
-)
+@functools.cache
+def _lookalikes() -> tuple[frozenset[str], dict[int, str]]:
+    """Letters of other scripts drawn like Latin ones (UTS #39, the guard's table): the
+    set of them (a text without one skips the fold) and the table that folds them."""
+    from secreason.serve.confusables import lookalikes
+
+    table = lookalikes()
+    return frozenset(table), str.maketrans(table)
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -105,10 +109,11 @@ def fold(text: str) -> str:
         text = _TAG.sub(" ", _INLINE_TAG.sub("", text))
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKD", _invisible().sub("", text))
-    text = _ACCENTS.sub("", text)
-    if _GREEK_CYRILLIC.search(text):
-        text = text.translate(_LOOKALIKES)
+    text = _invisible().sub("", text)
+    letters, table = _lookalikes()
+    if not letters.isdisjoint(text):
+        text = text.translate(table)
+    text = _ACCENTS.sub("", unicodedata.normalize("NFKD", text))
     return _NON_WORD.sub(" ", text.lower())
 
 
