@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("secreason.serve")
 
 
+class _StepFailed(Exception):
+    """The manager reported an error for a row's step (the message is its error)."""
+
+
 class ContinuousEngine(LocalEngine):
     """The transformers backend's model behind transformers' continuous batching.
 
@@ -141,44 +145,51 @@ class ContinuousEngine(LocalEngine):
 
     # ------------------------------------------------------------------ rows
 
+    async def _run(self, row: Row, *, cancel_failed: bool) -> AsyncGenerator[Any, None]:
+        """Submit ``row`` and yield the manager's outputs until its last one (or the
+        shutdown); a failed step raises :class:`_StepFailed`. A row given up early is
+        cancelled (and counted); a failed one too, uncounted, if ``cancel_failed``."""
+        self._submit(row)
+        self._inflight.add(row)
+        self.running += 1
+        failed = False
+        try:
+            while True:
+                output = await row.events.get()
+                if output is ENDED:  # the server is shutting down
+                    row.finished = True
+                    return
+                if output.error is not None:
+                    failed = True
+                    raise _StepFailed(str(output.error))
+                yield output
+                if output.is_finished():
+                    row.finished = True
+                    return
+        finally:
+            self._inflight.discard(row)
+            self.running -= 1
+            if not row.finished and (cancel_failed or not failed):
+                self._cancel(row)
+                self.cancelled += not failed
+
     async def _outputs(self, row: Row) -> AsyncGenerator[Any, None]:
         """The manager's outputs for ``row`` (each with every token so far), retried
         alone once after a failure; the row is cancelled if the caller stops early."""
-        retried = False
-        while True:
-            if not retried:
-                await self._open.wait()
-            self._submit(row)
-            self._inflight.add(row)
-            self.running += 1
-            failed: str | None = None
-            try:
-                while True:
-                    output = await row.events.get()
-                    if output is ENDED:  # the server is shutting down
-                        row.finished = True
-                        return
-                    if output.error is not None:
-                        failed = str(output.error)
-                        break
+        await self._open.wait()
+        try:
+            async with contextlib.aclosing(self._run(row, cancel_failed=False)) as outputs:
+                async for output in outputs:
                     yield output
-                    if output.is_finished():
-                        row.finished = True
-                        return
-            finally:
-                self._inflight.discard(row)
-                self.running -= 1
-                if failed is None and not row.finished:
-                    self._cancel(row)
-                    self.cancelled += 1
-            if retried or row.sent:
-                log.error("model failed on a request: %s", failed)
-                raise EngineError("the model failed", 500)
-            log.warning("model failed on a step (%s); retrying its request alone", failed)
-            retried = True
-            async for output in self._alone(row):
-                yield output
             return
+        except _StepFailed as error:
+            failed = str(error)
+        if row.sent:
+            log.error("model failed on a request: %s", failed)
+            raise EngineError("the model failed", 500)
+        log.warning("model failed on a step (%s); retrying its request alone", failed)
+        async for output in self._alone(row):
+            yield output
 
     async def _alone(self, row: Row) -> AsyncGenerator[Any, None]:
         """Run ``row`` with no other request in the manager (new ones wait)."""
@@ -188,30 +199,13 @@ class ContinuousEngine(LocalEngine):
                 while self._inflight:  # rows still running finish (or fail) first
                     await asyncio.sleep(0.01)
                 row.reset()
-                self._submit(row)
-                self._inflight.add(row)
-                self.running += 1
-                failed = False
                 try:
-                    while True:
-                        output = await row.events.get()
-                        if output is ENDED:
-                            row.finished = True
-                            return
-                        if output.error is not None:
-                            log.error("model failed on a request alone: %s", output.error)
-                            failed = True
-                            raise EngineError("the model failed", 500)
-                        yield output
-                        if output.is_finished():
-                            row.finished = True
-                            return
-                finally:
-                    self._inflight.discard(row)
-                    self.running -= 1
-                    if not row.finished:  # given up (deadline, disconnect) or failed
-                        self._cancel(row)
-                        self.cancelled += not failed
+                    async with contextlib.aclosing(self._run(row, cancel_failed=True)) as outputs:
+                        async for output in outputs:
+                            yield output
+                except _StepFailed as error:
+                    log.error("model failed on a request alone: %s", error)
+                    raise EngineError("the model failed", 500) from None
             finally:
                 self._open.set()
 
