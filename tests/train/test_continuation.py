@@ -146,11 +146,24 @@ def test_real_sft_run_extended_from_4_to_6_steps(
     capsys.readouterr()
     from transformers import TrainerCallback
 
+    from secreason.train.demo import weights_changed
+
     taken: list[int] = []
 
     class Steps(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             taken.append(state.global_step)
+
+    # Killed while exporting, after the last checkpoint: the rerun exports checkpoint-4 as
+    # it is (transformers, resumed from it, trained a 5th step past max_steps=4).
+    exported = (out / "final" / "model.safetensors").read_bytes()
+    (out / "final" / DONE_MARKER).unlink()
+    (out / "final" / "model.safetensors").write_bytes(exported[:1000])
+    run_sft(_recipe("sft", tiny_model_dir, data, out, "max_steps=4", *common), [Steps()])
+    assert taken == [] and "holds the whole run; exporting it" in capsys.readouterr().out
+    assert json.loads((out / "final" / DONE_MARKER).read_text())["steps"] == 4
+    assert (out / "final" / "model.safetensors").read_bytes() == exported
+    assert weights_changed(out / "final", out / "checkpoint-4") == 0.0
 
     run_sft(_recipe("sft", tiny_model_dir, data, out, "max_steps=6", *common), [Steps()])
     assert taken == [5, 6]  # continued, not started over

@@ -241,6 +241,13 @@ def train_with_resume(trainer: Any, resume: str | None) -> None:
     :class:`~secreason.train.interrupt.StageInterrupted`."""
     from secreason.train.interrupt import StopOnSignal, check_finished, stop_on_signals
 
+    if resume and _holds_every_step(trainer, resume):
+        # Killed after the last checkpoint, before the export: transformers would train
+        # one step past the end on resuming from it, so its weights are exported as they are.
+        print(f"[secreason] {resume} holds the whole run; exporting it")
+        trainer._load_from_checkpoint(resume)
+        trainer.state.global_step = _saved_state(resume)["global_step"]
+        return
     if resume:
         print(f"[secreason] resuming from {resume}")
     stopper = StopOnSignal()
@@ -248,6 +255,24 @@ def train_with_resume(trainer: Any, resume: str | None) -> None:
     with stop_on_signals(stopper):
         trainer.train(resume_from_checkpoint=resume)
     check_finished(stopper, trainer, str(trainer.args.output_dir))
+
+
+def _saved_state(checkpoint: str) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(
+        (Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8")
+    )
+    return state
+
+
+def _holds_every_step(trainer: Any, checkpoint: str) -> bool:
+    """Whether ``checkpoint`` already reached the end the trainer's arguments ask for."""
+    state = _saved_state(checkpoint)
+    step, args = int(state.get("global_step", 0)), trainer.args
+    if args.max_steps > 0:
+        return step >= args.max_steps
+    saved_max = state.get("max_steps") or 0
+    same_length = state.get("num_train_epochs") == args.num_train_epochs
+    return bool(saved_max) and same_length and step >= saved_max
 
 
 def check_model_source(recipe: SFTRecipe | RLRecipe) -> None:
