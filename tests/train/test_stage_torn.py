@@ -398,3 +398,37 @@ def test_the_accelerate_entry_point_prints_one_error_line(tmp_path: Path, capsys
     assert (
         err.startswith(f"error: {tmp_path / 'gone.bin'}: no such file") and "Traceback" not in err
     )
+
+
+@pytest.mark.parametrize("unfinished", [False, True], ids=["finished", "checkpoints only"])
+def test_new_rows_at_the_same_path_are_a_change_not_a_silent_resume(
+    unfinished: bool, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from secreason.train.stage import StageError, finished, prepare_output
+
+    recipe = _finished(tmp_path, tiny_model_dir)
+    if unfinished:
+        (tmp_path / "out" / "final" / "secreason_stage.json").unlink()
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")  # rewritten with the same rows: the same run
+    assert (finished(recipe) is None) is unfinished
+    assert prepare_output(recipe) == str(tmp_path / "out" / "checkpoint-4")
+    data.write_text('{"messages": []}\n')  # a new data run into the same file
+    with pytest.raises(StageError) as err:
+        finished(recipe) if not unfinished else prepare_output(recipe)
+    text = str(err.value)
+    assert (
+        "\n  dataset_path (contents): 'sha256:" in text
+        and "(contents)" not in text.split("--set output_dir=")[1].split()[0]
+    )
+
+
+def test_a_run_stored_before_data_digests_still_resumes(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from secreason.train.stage import finished
+
+    recipe = _finished(tmp_path, tiny_model_dir)
+    (tmp_path / "out" / "secreason_data.json").unlink()
+    (tmp_path / "d.jsonl").write_text('{"other": 1}\n')
+    assert finished(recipe) is not None  # nothing to compare against: as before

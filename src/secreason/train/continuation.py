@@ -150,10 +150,21 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
 
 def plan(recipe: Any) -> Plan:
     """Compare the recipe with the one stored in its ``output_dir``."""
+    from secreason.train import data_record
+
     stored = stored_values(str(recipe.output_dir))
     if stored is None:
         return Plan()
-    return Plan(compare(stored, recipe_values(recipe)), stored=True)
+    changes = compare(stored, recipe_values(recipe))
+    before = data_record.stored(str(recipe.output_dir))
+    if before:  # the data's contents, when the path is the same (a new path is a change)
+        named = {c.name + data_record.SUFFIX for c in changes}
+        changes += [
+            Change(name, before[name], value)
+            for name, value in sorted(data_record.current(recipe).items())
+            if name in before and before[name] != value and name not in named
+        ]
+    return Plan(changes, stored=True)
 
 
 def suggest_output_dir(output_dir: str, changes: list[Change]) -> str:
@@ -163,7 +174,8 @@ def suggest_output_dir(output_dir: str, changes: list[Change]) -> str:
         after = change.after
         text = f"{after:g}" if isinstance(after, float) else str(after)
         value = re.sub(r"[^A-Za-z0-9.]+", "", text)
-        parts.append(f"{change.name}{value}"[:40])
+        name = re.sub(r"[^A-Za-z0-9_]+", "", change.name)
+        parts.append(f"{name}{value}"[:40])
     return f"{output_dir.rstrip('/')}-{'-'.join(parts)}"
 
 

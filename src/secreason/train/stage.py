@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from secreason.train import continuation, progress
+from secreason.train import continuation, data_record, progress
 from secreason.train.checkpoints import (
     last_checkpoint,
     model_source_problem,
@@ -102,9 +102,10 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
     info = read_marker(recipe)
     if info is None:
         return None
-    if info.get("fingerprint") == fingerprint(recipe):
-        return info
     plan = _plan(recipe)
+    contents = [c for c in plan.changes if c.name.endswith(data_record.SUFFIX)]
+    if info.get("fingerprint") == fingerprint(recipe) and not contents:
+        return info
     if not plan.stored:
         raise StageError(
             f"{marker}: {recipe.output_dir} holds a finished run of a different recipe "
@@ -144,6 +145,7 @@ def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
     elif rerun and not resume:
         say(f"{out}: no checkpoint saved yet; training starts from step 0")
     _write_atomic(saved, f"# fingerprint: {current}\n" + recipe_to_yaml(recipe))
+    data_record.save(recipe)
     return resume
 
 
