@@ -15,6 +15,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -432,3 +433,18 @@ def test_a_run_stored_before_data_digests_still_resumes(
     (tmp_path / "out" / "secreason_data.json").unlink()
     (tmp_path / "d.jsonl").write_text('{"other": 1}\n')
     assert finished(recipe) is not None  # nothing to compare against: as before
+
+
+def test_rl_on_a_retrained_sft_model_is_a_change(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from secreason.train.stage import StageError, fingerprint, mark_done, prepare_output
+
+    sft = _stage_output(tmp_path, tiny_model_dir, done=True) / "final"
+    (tmp_path / "rl.jsonl").write_text("{}\n")
+    rl = _recipe("rl", sft, tmp_path / "rl.jsonl", tmp_path / "rl")
+    prepare_output(rl)
+    whole_checkpoint(tmp_path / "rl" / "checkpoint-2", 2)
+    assert prepare_output(rl) == str(tmp_path / "rl" / "checkpoint-2")
+    sft_recipe = SimpleNamespace(stage="sft", output_dir=str(sft.parent))
+    mark_done(sft_recipe, fingerprint(rl), 2.0, steps=9)  # SFT trained again
+    with pytest.raises(StageError, match="\n  model_name_or_path \\(contents\\): "):
+        prepare_output(rl)

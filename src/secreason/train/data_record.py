@@ -5,7 +5,9 @@ data run`` into the same folder) left the recipe unchanged, and a rerun resumed 
 checkpoints on the new rows, or reported the stage finished. A stage stores a digest
 of each data file or ``save_to_disk`` folder beside its recipe; a rerun whose data
 differs is refused like any other recipe change, the field named ``dataset_path
-(contents)``. Hub ids and paths that are not local are not digested.
+(contents)``. The same holds for a starting model another stage exported (SFT retrained
+under RL's feet), known by its done marker. Hub ids and paths that are not local are
+not digested.
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ def digest(path: str) -> str | None:
 
 
 def current(recipe: Any) -> dict[str, str]:
-    """The recipe's data digests, by field name plus ``SUFFIX``."""
+    """The recipe's data digests, by field name plus ``SUFFIX``; a starting model that
+    another stage exported is known by its done marker (written once per training)."""
     values = {name + SUFFIX: digest(str(getattr(recipe, name, "") or "")) for name in FIELDS}
+    marker = Path(str(recipe.model_name_or_path)).expanduser() / "secreason_stage.json"
+    if marker.is_file():
+        values["model_name_or_path" + SUFFIX] = digest(str(marker))
     return {k: v for k, v in values.items() if v is not None}
 
 
