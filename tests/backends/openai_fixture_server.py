@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,6 @@ def running_server(mode: str = "echo", delay: float = 0.0, fail_times: int = 0) 
 def script_server(script: str, options: list[str], *, probe: str, name: str) -> Iterator[str]:
     """Run ``script --port P *options`` as a loopback server; wait until ``GET probe``
     answers 200; yield its ``/v1`` base URL; stop it (terminate, then kill)."""
-    import httpx
-
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, script, "--port", str(port), *options],
@@ -59,27 +57,53 @@ def script_server(script: str, options: list[str], *, probe: str, name: str) -> 
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def stderr() -> str:  # a running process's pipe would block: read it once it ended
+        if process.poll() is None:
+            return "(still running)"
+        return process.stderr.read().decode()  # type: ignore[union-attr]
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} died: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}{probe}", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start in 60 s")
-            time.sleep(0.1)
+        wait_ready(process, f"{base}{probe}", name=name, output=stderr)
         yield f"{base}/v1"
     finally:
-        process.terminate()
+        end_process(process)
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    *,
+    name: str,
+    output: Callable[[], str],
+    timeout_s: float = 60.0,
+) -> None:
+    """Poll ``GET url`` until it answers 200. A process that exits first, or one not
+    ready within ``timeout_s``, raises naming ``name`` and adding ``output()``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{output()}")
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready in {timeout_s:g} s:\n{output()}")
+        time.sleep(0.1)
+
+
+def end_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process``; kill it if it has not exited 10 s later."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def stats(base_url: str) -> dict[str, Any]:

@@ -3,17 +3,12 @@ subprocess on loopback, a real HTTP client, the shared reward table."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from reward_server_fixtures import RewardServer
 from test_reward_table import PREFILL, PROMPT, TABLE
 
 from secreason.integrations.openrlhf import label_for
@@ -21,46 +16,11 @@ from secreason.integrations.openrlhf import label_for
 KEY = "reward-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("reward-server") / "server.log"
-    cli = Path(sys.executable).with_name("secreason")
-    command = [
-        str(cli), "reward-server", "--port", str(port), "--api-key", KEY,
-        "--max-body-bytes", "20000",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "SECREASON_API_KEYS"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"reward-server exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"reward-server not ready:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    srv = RewardServer(tmp_path_factory.mktemp("reward-server"), KEY, "--max-body-bytes", "20000")
+    yield srv.base
+    srv.stop()
 
 
 def post(base: str, body: Any, key: str | None = KEY, path: str = "/get_reward") -> httpx.Response:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from reward_server_fixtures import RewardServer
 from test_reward_table import PREFILL, PROMPT, WHY
 
 from secreason.integrations.openrlhf import label_for
@@ -43,46 +42,9 @@ LIMITS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RewardServer:
-    def __init__(self, workdir: Path, *args: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"reward-{self.port}.log"
-        cli = Path(sys.executable).with_name("secreason")
-        command = [str(cli), "reward-server", "--port", str(self.port), "--api-key", KEY, *args]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"reward-server exited:\n{self.log()}")
-            try:
-                if httpx.get(self.base + "/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"reward-server not ready:\n{self.log()}")
-            time.sleep(0.1)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RewardServer]:
-    srv = RewardServer(tmp_path_factory.mktemp("hostile"), *LIMITS)
+    srv = RewardServer(tmp_path_factory.mktemp("hostile"), KEY, *LIMITS)
     yield srv
     srv.stop()
 
@@ -373,7 +335,7 @@ def test_a_flood_gets_429s_not_a_queue(server: RewardServer) -> None:
 
 
 def test_sigterm_drains_the_request_in_flight_then_exits(tmp_path: Path) -> None:
-    srv = RewardServer(tmp_path, "--body-timeout-s", "60", "--drain-timeout-s", "30")
+    srv = RewardServer(tmp_path, KEY, "--body-timeout-s", "60", "--drain-timeout-s", "30")
     try:
         full = body()
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
@@ -392,7 +354,7 @@ def test_sigterm_drains_the_request_in_flight_then_exits(tmp_path: Path) -> None
 
 
 def test_sigterm_with_a_stuck_client_exits_after_the_drain(tmp_path: Path) -> None:
-    srv = RewardServer(tmp_path, "--body-timeout-s", "600", "--drain-timeout-s", "1")
+    srv = RewardServer(tmp_path, KEY, "--body-timeout-s", "600", "--drain-timeout-s", "1")
     try:
         full = body()
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
