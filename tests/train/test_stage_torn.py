@@ -448,3 +448,19 @@ def test_rl_on_a_retrained_sft_model_is_a_change(tiny_model_dir: Path, tmp_path:
     mark_done(sft_recipe, fingerprint(rl), 2.0, steps=9)  # SFT trained again
     with pytest.raises(StageError, match="\n  model_name_or_path \\(contents\\): "):
         prepare_output(rl)
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [
+        ("task_options.cwe.x=1", "--set task_options='{cwe: ...}'"),
+        ("model_init_kwargs.dtype=bfloat16", "--set model_init_kwargs='{dtype: ...}'"),
+        ("nosuch.key=1", "unknown field 'nosuch.key'"),
+    ],
+)
+def test_a_dotted_set_names_the_mapping_to_set(override: str, hint: str, tmp_path: Path) -> None:
+    from secreason.train.config import RecipeError
+
+    with pytest.raises(RecipeError) as err:
+        _recipe("rl", tmp_path, tmp_path / "d.jsonl", tmp_path / "o", override)
+    assert hint in str(err.value) and "command-line override" in str(err.value)

@@ -282,6 +282,9 @@ def build_recipe(
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
+            head, _, rest = key.partition(".")
+            if rest and head in known:  # dotted keys do not reach into a mapping
+                hint = f"; set the whole mapping: --set {head}='{{{rest.split('.')[0]}: ...}}'"
             raise RecipeError(f"{where(key)}: unknown field {key!r} for {cls.__name__}{hint}")
         if not _matches(value, known[key]):
             raise RecipeError(
