@@ -464,3 +464,11 @@ def test_a_dotted_set_names_the_mapping_to_set(override: str, hint: str, tmp_pat
     with pytest.raises(RecipeError) as err:
         _recipe("rl", tmp_path, tmp_path / "d.jsonl", tmp_path / "o", override)
     assert hint in str(err.value) and "command-line override" in str(err.value)
+
+
+def test_an_empty_file_of_a_format_that_may_be_empty_is_not_a_tear(tmp_path: Path) -> None:
+    folder = whole_checkpoint(tmp_path / "checkpoint-2", 2)
+    (folder / "notes.txt").write_text("")
+    assert folder_problem(folder, checkpoint=True) is None
+    (folder / "tokenizer.model").write_text("")
+    assert folder_problem(folder, checkpoint=True) == "tokenizer.model is empty (0 bytes)"

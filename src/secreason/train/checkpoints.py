@@ -32,6 +32,8 @@ LOCK_FILE = ".secreason.lock"
 _WEIGHTS = ("model*.safetensors", "pytorch_model*", "adapter_model*", "global_step*")
 _TORCH = (".pt", ".pth", ".bin")
 _JSON_LIMIT = 64 * 1024 * 1024
+# Formats that are never empty when whole (a zero-byte file of another kind may be).
+_NEVER_EMPTY = frozenset({".safetensors", ".json", ".jinja", ".model", *_TORCH})
 
 
 def say(message: str) -> None:
@@ -65,7 +67,7 @@ def file_problem(path: Path) -> str | None:
     """Why one saved file is not whole (None when it looks whole)."""
     try:
         size = path.stat().st_size
-        if size == 0:
+        if size == 0 and path.suffix in _NEVER_EMPTY:
             return "empty (0 bytes)"
         if path.suffix == ".safetensors":
             return _safetensors_problem(path, size)
@@ -145,9 +147,8 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 def model_source_problem(model: str) -> str | None:
     """Why a stage cannot start from ``model`` (a local folder or a hub id): a stage's
     output folder instead of its model, a stage that did not finish, torn weights."""
-    from secreason.train.continuation import RECIPE_FILE
-
     from secreason.cli._errors import model_problem
+    from secreason.train.continuation import RECIPE_FILE
 
     path = Path(model).expanduser()
     if not path.is_dir():
