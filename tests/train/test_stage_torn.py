@@ -472,3 +472,13 @@ def test_an_empty_file_of_a_format_that_may_be_empty_is_not_a_tear(tmp_path: Pat
     assert folder_problem(folder, checkpoint=True) is None
     (folder / "tokenizer.model").write_text("")
     assert folder_problem(folder, checkpoint=True) == "tokenizer.model is empty (0 bytes)"
+
+
+def test_a_rerun_before_any_checkpoint_says_it_starts_over(tmp_path: Path, capsys: Any) -> None:
+    from secreason.train.stage import prepare_output
+
+    recipe = _recipe("sft", tmp_path, tmp_path / "d.jsonl", tmp_path / "out")
+    assert prepare_output(recipe) is None
+    assert "starts from step 0" not in capsys.readouterr().err  # a first run: nothing to say
+    assert prepare_output(recipe) is None  # killed before its first save, then rerun
+    assert "no checkpoint saved yet; training starts from step 0" in capsys.readouterr().err
