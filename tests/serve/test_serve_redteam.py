@@ -14,15 +14,15 @@ string split across two deltas.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import TEST_SYSTEM_PROMPT, Server
 
 pytestmark = pytest.mark.slow
@@ -44,17 +44,12 @@ def _reply_for(messages: list[dict[str, Any]]) -> tuple[int, list[str]]:
     return 200, ["<think>echo</think>", seen]
 
 
-class _Fake(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Fake(JSONHandler):
     def do_GET(self) -> None:
-        self._send(200, json.dumps({"object": "list", "data": [{"id": "echo"}]}))
+        self.send_json(200, {"object": "list", "data": [{"id": "echo"}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body = self.read_json()
         messages = body["messages"]
         if body["model"] == "keyword-guard":
             flagged = any(BAD_WORD in str(m.get("content")) for m in messages)
@@ -62,7 +57,7 @@ class _Fake(BaseHTTPRequestHandler):
         else:
             status, deltas = _reply_for(messages)
         if status != 200:
-            self._send(status, deltas[0])
+            self.send_json(status, deltas[0])
         elif body.get("stream"):
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -77,23 +72,13 @@ class _Fake(BaseHTTPRequestHandler):
             message = {"role": "assistant", "content": "".join(deltas)}
             choice = {"index": 0, "message": message, "finish_reason": "stop"}
             usage = {"prompt_tokens": 1, "completion_tokens": 1}
-            self._send(200, json.dumps({"choices": [choice], "usage": usage}))
-
-    def _send(self, status: int, text: str) -> None:
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            self.send_json(200, {"choices": [choice], "usage": usage})
 
 
 @pytest.fixture(scope="module")
 def fake_upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = start_fake(_Fake, ThreadingHTTPServer)
+    yield v1_url(server)
     server.shutdown()
 
 

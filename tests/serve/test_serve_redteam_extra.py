@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import Server
 
 pytestmark = pytest.mark.slow
@@ -60,21 +60,16 @@ def _model(messages: list[dict[str, Any]]) -> tuple[int, Any]:
     return 200, [{"choices": [{"delta": {"content": f"<think>ok</think>{seen}"}}]}]
 
 
-class _Fake(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Fake(JSONHandler):
     def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "echo"}]})
+        self.send_json(200, {"object": "list", "data": [{"id": "echo"}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body = self.read_json()
         if body["model"] == "keyword-guard":
             # Llama Guard 3 assesses ONLY THE LAST message; the rest is context.
             verdict = "unsafe\nS2" if BAD in body["messages"][-1]["content"] else "safe"
-            self._send(200, _completion(verdict))
+            self.send_json(200, _completion(verdict))
             return
         status, answer = _model(body["messages"])
         if isinstance(answer, str):
@@ -83,7 +78,7 @@ class _Fake(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer.encode())
         elif status != 200 or isinstance(answer, dict):
-            self._send(status, answer)
+            self.send_json(status, answer)
         elif body.get("stream"):
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -94,15 +89,7 @@ class _Fake(BaseHTTPRequestHandler):
             self.wfile.write(b"data: [DONE]\n\n")
         else:
             text = "".join(c["choices"][0]["delta"]["content"] for c in answer)
-            self._send(200, _completion(text))
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            self.send_json(200, _completion(text))
 
 
 def _completion(text: str) -> dict[str, Any]:
@@ -112,10 +99,8 @@ def _completion(text: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def proxy(start_server: Callable[..., Server], serve_workdir: Path) -> Iterator[Server]:
-    fake = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
-    fake.daemon_threads = True
-    threading.Thread(target=fake.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{fake.server_address[1]}/v1"
+    fake = start_fake(_Fake, ThreadingHTTPServer)
+    url = v1_url(fake)
     config = {
         "model": {"path": "echo", "upstream": url, "prefilled": False},
         "guard": {"model": url, "served_name": "keyword-guard"},

@@ -13,16 +13,16 @@ stand-in that takes 60 s per batch shows a deadline cancelling the local generat
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import (
     BENIGN_PROMPT,
     HARMFUL_OUTPUT_PROMPT,
@@ -41,35 +41,22 @@ KEY = "local-red-key"
 BAD = "ransomware"
 
 
-class _Guard(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Guard(JSONHandler):
     def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "keyword-guard"}]})
+        self.send_json(200, {"object": "list", "data": [{"id": "keyword-guard"}]})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body = self.read_json()
         flagged = any(BAD in str(m.get("content")) for m in body["messages"])
         message = {"role": "assistant", "content": "unsafe\nS2" if flagged else "safe"}
-        self._send({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
-
-    def _send(self, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        self.send_json(200, {"choices": [choice]})
 
 
 @pytest.fixture(scope="module")
 def guard_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Guard)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = start_fake(_Guard, ThreadingHTTPServer)
+    yield v1_url(server)
     server.shutdown()
 
 

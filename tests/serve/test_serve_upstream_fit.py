@@ -10,15 +10,14 @@ Prompts are counted with the real tiny chat model's tokenizer and template.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import Server
 
 from secreason.backends.base import SamplingParams
@@ -36,54 +35,37 @@ class _Upstream(ThreadingHTTPServer):
     up = True
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
+class _Handler(JSONHandler):
     server: _Upstream
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self.server.gets += 1
         if not self.server.up:
-            self._send(503, {"error": {"message": "loading"}})
+            self.send_json(503, {"error": {"message": "loading"}})
             return
         entry: dict[str, Any] = {"id": self.server.model_id, "object": "model"}
         if self.server.max_model_len is not None:
             entry["max_model_len"] = self.server.max_model_len
-        self._send(200, {"object": "list", "data": [entry]})
+        self.send_json(200, {"object": "list", "data": [entry]})
 
     def do_POST(self) -> None:
         self.server.posts += 1
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body = self.read_json()
         words = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
         limit = self.server.max_model_len or 10**9
         if words + body["max_tokens"] > limit:
             message = f"This model's maximum context length is {limit} tokens (vLLM wording)"
-            self._send(400, {"error": {"message": message}})
+            self.send_json(400, {"error": {"message": message}})
             return
         choice = {"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}
-        self._send(200, {"choices": [choice], "usage": {"prompt_tokens": words}})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200, {"choices": [choice], "usage": {"prompt_tokens": words}})
 
 
 def _start(model_id: str = MODEL, max_model_len: int | None = 64) -> _Upstream:
-    server = _Upstream(("127.0.0.1", 0), _Handler)
+    server = start_fake(_Handler, _Upstream)
     server.model_id = model_id  # type: ignore[attr-defined]
     server.max_model_len = max_model_len
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def _url(server: _Upstream) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
 @pytest.fixture()
@@ -136,11 +118,11 @@ def test_too_long_prompt_is_refused_before_the_upstream(
     text = "Which weakness is described in sample A?"
     tokens = counter.count([{"role": "user", "content": text}])
     assert 8 < tokens < 60
-    fits = UpstreamEngine(_url(upstream), MODEL, counter=counter)
+    fits = UpstreamEngine(v1_url(upstream), MODEL, counter=counter)
     assert _ask(fits, text, max_tokens=64 - tokens) == (tokens, "ok")  # exactly the context
     assert upstream.posts == 1
 
-    over = UpstreamEngine(_url(upstream), MODEL, counter=load_counter(str(chat_model_dir)))
+    over = UpstreamEngine(v1_url(upstream), MODEL, counter=load_counter(str(chat_model_dir)))
     with pytest.raises(EngineError) as caught:
         _ask(over, text, max_tokens=64 - tokens + 1)
     assert caught.value.status == 400
@@ -153,13 +135,13 @@ def test_too_long_prompt_is_refused_before_the_upstream(
 
 def test_without_a_tokenizer_only_max_tokens_is_checked(upstream: _Upstream) -> None:
     with pytest.raises(EngineError) as caught:
-        _ask(UpstreamEngine(_url(upstream), MODEL), "hi", max_tokens=64)
+        _ask(UpstreamEngine(v1_url(upstream), MODEL), "hi", max_tokens=64)
     assert caught.value.status == 400 and "context of 64 tokens" in str(caught.value)
     assert upstream.posts == 0
     # Under the context, the upstream decides (its own 400 still reaches the client).
-    assert _ask(UpstreamEngine(_url(upstream), MODEL), "hi", max_tokens=63) == (None, "ok")
+    assert _ask(UpstreamEngine(v1_url(upstream), MODEL), "hi", max_tokens=63) == (None, "ok")
     with pytest.raises(EngineError) as caught:
-        _ask(UpstreamEngine(_url(upstream), MODEL), "a b c", max_tokens=63)
+        _ask(UpstreamEngine(v1_url(upstream), MODEL), "a b c", max_tokens=63)
     assert caught.value.status == 400 and "vLLM wording" in str(caught.value)
 
 
@@ -169,10 +151,10 @@ def test_a_configured_context_wins_and_none_reported_means_no_check(
     silent = _start(max_model_len=None)  # answers GET models without max_model_len
     try:
         counter = load_counter(str(chat_model_dir))
-        engine = UpstreamEngine(_url(silent), MODEL, counter=counter)
+        engine = UpstreamEngine(v1_url(silent), MODEL, counter=counter)
         tokens, text = _ask(engine, "hello", max_tokens=100_000)
         assert text == "ok" and tokens is not None and tokens > 0
-        configured = UpstreamEngine(_url(silent), MODEL, counter=counter, context_length=20)
+        configured = UpstreamEngine(v1_url(silent), MODEL, counter=counter, context_length=20)
         with pytest.raises(EngineError) as caught:
             _ask(configured, "hello", max_tokens=20)
         assert "context of 20 tokens" in str(caught.value)
@@ -185,7 +167,7 @@ def test_context_is_learnt_once_the_upstream_is_up_and_the_smallest_replica_wins
     small, large = _start(max_model_len=32), _start(max_model_len=64)
     try:
         small.up = False  # still loading: answers GET models with 503
-        engine = UpstreamEngine(f"{_url(small)},{_url(large)}", MODEL)
+        engine = UpstreamEngine(f"{v1_url(small)},{v1_url(large)}", MODEL)
         engine.fit.probe_every_s = 0  # ask again at every request while unsettled
 
         async def run() -> list[Any]:
@@ -212,7 +194,7 @@ def test_serve_refuses_too_long_prompt_in_proxy_mode(
     """``secreason serve --upstream``: the model folder's tokenizer is found by itself."""
     upstream.model_id = str(chat_model_dir)  # type: ignore[attr-defined]
     upstream.max_model_len = 1024  # the default system prompt is about 700 tokens
-    config = {"model": {"path": str(chat_model_dir), "upstream": _url(upstream)}}
+    config = {"model": {"path": str(chat_model_dir), "upstream": v1_url(upstream)}}
     server: Server = start_server(config, "upstream-fit")
     url = server.base_url + "/v1/chat/completions"
     name = chat_model_dir.name
