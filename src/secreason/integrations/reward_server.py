@@ -20,7 +20,6 @@ and a client that hangs up stops the work on its batch.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -69,10 +68,11 @@ def _content_type_problem(headers: Any) -> str | None:
 
 def parse_body(raw: bytes) -> Any:
     """The JSON body, read as strictly as ``secreason serve`` reads a chat request."""
-    from secreason.serve.protocol import MAX_DEPTH, RequestError, _check_tree, _Constant, _object
+    from secreason.serve.protocol import RequestError
+    from secreason.serve.strict_json import MAX_DEPTH, check_tree, loads
 
     try:
-        body = json.loads(raw, parse_constant=_Constant, object_pairs_hook=_object)
+        body = loads(raw)
     except RecursionError:
         raise RequestError(400, f"body is nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as err:
@@ -81,7 +81,7 @@ def parse_body(raw: bytes) -> Any:
         if "digits" in str(err):  # Python's bound on int parsing (a DoS guard)
             raise RequestError(400, f"body holds a number too long: {err}") from None
         raise RequestError(400, f"body is not JSON: {err}") from None
-    _check_tree(body)
+    check_tree(body)
     return body
 
 

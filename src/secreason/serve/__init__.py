@@ -2,6 +2,7 @@
 prompt, Llama-Guard-3 moderation, limits and an audit trail (``secreason serve``).
 
 Modules, one concept each: ``config`` (settings), ``protocol`` (the wire format),
+``strict_json`` (request bodies read strictly), ``errors`` (the client error),
 ``stream_split`` (incremental reasoning split over :mod:`secreason.reasoning`),
 ``guard`` (the Llama Guard protocol and category policy), ``system_prompt``, ``limits``
 (keys, sizes, concurrency), ``audit`` (crash-safe JSONL), ``outcome`` (what a request

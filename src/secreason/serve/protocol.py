@@ -18,26 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from secreason.backends.base import Message, SamplingParams
+from secreason.serve import strict_json
+from secreason.serve.errors import RequestError
+from secreason.serve.strict_json import MAX_DEPTH
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-
-
-class RequestError(Exception):
-    """A client error, rendered as OpenAI's ``{"error": {...}}`` body."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code or {
-            400: "invalid_request",
-            401: "invalid_api_key",
-            404: "not_found",
-            413: "request_too_large",
-            429: "too_many_requests",
-            504: "timeout",
-        }.get(status, "error")
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str = "") -> bytes:
@@ -56,9 +41,6 @@ class ChatRequest:
     include_usage: bool = False
 
 
-#: Deepest JSON nesting accepted (a chat request needs 5: body.messages[i].tool_calls[j]
-#: .function); deeper bodies are refused before anything walks them recursively.
-MAX_DEPTH = 32
 _LOCAL_PATH = re.compile(r"^(?:[/.~\\]|[A-Za-z]:[\\/])")
 #: OpenAI's own limits on stop sequences.
 MAX_STOPS, MAX_STOP_CHARS = 4, 256
@@ -84,71 +66,6 @@ UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "prediction": (None,),
     "modalities": (None, ["text"]),
 }
-
-
-class _Constant:
-    """A ``NaN``/``Infinity`` literal: not JSON (Python's parser accepts it); kept as a
-    marker so that :func:`_check_tree` refuses it naming the field."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object; a key given twice is refused (parsers disagree on which one wins,
-    so the guard and the audit could read one value and the model the other)."""
-    body = dict(pairs)
-    if len(body) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                shown = _shown(key)
-                raise RequestError(400, f"the key {shown!r} appears twice in one object", shown)
-            seen.add(key)
-    return body
-
-
-def _shown(text: str) -> str:
-    """``text`` as it can be echoed in an error: lone surrogates escaped."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _check_tree(body: Any) -> None:
-    """Refuse bodies nested past :data:`MAX_DEPTH` and strings that are not Unicode text
-    (a JSON ``\\ud800`` escape decodes to a lone surrogate no tokenizer can encode)."""
-    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
-    while stack:
-        value, where, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, str):
-            _check_text(value, where or "body")
-        elif isinstance(value, _Constant):
-            where = where or "body"
-            raise RequestError(400, f"{where} is {value.name}, which JSON does not allow", where)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                path = f"{where}.{_shown(key)}".lstrip(".")
-                _check_text(key, f"{path} (a key)")
-                stack.append((item, path, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
-
-
-def _check_text(text: str, where: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        bad = f"\\u{ord(text[error.start]):04x}"
-        raise RequestError(
-            400,
-            f"{where} is not valid Unicode text (lone surrogate {bad} at character {error.start})",
-            where,
-        ) from None
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -268,7 +185,7 @@ def parse_chat_request(
     """Validate a request body; every refusal names its field. ``models``: the names this
     server answers to (others get 404, as OpenAI answers an unknown model)."""
     try:
-        body = json.loads(raw, parse_constant=_Constant, object_pairs_hook=_object)
+        body = strict_json.loads(raw)
     except RecursionError:
         raise RequestError(400, f"request body is nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as error:
@@ -277,7 +194,7 @@ def parse_chat_request(
         raise RequestError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
-    _check_tree(body)
+    strict_json.check_tree(body)
     messages_in = body.get("messages")
     if not isinstance(messages_in, list) or not messages_in:
         raise RequestError(400, "messages must be a non-empty list", "messages")
