@@ -121,6 +121,7 @@ class LimitsConfig:
     request_timeout_s: float = 600.0  # the model's deadline: the generation is cancelled
     body_timeout_s: float = 30.0  # the whole body must arrive within this (else 408)
     header_timeout_s: float = 10.0  # a connection's request headers, likewise (closed)
+    max_header_bytes: int = 64 << 10  # a request line and its headers, else 431 (closed)
     drain_timeout_s: float = 30.0  # on SIGTERM: in-flight requests get this long, then cut
 
 
@@ -148,6 +149,10 @@ class SystemPromptConfig:
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (the audit's
+    # client and the per-address limits then name the client they forwarded). Empty:
+    # the headers are ignored, so no client can rename itself, not even from loopback.
+    trusted_proxies: list[str] = field(default_factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -229,7 +234,13 @@ def validate(config: ServeConfig) -> None:
     limits = config.limits
     if limits.default_max_tokens > limits.max_tokens:
         raise ConfigError("limits.default_max_tokens: must not exceed limits.max_tokens")
-    for name in ("max_body_bytes", "max_tokens", "max_concurrent", "default_max_tokens"):
+    for name in (
+        "max_body_bytes",
+        "max_header_bytes",
+        "max_tokens",
+        "max_concurrent",
+        "default_max_tokens",
+    ):
         if getattr(limits, name) < 1:
             raise ConfigError(f"limits.{name}: must be at least 1")
     for name in ("max_concurrent_per_key", "rate_burst", "metrics_burst"):

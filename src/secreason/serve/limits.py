@@ -10,7 +10,9 @@ own overhead, the time of a request not spent waiting on the model.
   by its id (a configured name, or ``sha256:`` and 12 hex digits), never by itself.
 * body size: a declared ``Content-Length`` over the limit is refused before reading;
   :func:`read_body` enforces the same bound on bodies sent without one, and a time
-  bound on the whole body (a client sending half a body does not keep its slot).
+  bound on the whole body (a client sending half a body does not keep its slot); a body
+  the connection ends before (a client that left, a chunk size the HTTP layer refused
+  with its own 400) is a 499 in the audit, not a crash.
 * concurrency: requests beyond ``max_concurrent`` in flight, or beyond a key's share,
   get 429 at once (with ``Retry-After``) instead of queueing without bound; so does a
   key over its request rate (a token bucket per key).
@@ -37,7 +39,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from secreason.serve.metrics import ServerStats
 from secreason.serve.protocol import RequestError, error_body
@@ -79,6 +81,12 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
 
     try:
         await asyncio.wait_for(read(), timeout_s)
+    except ClientDisconnect:  # the client left, or uvicorn refused the framing (its own 400)
+        raise RequestError(
+            499,
+            f"request body not received: the connection ended after {size} bytes",
+            code="client_closed",
+        ) from None
     except asyncio.TimeoutError:
         raise RequestError(
             408,
@@ -173,18 +181,19 @@ class GuardrailsMiddleware:
         self.on_unrecorded = on_unrecorded
 
     def _identify(self, scope: Scope) -> str | None:
-        """The key's id ("" on an open server), or None when the key is missing or wrong."""
+        """The key's id ("" on an open server), or None when the key is missing or wrong,
+        or when ``Authorization`` comes more than once (which one a proxy in front
+        checked is unknowable: neither is trusted)."""
         if not self.api_keys:
             return ""
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                offered = value[7:].strip()
-                found = None
-                for key, ident in self.api_keys:
-                    if hmac.compare_digest(offered, key):
-                        found = ident
-                return found
-        return None
+        offered = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
+        if len(offered) != 1 or offered[0][:7].lower() != b"bearer ":
+            return None
+        found = None
+        for key, ident in self.api_keys:
+            if hmac.compare_digest(offered[0][7:].strip(), key):
+                found = ident
+        return found
 
     @staticmethod
     async def _reject(

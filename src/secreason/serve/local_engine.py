@@ -244,6 +244,7 @@ class LocalEngine(Engine):
 
         self._live.add(stop)
         self.running += 1
+        ended_itself = False
         future = loop.run_in_executor(self._executor, produce)
         try:
             while True:
@@ -263,7 +264,10 @@ class LocalEngine(Engine):
             if isinstance(result, BaseException):
                 log.error("model failed while streaming: %r", result)
                 raise EngineError("the model failed", 500)
-            info.finish_reason, info.prompt_tokens, info.completion_tokens = result
+            info.finish_reason = result[0]
+            # Read to its end, the row ended on an end-of-turn token its text does not
+            # show: counted below, as a whole generation counts it (same usage either way).
+            ended_itself = result[0] == "stop" and hasattr(self.backend, "tokenizer")
         finally:
             if not future.done() and not stop.is_set():
                 self.cancelled += 1
@@ -274,6 +278,7 @@ class LocalEngine(Engine):
                 # A consumer that stopped early (its stop string matched) still gets the
                 # counts of what the model generated.
                 _, info.prompt_tokens, info.completion_tokens = outcome[0]
+                info.completion_tokens += int(ended_itself)
 
     def _stream_ended(self, stop: threading.Event) -> None:
         self.running -= 1

@@ -110,23 +110,64 @@ def build_guard(config: GuardConfig) -> tuple[Guard, Engine] | None:
 OnRefused = Callable[[str | None, int, str], None]
 
 
+HEADER_END = b"\r\n\r\n"
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+    b"content-length: 31\r\nconnection: close\r\n\r\nrequest header fields too large"
+)
+
+
 def header_timeout_protocol(
-    timeout_s: float, on_refused: OnRefused | None = None
+    timeout_s: float, on_refused: OnRefused | None = None, max_header_bytes: int = 64 << 10
 ) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol, closing a connection whose request headers have not all
-    arrived ``timeout_s`` after it opened or after its previous response ended.
+    arrived ``timeout_s`` after it opened or after its previous response ended, or whose
+    request line and headers pass ``max_header_bytes`` (431: uvicorn's httptools parser
+    has no bound of its own, a client could fill the memory within the timeout).
 
     ``on_refused`` hears of requests the app never sees, so they can be audited too:
-    bytes that are not HTTP (uvicorn answers 400 itself) and a request whose headers
-    started but never finished (408; an idle kept-alive connection is not one)."""
+    bytes that are not HTTP (uvicorn answers 400 itself), a request whose headers
+    started but never finished (408; an idle kept-alive connection is not one), and
+    headers over the bound (431)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     base: Any = AutoHTTPProtocol
+    # httptools tells where a request's head ends; h11 bounds heads itself (16 KiB).
+    counting = hasattr(base, "on_headers_complete") and hasattr(base, "on_message_complete")
 
     class HeaderTimeoutProtocol(base):
         _timer: asyncio.TimerHandle | None = None
         _waiting_after: Any = None  # the cycle (None: none yet) the timer was armed after
         _started = False  # bytes of a next request arrived since the timer was armed
+        _in_head = True  # the bytes arriving now belong to a request line or headers
+        _head_bytes = 0
+        _tail = b""  # the last bytes of the head so far (its end may be split)
+        _refused = False
+
+        def _head_too_large(self, data: bytes) -> bool:
+            """Count this chunk's head bytes (up to the blank line that ends them)."""
+            joined = self._tail + data
+            end = joined.find(HEADER_END)
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = joined[-3:]
+            return self._head_bytes > max_header_bytes
+
+        def _refuse_head(self) -> None:
+            self._refused = True
+            if on_refused is not None:
+                why = f"request line and headers over {max_header_bytes} bytes"
+                on_refused(self._client(), 431, why)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(TOO_LARGE)
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_head, self._head_bytes, self._tail = True, 0, b""
+            super().on_message_complete()
 
         def _between_requests(self) -> bool:
             return self.cycle is None or bool(self.cycle.response_complete)
@@ -163,9 +204,14 @@ def header_timeout_protocol(
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
             if self._between_requests():
                 self._arm()
                 self._started = True
+            if counting and self._in_head and self._head_too_large(data):
+                self._refuse_head()
+                return
             super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -226,8 +272,13 @@ def run(config: ServeConfig) -> None:
             port=config.port,
             log_level=config.log_level,
             access_log=False,
-            http=header_timeout_protocol(limits.header_timeout_s, deployment.trail.record_refused),
+            http=header_timeout_protocol(
+                limits.header_timeout_s, deployment.trail.record_refused, limits.max_header_bytes
+            ),
             timeout_graceful_shutdown=math.ceil(limits.drain_timeout_s),
+            # uvicorn believes X-Forwarded-For from loopback by default: not here.
+            proxy_headers=bool(config.trusted_proxies),
+            forwarded_allow_ips=",".join(config.trusted_proxies) or None,
         )
     finally:  # uvicorn re-raises SIGTERM (the process ends) but SIGINT comes back here
         _exit_when_stuck(grace_s=5.0)

@@ -1,0 +1,343 @@
+"""A fourth red-team table: the HTTP layer and usage accounting, after the serve split.
+
+The other tables attack the JSON a client sends and what the model writes. These rows
+attack the bytes around them, on raw sockets against real ``secreason serve`` processes
+on loopback: chunked bodies with bad chunk sizes, bodies cut short, header floods,
+duplicate ``Authorization`` headers, ``X-Forwarded-For`` claiming another address,
+pipelined requests after a refusal, path spellings that might reach a handler without a
+key, and a compressed body (never inflated). Each must give a clear status, never a 500,
+and leave an audit line naming the real client. The fixed-text stand-in serves these
+rows (the HTTP layer does not depend on the engine). Usage and disconnect rows run
+against the real tiny model in both local engines (``batch`` and ``continuous``): the
+same greedy request must be counted the same streamed or not, and a client hanging up
+at any phase of a stream must leave the model free for the next request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serve_fixtures import BENIGN_PROMPT, TEST_SYSTEM_PROMPT, Server, read_metrics
+
+pytestmark = pytest.mark.slow
+
+KEY, OTHER = "http-red-key", "http-red-other"
+AUTH = f"Authorization: Bearer {KEY}\r\n".encode()
+BODY = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    start_server: Callable[..., Server], chat_model_dir: Path, serve_workdir: Path
+) -> dict[str, Server]:
+    limits = {"max_tokens": 64, "default_max_tokens": 24, "body_timeout_s": 2}
+    local = {
+        "limits": {**limits, "api_keys": [KEY]},
+        "system_prompt": {"text": TEST_SYSTEM_PROMPT, "version": "http-red", "mode": "extend"},
+    }
+    configs: dict[str, dict[str, Any]] = {
+        "fixed": {
+            "model": {"backend": "fixed-text", "served_name": "tiny"},
+            "limits": {**limits, "api_keys": [KEY, OTHER], "header_timeout_s": 2},
+            "audit": {"path": str(serve_workdir / "http-red-audit.jsonl"), "fsync": False},
+        },
+        # No keys: limits per client address (one request a minute, no burst).
+        "open": {
+            "model": {"backend": "fixed-text", "served_name": "tiny"},
+            "limits": {**limits, "requests_per_minute_per_key": 1, "rate_burst": 1},
+            "audit": {"path": str(serve_workdir / "http-red-open.jsonl"), "fsync": False},
+        },
+        "batch": {**local, "model": {"path": str(chat_model_dir), "served_name": "tiny"}},
+        "continuous": {
+            **local,
+            "model": {"path": str(chat_model_dir), "served_name": "tiny", "engine": "continuous"},
+        },
+    }
+    started = {n: start_server(c, f"http-red-{n}", wait=False) for n, c in configs.items()}
+    return {name: server.wait_ready() for name, server in started.items()}
+
+
+def _raw(server: Server, data: bytes, wait_s: float = 3.0, close_after: bool = False) -> bytes:
+    """Send bytes, read what comes back until every request is answered, the server
+    closes, or it goes quiet (a server that stops reading may cut the send short)."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.settimeout(wait_s)
+    received = b""
+    try:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        if close_after:
+            return b""
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            received += chunk
+            if _answered(received, data):
+                break
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return received
+
+
+def _answered(received: bytes, data: bytes) -> bool:
+    """Every request has its response, the last one whole (by its content-length; a
+    HEAD has none)."""
+    if received.count(b"HTTP/1.1 ") < data.count(b" HTTP/1."):
+        return False
+    head, sep, body = received.rpartition(b"\r\n\r\n")
+    if not sep or data.startswith(b"HEAD "):
+        return bool(sep)
+    length = [ln for ln in head.lower().split(b"\r\n") if ln.startswith(b"content-length:")]
+    return bool(length) and len(body) >= int(length[-1].split(b":")[1])
+
+
+def _request(
+    path: bytes = b"/v1/chat/completions",
+    headers: bytes = AUTH,
+    body: bytes = BODY,
+    method: bytes = b"POST",
+    length: bool = True,
+) -> bytes:
+    head = method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + headers
+    if length:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+def _statuses(received: bytes) -> list[int]:
+    return [int(part[:3]) for part in received.split(b"HTTP/1.1 ")[1:]]
+
+
+def _audit(serve_workdir: Path) -> list[dict[str, Any]]:
+    """The fixed-text server's audit records (door refusals are written by a thread of
+    their own: give it a moment)."""
+    time.sleep(0.3)
+    path = serve_workdir / "http-red-audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+FRAMING = [
+    ("chunk size not hex", _request(headers=AUTH + CHUNKED, body=b"zz\r\n" + BODY, length=False)),
+    (
+        "chunk size past 64 bits",
+        _request(headers=AUTH + CHUNKED, body=b"f" * 20 + b"\r\n" + BODY, length=False),
+    ),
+    (
+        "chunk longer than its size",
+        _request(headers=AUTH + CHUNKED, body=b"4\r\n" + BODY + b"\r\n0\r\n\r\n", length=False),
+    ),
+]
+
+
+@pytest.mark.parametrize(("attack", "data"), FRAMING, ids=[row[0] for row in FRAMING])
+def test_bad_chunk_framing_is_refused_never_a_500(
+    servers: dict[str, Server], attack: str, data: bytes
+) -> None:
+    server = servers["fixed"]
+    before = read_metrics(server, KEY)["by_status"].get("500", 0)
+    statuses = _statuses(_raw(server, data))
+    assert statuses and statuses[0] == 400 and 200 not in statuses, (attack, statuses)
+    assert read_metrics(server, KEY)["by_status"].get("500", 0) == before, attack
+    assert "Traceback" not in server.log(), attack
+
+
+def test_a_body_cut_short_by_the_client_is_a_499_not_a_500(servers: dict[str, Server]) -> None:
+    server = servers["fixed"]
+    before = read_metrics(server, KEY)["by_status"]
+    # Content-Length promises more than is sent, then the client goes.
+    cut = _request(headers=AUTH + b"Content-Length: 500\r\n", body=BODY[:20], length=False)
+    _raw(server, cut, close_after=True)
+    time.sleep(0.5)
+    after = read_metrics(server, KEY)["by_status"]
+    assert after.get("500", 0) == before.get("500", 0)
+    assert after.get("499", 0) > before.get("499", 0)
+
+
+HEADER_FLOODS = [
+    ("one 1 MiB header", AUTH + b"X-Pad: " + b"a" * (1 << 20) + b"\r\n"),
+    ("3,000 headers", AUTH + b"".join(b"X-%d: %s\r\n" % (i, b"a" * 60) for i in range(3000))),
+    ("a 1 MiB request target", AUTH, b"/v1/chat/completions?" + b"a" * (1 << 20)),
+]
+
+
+@pytest.mark.parametrize("row", HEADER_FLOODS, ids=[row[0] for row in HEADER_FLOODS])
+def test_header_floods_are_a_431_and_audited(
+    servers: dict[str, Server], serve_workdir: Path, row: tuple[Any, ...]
+) -> None:
+    server = servers["fixed"]
+    attack, headers = row[0], row[1]
+    path = row[2] if len(row) > 2 else b"/v1/chat/completions"
+    statuses = _statuses(_raw(server, _request(path=path, headers=headers)))
+    # The server stops reading: the 431 may be lost to the reset of a client still sending.
+    assert statuses in ([431], []), (attack, statuses)
+    record = _audit(serve_workdir)[-1]
+    assert record["status"] == 431 and record["client"].startswith("127.0.0.1:"), record
+
+
+def test_ordinary_large_headers_still_pass(servers: dict[str, Server]) -> None:
+    cookies = AUTH + b"".join(b"Cookie: c%d=%s\r\n" % (i, b"v" * 200) for i in range(100))
+    assert _statuses(_raw(servers["fixed"], _request(headers=cookies))) == [200]
+
+
+AUTH_ROWS = [
+    ("valid key then a wrong one", AUTH + b"Authorization: Bearer wrong\r\n"),
+    ("wrong key then a valid one", b"Authorization: Bearer wrong\r\n" + AUTH),
+    ("the valid key twice", AUTH + AUTH),
+    ("two valid keys", AUTH + f"Authorization: Bearer {OTHER}\r\n".encode()),
+    ("key in the query only", b""),
+    ("key with a tab", f"Authorization: Bearer\t{KEY}\r\n".encode()),
+]
+
+
+@pytest.mark.parametrize(("attack", "headers"), AUTH_ROWS, ids=[row[0] for row in AUTH_ROWS])
+def test_ambiguous_or_misplaced_keys_are_a_401(
+    servers: dict[str, Server], attack: str, headers: bytes
+) -> None:
+    path = f"/v1/chat/completions?api_key={KEY}".encode()
+    assert _statuses(_raw(servers["fixed"], _request(path=path, headers=headers))) == [401], attack
+
+
+PATHS = [
+    b"/v1/chat/completions/",
+    b"//v1/chat/completions",
+    b"/v1/chat%2Fcompletions",
+    b"/v1/x/../chat/completions",
+    b"http://elsewhere/v1/chat/completions",
+    b"/V1/chat/completions",
+    b"/metrics/",
+    b"/v1/models/",
+]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.decode() for p in PATHS])
+@pytest.mark.parametrize("method", [b"POST", b"GET", b"HEAD", b"OPTIONS", b"TRACE"])
+def test_no_path_spelling_or_method_passes_without_a_key(
+    servers: dict[str, Server], path: bytes, method: bytes
+) -> None:
+    data = _request(path=path, headers=b"", method=method, body=b"" if method != b"POST" else BODY)
+    assert _statuses(_raw(servers["fixed"], data, wait_s=1.0)) == [401], (method, path)
+
+
+def test_pipelined_requests_after_a_refusal_are_each_answered(
+    servers: dict[str, Server],
+) -> None:
+    refused = _request(headers=b"Authorization: Bearer wrong\r\n")
+    bad_json = _request(body=b"{not json")
+    data = refused + bad_json + _request()
+    assert _statuses(_raw(servers["fixed"], data)) == [401, 400, 200]
+
+
+def test_a_compressed_body_is_never_inflated(servers: dict[str, Server]) -> None:
+    bomb = gzip.compress(b"[" * (8 << 20))  # 8 MiB of brackets in ~8 KiB
+    headers = AUTH + b"Content-Encoding: gzip\r\nContent-Type: application/json\r\n"
+    received = _raw(servers["fixed"], _request(headers=headers, body=bomb))
+    assert _statuses(received) == [400] and b"not valid JSON" in received
+
+
+def test_forwarded_headers_do_not_rename_the_client(
+    servers: dict[str, Server], serve_workdir: Path
+) -> None:
+    server = servers["fixed"]
+    spoof = b"X-Forwarded-For: 203.0.113.9\r\nForwarded: for=203.0.113.9\r\n"
+    assert _statuses(_raw(server, _request(headers=spoof))) == [401]
+    record = _audit(serve_workdir)[-1]
+    assert record["status"] == 401 and record["client"].startswith("127.0.0.1:"), record
+
+
+def test_forwarded_headers_do_not_dodge_a_per_address_rate_limit(
+    servers: dict[str, Server],
+) -> None:
+    server = servers["open"]
+    answers = [
+        _statuses(_raw(server, _request(headers=f"X-Forwarded-For: 198.51.100.{i}\r\n".encode())))
+        for i in range(3)
+    ]
+    assert answers[0] == [200] and answers[1] == [429] and answers[2] == [429], answers
+
+
+# ---------------------------------------------------------------- local engines
+
+
+def _chat(server: Server, stream: bool, **body: Any) -> tuple[str, dict[str, int], str | None]:
+    payload = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": BENIGN_PROMPT}],
+        "max_tokens": 40,
+        **body,
+    }
+    headers = {"authorization": f"Bearer {KEY}"}
+    url = server.base_url + "/v1/chat/completions"
+    if not stream:
+        answer = httpx.post(url, json=payload, headers=headers, timeout=60).json()
+        message = answer["choices"][0]["message"]
+        text = (message.get("reasoning_content") or "") + (message["content"] or "")
+        return text, answer["usage"], answer["choices"][0]["finish_reason"]
+    payload |= {"stream": True, "stream_options": {"include_usage": True}}
+    text, usage, finish = "", {}, None
+    with httpx.stream("POST", url, json=payload, headers=headers, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                usage = event.get("usage") or usage
+                for choice in event.get("choices", []):
+                    delta = choice.get("delta", {})
+                    text += (delta.get("reasoning_content") or "") + (delta.get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+    return text, usage, finish
+
+
+@pytest.mark.parametrize("engine", ["batch", "continuous"])
+def test_usage_is_the_same_streamed_or_not(servers: dict[str, Server], engine: str) -> None:
+    server = servers[engine]
+    plain = _chat(server, stream=False)
+    streamed = _chat(server, stream=True)
+    assert plain[2] == streamed[2] == "stop"
+    assert streamed[1] == plain[1], (engine, plain[1], streamed[1])
+
+
+@pytest.mark.parametrize("engine", ["batch", "continuous"])
+def test_a_client_leaving_at_any_phase_frees_the_model(
+    servers: dict[str, Server], engine: str
+) -> None:
+    server = servers[engine]
+    body = json.dumps(
+        {
+            "model": "tiny",
+            "stream": True,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": BENIGN_PROMPT}],
+        }
+    ).encode()
+    request = _request(body=body)
+    for cut in (len(request) - 5, len(request)):  # mid-body; right after the request
+        _raw(server, request[:cut], close_after=True)
+    with httpx.stream(  # after the first bytes of the stream
+        "POST",
+        server.base_url + "/v1/chat/completions",
+        content=body,
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=60,
+    ) as response:
+        next(response.iter_raw())
+    assert _chat(server, stream=False)[2] == "stop"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        metrics = read_metrics(server, KEY)
+        if metrics["in_flight"] == 0 and metrics["model_running"] == 0:
+            break
+        time.sleep(0.1)
+    assert metrics["in_flight"] == 0 and metrics["model_running"] == 0, metrics
+    assert metrics["by_status"].get("500", 0) == 0, metrics["by_status"]
