@@ -33,25 +33,38 @@ class Decoder:
         self.prefix = 0  # window start: the token before the last delta's tokens
         self.read = 0  # tokens already turned into text
         self.text = ""
+        self.scanned = 0  # tokens already searched for an EOS
+        self.eos_at: int | None = None  # where the first EOS is, once seen
+
+    def _end(self, tokens: Sequence[int]) -> int:
+        """Where the visible tokens end. The manager hands over every token so far at
+        each step: only the new ones are searched (a whole scan per step made a stream
+        quadratic in its length, on the event loop)."""
+        if self.eos_at is None:
+            for index in range(self.scanned, len(tokens)):
+                if tokens[index] in self.eos:
+                    self.eos_at = index
+                    break
+            else:
+                self.scanned = len(tokens)
+        return len(tokens) if self.eos_at is None else self.eos_at
 
     def visible(self, tokens: Sequence[int]) -> tuple[list[int], bool]:
         """The tokens before the first EOS, and whether there was one."""
-        for index, token in enumerate(tokens):
-            if token in self.eos:
-                return list(tokens[:index]), True
-        return list(tokens), False
+        end = self._end(tokens)
+        return list(tokens[:end]), end < len(tokens)
 
     def feed(self, tokens: Sequence[int]) -> str:
         """The new text since the last call ('' while a character is incomplete)."""
-        visible, _ = self.visible(tokens)
-        if len(visible) <= self.read:
+        end = self._end(tokens)
+        if end <= self.read:
             return ""
-        before = self.decode(visible[self.prefix : self.read])
-        after = self.decode(visible[self.prefix :])
+        before = self.decode(list(tokens[self.prefix : self.read]))
+        after = self.decode(list(tokens[self.prefix : end]))
         if len(after) <= len(before) or after.endswith("\ufffd"):
             return ""
         delta = after[len(before) :]
-        self.prefix, self.read = self.read, len(visible)
+        self.prefix, self.read = self.read, end
         self.text += delta
         return delta
 
