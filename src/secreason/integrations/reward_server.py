@@ -186,7 +186,7 @@ def run(settings: RewardServerSettings) -> None:
     """Serve until SIGTERM/SIGINT; requests in flight get ``drain_timeout_s`` to finish."""
     import uvicorn
 
-    from secreason.serve.server import _exit_when_stuck, header_timeout_protocol
+    from secreason.serve.http_bounds import exit_when_stuck, header_timeout_protocol
 
     try:
         uvicorn.run(
@@ -198,4 +198,4 @@ def run(settings: RewardServerSettings) -> None:
             timeout_graceful_shutdown=max(1, math.ceil(settings.drain_timeout_s)),
         )
     finally:
-        _exit_when_stuck(grace_s=5.0)
+        exit_when_stuck(grace_s=5.0)

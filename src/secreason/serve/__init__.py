@@ -9,7 +9,8 @@ Modules, one concept each: ``config`` (settings), ``protocol`` (the wire format)
 produced), ``engine`` (local batching / upstream proxy), ``deployment`` (the served
 model and its policies), ``handler`` (one request's path), ``streaming`` (SSE events),
 ``awaiting`` (deadline and disconnect bounds), ``metrics`` (bounded ``/metrics``),
-``app`` (routes and middleware), ``server`` (assembly and uvicorn), ``fixed_backend``
+``app`` (routes and middleware), ``server`` (assembly and uvicorn), ``http_bounds``
+(header time and size bounds, exit after the drain), ``fixed_backend``
 (benchmark-only constant backend).
 Heavy imports (torch, transformers) happen only when a local model is loaded.
 """
