@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stage_fixtures import whole_checkpoint
+from stage_fixtures import whole_checkpoint, whole_model
 
 from secreason.train.continuation import Change, compare, suggest_output_dir
 from secreason.train.stage import DONE_MARKER, StageError, finished, prepare_output
@@ -75,7 +75,7 @@ def _fake_finished(recipe: Any, step: int) -> None:
 
     prepare_output(recipe)
     whole_checkpoint(Path(recipe.output_dir) / f"checkpoint-{step}", step)
-    (Path(recipe.output_dir) / "final").mkdir()
+    whole_model(Path(recipe.output_dir) / "final")
     mark_done(recipe, fingerprint(recipe), 1.0, steps=step)
 
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from stage_fixtures import whole_checkpoint
+from stage_fixtures import whole_checkpoint, whole_model
 
 from secreason.train.checkpoints import folder_problem, last_checkpoint, model_source_problem
 
@@ -161,7 +161,7 @@ def _finished(tmp_path: Path, model: Path, *extra: str) -> Any:
     recipe = _recipe("sft", model, data, tmp_path / "out", *extra)
     prepare_output(recipe)
     whole_checkpoint(tmp_path / "out" / "checkpoint-4", 4)
-    (tmp_path / "out" / "final").mkdir()
+    whole_model(tmp_path / "out" / "final")
     mark_done(recipe, fingerprint(recipe), 1.0, steps=4)
     return recipe
 
@@ -482,3 +482,40 @@ def test_a_rerun_before_any_checkpoint_says_it_starts_over(tmp_path: Path, capsy
     assert "starts from step 0" not in capsys.readouterr().err  # a first run: nothing to say
     assert prepare_output(recipe) is None  # killed before its first save, then rerun
     assert "no checkpoint saved yet; training starts from step 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["weights deleted", "weights cut", "config deleted"])
+def test_a_finished_stage_whose_export_was_damaged_exports_again(
+    damage: str, tiny_model_dir: Path, tmp_path: Path, capsys: Any
+) -> None:
+    from secreason.train.stage import finished, prepare_output
+
+    recipe = _finished(tmp_path, tiny_model_dir)
+    final = tmp_path / "out" / "final"
+    if damage == "weights deleted":
+        (final / "model.safetensors").unlink()
+    elif damage == "weights cut":
+        _cut(final / "model.safetensors")
+    else:
+        (final / "config.json").unlink()
+        _cut(final / "model.safetensors")
+    assert finished(recipe) is None
+    assert "exporting it again from the newest checkpoint" in capsys.readouterr().err
+    assert prepare_output(recipe) == str(tmp_path / "out" / "checkpoint-4")
+    assert model_source_problem(str(final)) is not None  # and RL will not start from it
+
+
+def test_a_file_system_without_locks_trains_with_a_warning(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    import fcntl
+
+    from secreason.train.checkpoints import output_lock
+
+    def no_locks(fd: Any, op: int) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with output_lock(tmp_path / "out") as holder:
+        assert holder is None
+    assert "cannot lock (No locks available)" in capsys.readouterr().err

@@ -163,7 +163,8 @@ def model_source_problem(model: str) -> str | None:
             f"model {model}: the stage writing it ({path.parent}) did not finish (no "
             f"{marker.name}); rerun that stage's command to finish it, then this one"
         )
-    if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+    exported = marker.is_file() or (path / "config.json").is_file()
+    if exported or (path / "adapter_config.json").is_file():
         problem = folder_problem(path, checkpoint=False)
         if problem:
             return f"model {model}: {problem}; save or export that model again"
@@ -202,9 +203,13 @@ def output_lock(out: Path) -> Iterator[str | None]:
     with (out / LOCK_FILE).open("a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             fh.seek(0)
             yield fh.read().strip() or "pid unknown"
+            return
+        except OSError as err:  # a file system without locks (some NFS mounts)
+            say(f"{out}: cannot lock ({err.strerror}); make sure no other run uses it")
+            yield None
             return
         fh.seek(0)
         fh.truncate()

@@ -26,6 +26,7 @@ from typing import Any
 
 from secreason.train import continuation, data_record, progress
 from secreason.train.checkpoints import (
+    folder_problem,
     last_checkpoint,
     model_source_problem,
     output_dir_problem,
@@ -101,6 +102,10 @@ def finished(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
     marker = final_dir(recipe) / DONE_MARKER
     info = read_marker(recipe)
     if info is None:
+        return None
+    damage = folder_problem(final_dir(recipe), checkpoint=False)
+    if damage:
+        say(f"{final_dir(recipe)}: {damage}; exporting it again from the newest checkpoint")
         return None
     plan = _plan(recipe)
     contents = [c for c in plan.changes if c.name.endswith(data_record.SUFFIX)]
