@@ -375,3 +375,30 @@ def _params() -> Any:
     from secreason.backends.base import SamplingParams
 
     return SamplingParams(max_tokens=4000)
+
+
+def test_a_websocket_never_passes_the_door() -> None:
+    """uvicorn upgrades to a websocket whenever a websocket library is installed; the
+    scope must not reach the app (no key checked, no record) but be closed at once."""
+    import asyncio
+
+    from secreason.serve.limits import GuardrailsMiddleware, ServerStats
+
+    reached: list[str] = []
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    door = GuardrailsMiddleware(
+        app, api_keys={KEY}, max_body_bytes=1024, max_concurrent=1, stats=ServerStats()
+    )
+    scope = {"type": "websocket", "path": "/v1/chat/completions", "headers": []}
+    asyncio.run(door(scope, receive, send))
+    assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]

@@ -214,7 +214,12 @@ class GuardrailsMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            # No route serves one, and nothing may pass the door without a key and a
+            # record: uvicorn upgrades whenever a websocket library is installed.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
