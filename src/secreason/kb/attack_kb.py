@@ -14,6 +14,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from secreason.kb.cache import UnknownEntryError
 
@@ -87,6 +88,7 @@ class Use:
 
 
 Entry = Technique | Tactic | Group | Software
+_Named = TypeVar("_Named", Group, Software)
 
 
 class AttackKB:
@@ -181,13 +183,7 @@ class AttackKB:
 
     def group(self, key: str) -> Group:
         """By ATT&CK id (G0016), name (APT29) or any alias (Cozy Bear), case-insensitive."""
-        found = self._groups.get(key.strip().upper())
-        if found is not None:
-            return found
-        group_id = self._group_names.get(key.strip().casefold())
-        if group_id is None:
-            raise self._unknown("group", key, self._group_aliases())
-        return self._groups[group_id]
+        return self._named("group", key, self._groups, self._group_names)
 
     def group_by_alias(self, alias: str) -> Group:
         return self.group(alias)
@@ -200,13 +196,7 @@ class AttackKB:
 
     def software_item(self, key: str) -> Software:
         """By ATT&CK id (S0154), name or alias (Cobalt Strike), case-insensitive."""
-        found = self._software.get(key.strip().upper())
-        if found is not None:
-            return found
-        software_id = self._software_names.get(key.strip().casefold())
-        if software_id is None:
-            raise self._unknown("software", key, self._software_aliases())
-        return self._software[software_id]
+        return self._named("software", key, self._software, self._software_names)
 
     # -- relationships -----------------------------------------------------------------
 
@@ -257,16 +247,23 @@ class AttackKB:
                 return finder(text)
             except KeyError:
                 continue
-        names = [*self._group_aliases(), *self._software_aliases()]
+        names = [*_aliases(self._groups.values()), *_aliases(self._software.values())]
         names += [t.name for t in self._techniques.values()]
         hint = _did_you_mean(text, names)
         raise UnknownEntryError(f"{key!r} is not an id or name in {VERSION_NOTE}{hint}")
 
-    def _group_aliases(self) -> list[str]:
-        return [a for g in self._groups.values() for a in (g.id, g.name, *g.aliases)]
-
-    def _software_aliases(self) -> list[str]:
-        return [a for s in self._software.values() for a in (s.id, s.name, *s.aliases)]
+    def _named(
+        self, kind: str, key: str, by_id: dict[str, _Named], names: dict[str, str]
+    ) -> _Named:
+        """By id, else by name or alias (``names``: casefolded -> id); else an error
+        suggesting the closest ids, names and aliases."""
+        found = by_id.get(key.strip().upper())
+        if found is not None:
+            return found
+        entry_id = names.get(key.strip().casefold())
+        if entry_id is None:
+            raise self._unknown(kind, key, _aliases(by_id.values()))
+        return by_id[entry_id]
 
     def _technique_by_name(self, name: str) -> Technique:
         wanted = name.strip().casefold()
@@ -293,6 +290,11 @@ class AttackKB:
             f"{kind} {key!r} is not in {VERSION_NOTE} (revoked and deprecated entries are"
             f" dropped){_did_you_mean(key, known)}"
         )
+
+
+def _aliases(entries: Iterable[Group | Software]) -> list[str]:
+    """Every id, name and alias of ``entries``."""
+    return [a for e in entries for a in (e.id, e.name, *e.aliases)]
 
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:
