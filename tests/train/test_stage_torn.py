@@ -519,3 +519,20 @@ def test_a_file_system_without_locks_trains_with_a_warning(
     with output_lock(tmp_path / "out") as holder:
         assert holder is None
     assert "cannot lock (No locks available)" in capsys.readouterr().err
+
+
+def test_a_saved_dataset_keeps_its_digest_when_datasets_caches_beside_it(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    from secreason.train.data_record import digest
+
+    folder = tmp_path / "ds"
+    DatasetDict({"train": Dataset.from_list([{"a": i} for i in range(10)])}).save_to_disk(folder)
+    before = digest(str(folder))
+    load_from_disk(str(folder))["train"].map(lambda r: {"b": r["a"] * 2})  # tokenising does this
+    assert list(folder.rglob("cache-*.arrow"))
+    assert digest(str(folder)) == before
+    DatasetDict({"train": Dataset.from_list([{"a": i} for i in range(11)])}).save_to_disk(
+        tmp_path / "ds2"
+    )
+    assert digest(str(tmp_path / "ds2")) != before

@@ -43,7 +43,10 @@ def digest(path: str) -> str | None:
     if p.is_file():
         _file_digest(p, hasher)
     else:
-        for child in sorted(c for c in p.rglob("*") if c.is_file()):
+        # ``datasets`` writes its map caches (cache-*.arrow) beside a saved dataset's
+        # files: they follow from the data, they are not data.
+        saved = (c for c in p.rglob("*") if c.is_file() and not c.name.startswith("cache-"))
+        for child in sorted(saved):
             hasher.update(str(child.relative_to(p)).encode() + b"\0")
             _file_digest(child, hasher)
     value = f"sha256:{hasher.hexdigest()[:16]}"
