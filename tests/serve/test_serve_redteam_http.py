@@ -402,3 +402,23 @@ def test_a_websocket_never_passes_the_door() -> None:
     scope = {"type": "websocket", "path": "/v1/chat/completions", "headers": []}
     asyncio.run(door(scope, receive, send))
     assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"limits.max_header_bytes": 0}, "limits.max_header_bytes: must be at least 1"),
+        ({}, ([], 65536)),
+        ({"trusted_proxies": "10.0.0.1,10.0.0.2"}, (["10.0.0.1", "10.0.0.2"], 65536)),
+    ],
+)
+def test_door_settings(override: dict[str, object], expected: Any) -> None:
+    from secreason.serve.config import ConfigError, load_config
+
+    overrides = {"model.backend": "fixed-text", **override}
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=expected):
+            load_config(overrides=overrides)
+        return
+    config = load_config(overrides=overrides)
+    assert (config.trusted_proxies, config.limits.max_header_bytes) == expected
