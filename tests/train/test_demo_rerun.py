@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from secreason.train.demo import DemoConfig, DemoError, check_config, ensure_base_model
+from secreason.train.demo import DemoConfig
+from secreason.train.demo_folder import DemoError, check_config, ensure_base_model
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,8 @@ def register(app: typer.Typer) -> None:
             "", help="Comma-separated demo tasks (default cwe,ate,mcq; cvss also available)."
         ),
     ) -> None:
-        from secreason.train.demo import DemoConfig, DemoError, run_demo
+        from secreason.train.demo import DemoConfig, run_demo
+        from secreason.train.demo_folder import DemoError
         from secreason.train.interrupt import StageInterrupted
         from secreason.train.stage import StageError
 

@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 TORN_PREFIX = "torn-"
 LOCK_FILE = ".secreason.lock"
@@ -219,3 +220,33 @@ def output_lock(out: Path) -> Iterator[str | None]:
             yield None
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write a small file so that a kill leaves the old or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def saved_state(checkpoint: str | Path) -> dict[str, Any]:
+    """A checkpoint's trainer state (``trainer_state.json``)."""
+    state: dict[str, Any] = json.loads(
+        (Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8")
+    )
+    return state
+
+
+def holds_every_step(checkpoint: str | Path, args: Any) -> bool:
+    """Whether ``checkpoint`` already reached the end the training arguments ask for
+    (resuming from it, transformers would train one step past that end)."""
+    state = saved_state(checkpoint)
+    step = int(state.get("global_step", 0))
+    if args.max_steps > 0:
+        return step >= args.max_steps
+    saved_max = state.get("max_steps") or 0
+    same_length = state.get("num_train_epochs") == args.num_train_epochs
+    return bool(saved_max) and same_length and step >= saved_max

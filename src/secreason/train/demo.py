@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,6 @@ from typing import Any
 from secreason.train.config import RLRecipe, SFTRecipe, load_recipe
 
 REPO_RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny-cpu"
-CONFIG_FILE = "demo_config.json"
-# Fields that change how fast the demo runs, not what it computes.
-_SPEED_ONLY = ("threads",)
-
-
-class DemoError(RuntimeError):
-    """The demo folder holds another demo, or a part of it cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -169,61 +161,12 @@ def make_data(config: DemoConfig, out: Path) -> tuple[list[Any], list[Any]]:
     return train, picked
 
 
-def _config_values(config: DemoConfig) -> dict[str, Any]:
-    values = json.loads(json.dumps(asdict(config) | {"recipes": str(config.recipes)}))
-    return {k: v for k, v in values.items() if k not in _SPEED_ONLY}
-
-
-def check_config(config: DemoConfig, out: Path) -> None:
-    """Store the demo's configuration in ``out``, or refuse one that differs from it."""
-    path = out / CONFIG_FILE
-    current = _config_values(config)
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        if not isinstance(stored, dict):
-            raise DemoError(f"{path}: damaged; delete {out} to run the demo again")
-        changed = [k for k in current if k in stored and stored[k] != current[k]]
-        if changed:
-            lines = [f"{out} holds a demo with another configuration; changed:"]
-            lines += [f"  {k}: {stored[k]!r} -> {current[k]!r}" for k in changed]
-            lines.append(f"Fix: --out {out}-2 (a new folder), or delete {out} to start over.")
-            raise DemoError("\n".join(lines))
-        return
-    tmp = path.with_name(f".{CONFIG_FILE}.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def ensure_base_model(base_dir: Path, seed: int, corpus: Callable[[], Any]) -> None:
-    """Build the tiny base model unless a whole one is there (built aside, then renamed,
-    so a kill never leaves a half-written model that SFT would start from)."""
-    from secreason.train.checkpoints import model_source_problem, say
-    from secreason.train.tiny import build_tiny_model
-
-    if base_dir.is_dir():
-        problem = (
-            "unfinished (no secreason_tiny.json)"
-            if not (base_dir / "secreason_tiny.json").is_file()
-            else model_source_problem(str(base_dir))
-        )
-        if problem is None:
-            return
-        say(f"{base_dir}: {problem}; building it again")
-        shutil.rmtree(base_dir)
-    tmp = base_dir.with_name(base_dir.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build_tiny_model(tmp, seed=seed, corpus=corpus())
-    tmp.rename(base_dir)
-
-
 def run_demo(config: DemoConfig, out: str | Path) -> Path:
     """Run every stage (skipping finished ones) and return the report folder."""
     import torch
 
     from secreason.data.demo import demo_corpus
+    from secreason.train.demo_folder import DemoError, check_config, ensure_base_model
     from secreason.train.heldout import Decoding, evaluate_model
     from secreason.train.report import write_report
     from secreason.train.rl import run_rl

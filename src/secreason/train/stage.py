@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,11 +26,14 @@ from typing import Any
 from secreason.train import continuation, data_record, progress
 from secreason.train.checkpoints import (
     folder_problem,
+    holds_every_step,
     last_checkpoint,
     model_source_problem,
     output_dir_problem,
     output_lock,
+    saved_state,
     say,
+    write_whole,
 )
 from secreason.train.config import (
     RecipeError,
@@ -70,16 +72,6 @@ def fingerprint(recipe: SFTRecipe | RLRecipe) -> str:
 
 def final_dir(recipe: SFTRecipe | RLRecipe) -> Path:
     return Path(str(recipe.output_dir)) / FINAL_DIR
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a small file so that a kill leaves the old or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 def read_marker(recipe: SFTRecipe | RLRecipe) -> dict[str, Any] | None:
@@ -149,7 +141,7 @@ def prepare_output(recipe: SFTRecipe | RLRecipe) -> str | None:
         raise StageError(continuation.refusal(recipe, plan.changes, finished=False))
     elif rerun and not resume:
         say(f"{out}: no checkpoint saved yet; training starts from step 0")
-    _write_atomic(saved, f"# fingerprint: {current}\n" + recipe_to_yaml(recipe))
+    write_whole(saved, f"# fingerprint: {current}\n" + recipe_to_yaml(recipe))
     data_record.save(recipe)
     return resume
 
@@ -164,7 +156,7 @@ def mark_done(recipe: SFTRecipe | RLRecipe, stamp: str, seconds: float, **extra:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    _write_atomic(final_dir(recipe) / DONE_MARKER, json.dumps(info, indent=2) + "\n")
+    write_whole(final_dir(recipe) / DONE_MARKER, json.dumps(info, indent=2) + "\n")
 
 
 def load_rows(path: str | Path, limit: int | None = None) -> Any:
@@ -248,12 +240,12 @@ def train_with_resume(trainer: Any, resume: str | None) -> None:
     :class:`~secreason.train.interrupt.StageInterrupted`."""
     from secreason.train.interrupt import StopOnSignal, check_finished, stop_on_signals
 
-    if resume and _holds_every_step(trainer, resume):
+    if resume and holds_every_step(resume, trainer.args):
         # Killed after the last checkpoint, before the export: transformers would train
         # one step past the end on resuming from it, so its weights are exported as they are.
         print(f"[secreason] {resume} holds the whole run; exporting it")
         trainer._load_from_checkpoint(resume)
-        trainer.state.global_step = _saved_state(resume)["global_step"]
+        trainer.state.global_step = saved_state(resume)["global_step"]
         return
     if resume:
         print(f"[secreason] resuming from {resume}")
@@ -262,24 +254,6 @@ def train_with_resume(trainer: Any, resume: str | None) -> None:
     with stop_on_signals(stopper):
         trainer.train(resume_from_checkpoint=resume)
     check_finished(stopper, trainer, str(trainer.args.output_dir))
-
-
-def _saved_state(checkpoint: str) -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(
-        (Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8")
-    )
-    return state
-
-
-def _holds_every_step(trainer: Any, checkpoint: str) -> bool:
-    """Whether ``checkpoint`` already reached the end the trainer's arguments ask for."""
-    state = _saved_state(checkpoint)
-    step, args = int(state.get("global_step", 0)), trainer.args
-    if args.max_steps > 0:
-        return step >= args.max_steps
-    saved_max = state.get("max_steps") or 0
-    same_length = state.get("num_train_epochs") == args.num_train_epochs
-    return bool(saved_max) and same_length and step >= saved_max
 
 
 def check_model_source(recipe: SFTRecipe | RLRecipe) -> None:
