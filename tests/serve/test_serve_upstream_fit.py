@@ -128,7 +128,8 @@ def test_too_long_prompt_is_refused_before_the_upstream(
     assert caught.value.status == 400
     assert str(caught.value) == (
         f"the prompt is {tokens} tokens; with max_tokens={64 - tokens + 1} it exceeds "
-        "the model's context of 64 tokens"
+        f"the model's context of 64 tokens: send max_tokens <= {64 - tokens} or a shorter "
+        "conversation"
     ), "the same words as the local engine's refusal"
     assert upstream.posts == 1, "a refused prompt must never reach the upstream"
 

@@ -12,6 +12,7 @@ shutdown, cancels and closes what it holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -28,6 +29,7 @@ from secreason.serve.guard import Guard, Side, output_text
 from secreason.serve.handler import handle_chat
 from secreason.serve.metrics import ServerStats
 from secreason.serve.outcome import Outcome
+from secreason.serve.prompt_fit import ContextOverflow
 from secreason.serve.protocol import ChatRequest, RequestError
 from secreason.serve.trail import AuditTrail
 
@@ -90,12 +92,22 @@ class Deployment:
             outcome.refuse(decision, cfg.refusal_message)
         return bool(decision.blocked)
 
-    async def prepare(self, messages: list[Message], params: SamplingParams) -> None:
-        """The engine's admission check (context length, template), as a client error."""
+    async def prepare(
+        self, messages: list[Message], params: SamplingParams, *, fit: bool = False
+    ) -> SamplingParams:
+        """The engine's admission check (context length, template), as a client error.
+
+        ``fit``: the client sent no max_tokens, so the server's default is shortened to
+        what the prompt leaves of the context (as vLLM does) instead of refused."""
         try:
             await self.engine.prepare(messages, params)
+        except ContextOverflow as error:
+            if not fit or error.room < 1:
+                raise RequestError(error.status, str(error), "messages") from None
+            return dataclasses.replace(params, max_tokens=error.room)
         except EngineError as error:
             raise RequestError(error.status, str(error), "messages") from None
+        return params
 
     def reply_for_guard(self, text: str, result: Split, sent: str = "") -> str:
         """Every generated character (reasoning too unless ``guard.screen_reasoning`` is

@@ -69,7 +69,9 @@ async def handle_chat(deployment: Deployment, request: Request) -> Response:
                 else neutralise(chat.messages)
             )
             messages = apply_system_prompt(client, prompt.text, prompt.mode)
-            await deployment.prepare(messages, chat.params)
+            chat.params = await deployment.prepare(
+                messages, chat.params, fit=chat.max_tokens_default
+            )
         except RequestError as error:
             refused_outcome = Outcome(
                 finish_reason="error", error=error.message, http_status=error.status

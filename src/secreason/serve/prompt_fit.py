@@ -30,6 +30,23 @@ def context_length(backend: Any) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
 
 
+class ContextOverflow(EngineError):
+    """Prompt + max_tokens over the context (a 400); ``room`` is the most that fits."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, context_length: int) -> None:
+        self.room = context_length - prompt_tokens
+        fix = (
+            f"send max_tokens <= {self.room} or a shorter conversation"
+            if self.room > 0
+            else "shorten the conversation"
+        )
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens; with max_tokens={max_tokens} it "
+            f"exceeds the model's context of {context_length} tokens: {fix}",
+            400,
+        )
+
+
 class PromptCounter:
     """Counts a conversation's prompt tokens and refuses one that cannot fit.
 
@@ -52,11 +69,7 @@ class PromptCounter:
         """The prompt's tokens; :class:`EngineError` (400) when it cannot be served."""
         tokens = await asyncio.to_thread(self.count, messages)
         if self.context_length and tokens + params.max_tokens > self.context_length:
-            raise EngineError(
-                f"the prompt is {tokens} tokens; with max_tokens={params.max_tokens} it "
-                f"exceeds the model's context of {self.context_length} tokens",
-                400,
-            )
+            raise ContextOverflow(tokens, params.max_tokens, self.context_length)
         return tokens
 
     def count(self, messages: list[Message]) -> int:

@@ -39,6 +39,8 @@ class ChatRequest:
     params: SamplingParams
     stream: bool = False
     include_usage: bool = False
+    #: The client sent no max_tokens: the server's default may be shortened to fit.
+    max_tokens_default: bool = False
 
 
 _LOCAL_PATH = re.compile(r"^(?:[/.~\\]|[A-Za-z]:[\\/])")
@@ -202,6 +204,7 @@ def parse_chat_request(
     _refuse_unsupported(body)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    defaulted = max_tokens is None
     if max_tokens is None:
         max_tokens = default_max_tokens
     elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -242,7 +245,7 @@ def parse_chat_request(
             "model",
             code="model_not_found",
         )
-    return ChatRequest(model, messages, params, stream, include_usage)
+    return ChatRequest(model, messages, params, stream, include_usage, max_tokens_default=defaulted)
 
 
 def new_completion_id() -> str:
