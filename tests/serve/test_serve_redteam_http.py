@@ -422,3 +422,114 @@ def test_door_settings(override: dict[str, object], expected: Any) -> None:
         return
     config = load_config(overrides=overrides)
     assert (config.trusted_proxies, config.limits.max_header_bytes) == expected
+
+
+# ------------------------------------------------------- usage of a cut stream
+
+
+class _ThreeTokens:
+    """An engine that streams three tokens, then hangs (a deadline) or fails; like the
+    real engines it reports its counts once its stream is closed."""
+
+    model_id = "cut"
+    prefilled = False
+
+    def __init__(self, then: str) -> None:
+        from secreason.serve.engine_base import GENERIC_NEUTRALISER
+
+        self.then = then
+        self.neutralise = GENERIC_NEUTRALISER
+
+    async def prepare(self, messages: Any, params: Any) -> None:
+        return None
+
+    def arriving(self) -> Any:
+        return contextlib.nullcontext()
+
+    async def stream(self, messages: Any, params: Any, info: Any) -> Any:
+        import asyncio
+
+        from secreason.serve.engine_base import EngineError
+
+        sent = 0
+        try:
+            for token in ("<think>a", " b", "</think>c"):
+                sent += 1
+                yield token
+            if self.then == "fail":
+                raise EngineError("the model failed", 500)
+            await asyncio.sleep(30)
+        finally:
+            info.prompt_tokens, info.completion_tokens = 7, sent
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _deployment(tmp_path: Path, then: str) -> Any:
+    from secreason.serve.config import load_config
+    from secreason.serve.deployment import Deployment
+
+    config = load_config(
+        overrides={
+            "model.backend": "fixed-text",
+            "model.served_name": "cut",
+            "limits.request_timeout_s": 0.5,
+            "audit.path": str(tmp_path / "cut.jsonl"),
+            "audit.fsync": False,
+        }
+    )
+    return Deployment(config, _ThreeTokens(then))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("then", ["deadline", "fail"])
+def test_a_stream_cut_by_the_server_records_the_tokens_it_generated(
+    tmp_path: Path, then: str
+) -> None:
+    import asyncio
+
+    from secreason.serve.app import create_app
+
+    async def run() -> str:
+        app = create_app(_deployment(tmp_path, then))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {"model": "cut", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            response = await client.post("/v1/chat/completions", json=body)
+            return response.text
+
+    text = asyncio.run(run())
+    assert '"error"' in text and text.rstrip().endswith("data: [DONE]"), text
+    record = json.loads((tmp_path / "cut.jsonl").read_text().splitlines()[-1])
+    assert record["finish_reason"] == "error" and "a b" in json.dumps(record["sent"]), record
+    assert record["usage"] == {"prompt": 7, "completion": 3}, record
+
+
+def test_a_stream_the_client_left_records_the_tokens_it_generated(tmp_path: Path) -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from secreason.serve.outcome import Outcome
+    from secreason.serve.protocol import parse_chat_request
+    from secreason.serve.streaming import stream_events
+
+    deployment = _deployment(tmp_path, "deadline")
+    body = {"model": "cut", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    raw = json.dumps(body).encode()
+    chat = parse_chat_request(raw, max_tokens_limit=64, default_max_tokens=16)
+    state = {"request_id": "left", "started": time.perf_counter(), "model_s": 0.0}
+    request = Request({"type": "http", "method": "POST", "headers": [], "state": state})
+    outcome = Outcome()
+
+    async def leave_after_two_tokens() -> None:
+        events = stream_events(deployment, request, chat, chat.messages, outcome, False)
+        for _ in range(3):  # the role, then two tokens
+            await events.__anext__()
+        await events.aclose()  # what the server does once the client has gone
+
+    asyncio.run(leave_after_two_tokens())
+    deployment.trail.close()  # the record of a stream torn down is queued: flush it
+    record = json.loads((tmp_path / "cut.jsonl").read_text().splitlines()[-1])
+    assert record["error"] == "client disconnected", record
+    assert record["usage"]["completion"] >= 2, record

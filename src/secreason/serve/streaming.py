@@ -46,21 +46,35 @@ async def stream_events(
     up as soon as it sees it) or, if the client leaves early, synchronously on exit."""
     recorded = False
     delivered: list[bytes] = []  # events handed to the connection (after the yield)
+    info = StreamInfo()  # the engine's counts, known once its stream is closed
+    events = _events(deployment, request, chat, messages, outcome, refused, info)
     try:
-        async for event in _events(deployment, request, chat, messages, outcome, refused):
-            if event.endswith(ChunkWriter.DONE):
-                if outcome.error:  # ended by an error event: what went out before it
-                    outcome.sent = sent_text(delivered)
-                await deployment.record(request, chat, outcome, messages)
-                recorded = True
-            yield event
-            delivered.append(event)
+        # Closed here, not left to the garbage collector: a stream cut short (deadline,
+        # error, client gone) is closed down to the engine first, so the record holds
+        # the tokens the model generated, not zero.
+        async with aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if event.endswith(ChunkWriter.DONE):
+                    if outcome.error:  # ended by an error event: what went out before it
+                        outcome.sent = sent_text(delivered)
+                        _count(outcome, info)
+                    await deployment.record(request, chat, outcome, messages)
+                    recorded = True
+                yield event
+                delivered.append(event)
     finally:
         if not recorded:
             outcome.error = outcome.error or "client disconnected"
             outcome.finish_reason = "error"
             outcome.sent = sent_text(delivered)
+            _count(outcome, info)
             deployment.trail.record_now(request.scope["state"], chat, outcome, messages)
+
+
+def _count(outcome: Outcome, info: StreamInfo) -> None:
+    """A cut stream's usage: what the engine counted up to the cut."""
+    outcome.prompt_tokens = outcome.prompt_tokens or info.prompt_tokens
+    outcome.completion_tokens = outcome.completion_tokens or info.completion_tokens
 
 
 async def _events(
@@ -70,6 +84,7 @@ async def _events(
     messages: list[Message],
     outcome: Outcome,
     refused: bool,
+    info: StreamInfo,
 ) -> AsyncIterator[bytes]:
     writer = ChunkWriter(new_completion_id(), deployment.served_name)
     yield writer.delta({"role": "assistant", "content": ""})
@@ -78,7 +93,6 @@ async def _events(
         buffered = deployment.guard is not None and deployment.config.guard.output
         splitter = StreamSplitter(prefilled=deployment.engine.prefilled)
         stops = StopStrings(chat.params.stop)  # a partial match is held, never sent
-        info = StreamInfo()
         try:
             deltas = _deltas(deployment, request, messages, chat, info)
             async with aclosing(deltas) as deltas:  # type: ignore[type-var]
