@@ -74,8 +74,12 @@ def register(app: typer.Typer) -> None:
         max_retries: int = typer.Option(
             5, "--max-retries", help="openai: retries (backoff) on 429/5xx/timeouts."
         ),
-        device: str = typer.Option(None, "--device"),
-        dtype: str = typer.Option(None, "--dtype"),
+        device: str = typer.Option(
+            None, "--device", help="transformers: cpu, cuda, cuda:1... (default: cuda if any)."
+        ),
+        dtype: str = typer.Option(
+            None, "--dtype", help="float32|bfloat16|float16|auto (auto: bf16 on CUDA, else fp32)."
+        ),
         think_ids: str = typer.Option(
             None, "--think-ids", help="OPEN,CLOSE token ids when the tags are special tokens."
         ),
@@ -92,8 +96,14 @@ def register(app: typer.Typer) -> None:
             "recorded in run.json and the report when the server does not report it.",
         ),
         judge_model: str = typer.Option(None, "--judge-model", help="Judge for HarmBench."),
-        judge_backend: str = typer.Option(None, "--judge-backend"),
-        judge_base_url: str = typer.Option(None, "--judge-base-url"),
+        judge_backend: str = typer.Option(
+            None,
+            "--judge-backend",
+            help="The judge's backend (default: openai with --judge-base-url, else transformers).",
+        ),
+        judge_base_url: str = typer.Option(
+            None, "--judge-base-url", help="OpenAI-compatible server of the judge."
+        ),
         predictions: Path = typer.Option(
             None, "--predictions", help="Score this JSONL (id|index, completion); no model."
         ),

@@ -113,15 +113,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command("reward-server")
     def reward_server(
-        host: str = typer.Option("127.0.0.1", "--host"),
-        port: int = typer.Option(5000, "--port"),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(5000, "--port", help="Port to listen on."),
         api_key: list[str] = typer.Option(
             None, "--api-key", help="Accepted API key (repeatable; also $SECREASON_API_KEYS)."
         ),
-        max_body_bytes: int = typer.Option(64 * 1024 * 1024, "--max-body-bytes"),
-        max_concurrent: int = typer.Option(16, "--max-concurrent"),
+        max_body_bytes: int = typer.Option(
+            64 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."
+        ),
+        max_concurrent: int = typer.Option(
+            16, "--max-concurrent", help="Requests scored at once; more get 429."
+        ),
         max_batch: int = typer.Option(16384, "--max-batch", help="Most rows in one request."),
-        format_penalty: float = typer.Option(1.0, "--format-penalty"),
+        format_penalty: float = typer.Option(
+            1.0, "--format-penalty", help="Subtracted when the reasoning format checks fail."
+        ),
         task: str = typer.Option(
             None, "--task", help="Task of every row when labels are bare references."
         ),
@@ -238,7 +244,7 @@ def register(app: typer.Typer) -> None:
         ),
         data_summary: Path = typer.Option(None, "--data-summary", help="Data run summary.json."),
         out: Path = typer.Option(None, "--out", help="Card path (default MODEL_DIR/README.md)."),
-        name: str = typer.Option(None, "--name"),
+        name: str = typer.Option(None, "--name", help="Model name in the card (default: folder)."),
     ) -> None:
         """(Re)write the Hugging Face model card, with model-index from eval reports."""
         from secreason.export.card import load_reports, render_card

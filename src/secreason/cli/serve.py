@@ -39,8 +39,12 @@ def register(app: typer.Typer) -> None:
         system_prompt: Path = typer.Option(
             None, "--system-prompt", help="File with the deployment's system prompt."
         ),
-        no_system_prompt: bool = typer.Option(False, "--no-system-prompt"),
-        max_concurrent: int = typer.Option(None, "--max-concurrent"),
+        no_system_prompt: bool = typer.Option(
+            False, "--no-system-prompt", help="system_prompt.mode=off: client prompts unchanged."
+        ),
+        max_concurrent: int = typer.Option(
+            None, "--max-concurrent", help="Requests in flight, all keys (default 64); more: 429."
+        ),
         set_: list[str] = typer.Option(
             None, "--set", help="Any setting as dotted.key=value, e.g. limits.max_tokens=2048."
         ),
