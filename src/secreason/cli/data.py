@@ -58,6 +58,10 @@ def run(
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps({"outputs": summary["outputs"], "timings_s": summary["timings_s"]}))
+    # The JSON is for scripts; a person is told where to look and what the audit said.
+    out_dir = Path(summary["recipe"]["out_dir"])
+    audit = "passed" if (summary.get("audit") or {}).get("passed") else "see the card"
+    typer.echo(f"data card: {out_dir / 'card.md'} (shortcut audit: {audit})", err=True)
 
 
 @data_app.command("audit")
