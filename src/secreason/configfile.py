@@ -90,6 +90,8 @@ def recipe_help(usage: str, cls: type) -> str:
 
     bases = [b for b in cls.__mro__[1:] if dataclasses.is_dataclass(b)]
     inherited = {f.name for f in dataclasses.fields(bases[0])} if bases else set()
+    # A base field the recipe declares again (other default or values) is its own.
+    inherited -= set(vars(cls).get("__annotations__", {}))
     lines = [usage, "", (cls.__doc__ or cls.__name__).strip().splitlines()[0], ""]
     lines.append(f"{cls.__name__} fields (recipe keys, or --set key=value):")
     for item in dataclasses.fields(cls):
@@ -101,7 +103,8 @@ def recipe_help(usage: str, cls: type) -> str:
             default = repr(item.default_factory())
         else:
             default = "required"
-        lines.append(f"  {item.name} (default: {default})")
+        note = item.metadata.get("help")
+        lines.append(f"  {item.name} (default: {default})" + (f": {note}" if note else ""))
     if bases:
         lines.append(
             f"plus every field of {bases[0].__module__.split('.')[0]}'s {bases[0].__name__} "

@@ -7,13 +7,15 @@ command tree is walked, so an option added later without help fails here by name
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-from cli_fixtures import secreason
+from cli_fixtures import ENV, secreason
 
 from secreason.cli import app
 
@@ -51,3 +53,24 @@ def test_serve_help_as_a_user_sees_it(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if "--no-system-prompt" in line)
     assert "system_prompt.mode=off" in line, line
+
+
+@pytest.mark.parametrize("stage", ["sft", "rl"])
+def test_recipe_help_shows_a_base_field_the_recipe_redefines(stage: str, tmp_path: Path) -> None:
+    """``activation_checkpointing`` is TRL's field, but `auto` is the recipe's own value:
+    it was hidden as "a field of SFTConfig" although the README sends readers here."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"secreason.train.{stage}", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=ENV,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(
+        (x for x in result.stdout.splitlines() if x.strip().startswith("activation_checkpointing")),
+        "",
+    )
+    assert "`auto`" in line, result.stdout
+    assert "(default: 'refuse'): " in result.stdout, "a field's help follows its default"
