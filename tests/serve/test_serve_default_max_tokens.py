@@ -79,3 +79,9 @@ def test_a_prompt_longer_than_the_context_is_refused_without_max_tokens_too(
     error = answer.json()["error"]
     assert error["param"] == "messages"
     assert "shorten the conversation" in error["message"], error
+
+
+def test_the_start_line_names_the_engine_and_the_system_prompt_policy(server: Server) -> None:
+    line = next(x for x in server.log().splitlines() if "serving " in x)
+    assert "(transformers, engine batch)" in line, line
+    assert "system_prompt=secreason-cyber-v1 (replace)" in line, line

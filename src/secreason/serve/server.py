@@ -121,12 +121,17 @@ def run(config: ServeConfig) -> None:
     log.info(
         "serving %s (%s) on http://%s:%d guard=%s audit=%s system_prompt=%s",
         deployment.served_name,
-        "upstream " + config.model.upstream if config.model.upstream else config.model.backend,
+        "upstream " + config.model.upstream
+        if config.model.upstream
+        else f"{config.model.backend}, engine {config.model.engine}",
         config.host,
         config.port,
         config.guard.model or "off",
         config.audit.path or "off",
-        config.system_prompt.version if config.system_prompt.mode != "off" else "off",
+        # The mode too: `replace` swaps a benchmark's own system prompt (see README).
+        f"{config.system_prompt.version} ({config.system_prompt.mode})"
+        if config.system_prompt.mode != "off"
+        else "off",
     )
     limits = config.limits
     try:
