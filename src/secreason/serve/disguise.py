@@ -178,10 +178,7 @@ def read_overrides(text: str) -> str:
         isolates -= kind in _ISOLATE
         logical = "".join(pair[0] for pair in items)
         seen = "".join(pair[1] for pair in (reversed(items) if kind == RLO else items))
-        if len(stack) > 1:
-            stack[-1][1].append((logical, seen))
-        else:
-            stack[0][1].append((logical if seen == logical else f"{logical} {seen}", ""))
+        stack[-1][1].append((logical, seen))
 
     for char in text:
         items = stack[-1][1]
@@ -210,7 +207,30 @@ def read_overrides(text: str) -> str:
             items.append((char, char))
     while len(stack) > 1:
         close()
-    return "".join(pair[0] for pair in stack[0][1])
+    return _both_ways(stack[0][1])
+
+
+def _both_ways(pairs: list[tuple[str, str]]) -> str:
+    """Each word (spaces apart) holding a reordered span, in logical order then as seen:
+    the WORD, not the span alone, since a span may be part of one (``ran`` + ``mos``
+    reversed + ``ware`` shows ``ransomware``)."""
+    out: list[str] = []
+    word: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        logical = "".join(pair[0] for pair in word)
+        seen = "".join(pair[1] for pair in word)
+        out.append(logical if seen == logical else f"{logical} {seen}")
+        word.clear()
+
+    for pair in pairs:
+        if pair[0] == pair[1] and pair[0].isspace():
+            flush()
+            out.append(pair[0])
+        else:
+            word.append(pair)
+    flush()
+    return "".join(out)
 
 
 def guard_view(text: str) -> str:
