@@ -29,12 +29,14 @@ def print_listing(data: str | dict[str, str] | None, limit: int | None = None) -
     settings = RunSettings(data=data, limit=limit)
     runner = Runner("unused", settings)
     lines: list[str] = ["benchmarks:"]
-    for name in benchmark_names():
-        bench: Any = get_benchmark(name)
+    benches: dict[str, Any] = {name: get_benchmark(name) for name in benchmark_names()}
+    files = {n: getattr(b, "file", "") or b.default_source or "-" for n, b in benches.items()}
+    width = max(map(len, files.values()))  # rows and sources start in one column
+    for name, bench in benches.items():
         suites = ",".join(s for s, members in SUITES.items() if name in members) or "-"
-        file = getattr(bench, "file", "") or bench.default_source or "-"
-        line = f"  {name:<20} suites={suites:<24} file={file}"
+        line = f"  {name:<20} suites={suites:<24} file={files[name]}"
         if data is not None:
+            line = f"  {name:<20} suites={suites:<24} file={files[name]:<{width}}"
             source = settings.source(bench)
             try:
                 rows = len(runner.load(bench))
