@@ -34,3 +34,13 @@ def test_data_run_names_the_card_and_the_audit(tmp_path: Path) -> None:
     line = result.stderr.strip().splitlines()[-1]
     assert line == f"data card: {out / 'card.md'} (shortcut audit: passed)", line
     assert (out / "card.md").is_file()
+
+
+def test_data_export_of_a_missing_folder_says_what_to_give(tmp_path: Path) -> None:
+    result = secreason(
+        "data", "export", "runs/data/rl", "--format", "verl", "--out", "x", cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "runs/data/rl does not exist" in result.stderr, result.stderr
+    assert "secreason data run" in result.stderr, result.stderr

@@ -208,6 +208,11 @@ def read_rl_rows(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         if not hasattr(loaded, "items"):  # a single Dataset, not a DatasetDict
             return {"train": [dict(r) for r in loaded]}
         return {name: [dict(r) for r in ds] for name, ds in loaded.items()}
+    if not p.exists():
+        raise FileNotFoundError(
+            f"{p} does not exist: give a data run's rl/ folder (e.g. runs/data-offline/rl "
+            "after `secreason data run recipes/data/offline.yaml`) or an RL JSONL file"
+        )
     files = sorted(p.glob("*.jsonl")) if p.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{p}: expected an RL JSONL file or a folder with hf/ or *.jsonl")
