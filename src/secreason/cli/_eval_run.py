@@ -56,6 +56,17 @@ def _preflight(
         )
         for problem in check.problems:
             typer.echo(f"  - {problem}", err=True)
+        runnable = [b.name for b in benches if b.name not in check.unavailable]
+        if (
+            check.unavailable
+            and runnable
+            and not (req.skip_unavailable or pre.other_problems(check))
+        ):
+            typer.echo(
+                f"hint: --skip-unavailable runs the other {len(runnable)} "
+                f"({', '.join(runnable)}) and records what it skipped",
+                err=True,
+            )
         raise typer.Exit(2)
     for note in check.notes:
         typer.echo(f"note: {note}", err=True)
