@@ -466,7 +466,7 @@ class _ThreeTokens:
         return None
 
 
-def _deployment(tmp_path: Path, then: str) -> Any:
+def _deployment(tmp_path: Path, then: str, settings: dict[str, Any] | None = None) -> Any:
     from secreason.serve.config import load_config
     from secreason.serve.deployment import Deployment
 
@@ -477,6 +477,7 @@ def _deployment(tmp_path: Path, then: str) -> Any:
             "limits.request_timeout_s": 0.5,
             "audit.path": str(tmp_path / "cut.jsonl"),
             "audit.fsync": False,
+            **(settings or {}),
         }
     )
     return Deployment(config, _ThreeTokens(then))  # type: ignore[arg-type]
@@ -555,3 +556,60 @@ def test_a_word_partly_reversed_is_read_as_a_person_sees_it(attack: str, text: s
     from secreason.serve.disguise import guard_view
 
     assert "ransomware" in guard_view(text), (attack, guard_view(text))
+
+
+# ------------------------------------------------------- a client that stops reading
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_stops_reading_loses_its_connection_and_slot(
+    tmp_path: Path, stream: bool
+) -> None:
+    """Over a real network a client can stop taking bytes (a zero TCP window): each
+    write of the answer then waits for it, outside any model deadline, holding a slot
+    (and an upstream stream) for as long as the client likes. On loopback the kernel's
+    buffers absorb megabytes, so the client is played here by an ASGI ``send`` that
+    never returns once the answer's body starts."""
+    import asyncio
+
+    from secreason.serve.app import create_app
+
+    deployment = _deployment(tmp_path, "fail", {"limits.send_timeout_s": 0.5})
+    app = create_app(deployment)
+    body = json.dumps(
+        {"model": "cut", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def run() -> None:
+        sent = asyncio.Event()
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client never leaves
+            raise AssertionError
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                sent.set()
+                await asyncio.Event().wait()  # ...and never reads
+
+        await asyncio.wait_for(app(scope, receive, send), 10)
+        assert sent.is_set() and deployment.stats.in_flight == 0
+
+    asyncio.run(run())

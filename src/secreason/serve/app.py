@@ -102,4 +102,5 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
             what="/metrics calls",
         ),
         on_unrecorded=deployment.trail.record_unanswered,
+        send_timeout_s=limits.send_timeout_s,
     )

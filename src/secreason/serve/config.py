@@ -122,6 +122,7 @@ class LimitsConfig:
     body_timeout_s: float = 30.0  # the whole body must arrive within this (else 408)
     header_timeout_s: float = 10.0  # a connection's request headers, likewise (closed)
     max_header_bytes: int = 64 << 10  # a request line and its headers, else 431 (closed)
+    send_timeout_s: float = 30.0  # each write of an answer must be taken by then (closed)
     drain_timeout_s: float = 30.0  # on SIGTERM: in-flight requests get this long, then cut
 
 
@@ -254,6 +255,7 @@ def validate(config: ServeConfig) -> None:
         "request_timeout_s",
         "body_timeout_s",
         "header_timeout_s",
+        "send_timeout_s",
         "drain_timeout_s",
     ):
         value = getattr(limits, name)

@@ -16,6 +16,9 @@ own overhead, the time of a request not spent waiting on the model.
 * concurrency: requests beyond ``max_concurrent`` in flight, or beyond a key's share,
   get 429 at once (with ``Retry-After``) instead of queueing without bound; so does a
   key over its request rate (a token bucket per key).
+* writes: each write of a completion's answer must be taken by the client within
+  ``send_timeout_s``, else the connection is closed and the slot freed (a client with a
+  zero TCP window would otherwise hold both, outside any model deadline).
 * monitoring (``/metrics``): authenticated, and limited per key in buckets of its own
   (a small in-flight share and its own rate), so a key hammering it gets 429 with
   ``Retry-After`` while polling never spends a key's completion budget nor takes a
@@ -41,6 +44,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from secreason.serve.awaiting import before
 from secreason.serve.metrics import ServerStats
 from secreason.serve.protocol import RequestError, error_body
 
@@ -94,6 +98,10 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
             code="request_timeout",
         ) from None
     return b"".join(chunks)
+
+
+class ClientTooSlow(Exception):
+    """A write of the answer was not taken by the client within ``send_timeout_s``."""
 
 
 class KeyLimits:
@@ -166,6 +174,7 @@ class GuardrailsMiddleware:
         metered_paths: tuple[str, ...] = (),
         metered_limits: KeyLimits | None = None,
         on_unrecorded: OnUnrecorded | None = None,
+        send_timeout_s: float | None = None,
     ) -> None:
         self.app = app
         # (key, id) pairs: every key is compared in constant time, the id is what is kept
@@ -179,6 +188,7 @@ class GuardrailsMiddleware:
         self.metered_paths = metered_paths
         self.metered_limits = metered_limits or KeyLimits(2, 120.0, what="/metrics calls")
         self.on_unrecorded = on_unrecorded
+        self.send_timeout_s = send_timeout_s
 
     def _identify(self, scope: Scope) -> str | None:
         """The key's id ("" on an open server), or None when the key is missing or wrong,
@@ -243,7 +253,15 @@ class GuardrailsMiddleware:
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
+            if not limited or self.send_timeout_s is None:
+                await send(message)
+                return
+            try:  # a client that stops taking bytes must not hold its slot for ever
+                await before(time.perf_counter() + self.send_timeout_s, send(message))
+            except TimeoutError:
+                why = f"the client took no bytes for {self.send_timeout_s:g} s: connection closed"
+                state["gone"] = why
+                raise ClientTooSlow(why) from None
 
         async def refuse(code: int, message: str, headers: list[Any] | None = None) -> None:
             nonlocal problem
@@ -287,6 +305,9 @@ class GuardrailsMiddleware:
                     return
                 metered = True
             await self.app(scope, receive, send_tracked)
+        except ClientTooSlow as error:  # uvicorn closes a response the app left unfinished
+            problem = str(error)
+            log.warning("request %s: %s", request_id, problem)
         except asyncio.CancelledError:  # the drain deadline passed (or the loop stopped)
             problem = "cancelled: the server shut down before the answer was ready"
             status = status or 503

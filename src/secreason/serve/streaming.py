@@ -64,7 +64,8 @@ async def stream_events(
                 delivered.append(event)
     finally:
         if not recorded:
-            outcome.error = outcome.error or "client disconnected"
+            gone = request.scope["state"].get("gone")  # e.g. it stopped taking bytes
+            outcome.error = outcome.error or gone or "client disconnected"
             outcome.finish_reason = "error"
             outcome.sent = sent_text(delivered)
             _count(outcome, info)
