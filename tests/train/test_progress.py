@@ -43,6 +43,12 @@ CASES = [
         "step 6/6 | train_loss 1.5 | seconds 12.5",
     ),
     ("nan", {"loss": float("nan")}, (1, -1), "step 1 | loss nan"),
+    (
+        "task-absent-from-the-step",
+        {"reward": 0.3, "rewards/cwe_reward/mean": None, "rewards/ate_reward/mean": 0.5},
+        (2, 6),
+        "step 2/6 | reward 0.3 (cwe -, ate 0.5)",
+    ),
 ]
 
 

@@ -36,6 +36,8 @@ HIDDEN = ("total_flos", "epoch", "step")
 
 
 def _number(value: Any) -> str:
+    if value is None:  # TRL logs None for a task with no row in this step
+        return "-"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
