@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from secreason.train.report import _plot_curves, moving_average
+from secreason.train.report import _plot_curves, moving_average, short_run_note
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,18 @@ def test_curves_png_is_written(tmp_path: Path) -> None:
     ]
     _plot_curves(records, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (("max_steps=6", "save_steps=3"), "RL ran 6 steps"),  # demo --quick
+        (("save_steps=3",), ""),  # the full demo: the recipe's 200 steps
+        (("max_steps=200",), ""),
+        (("max_steps=6", "max_steps=400"), ""),  # the last one counts
+        (("max_steps=abc",), ""),
+    ],
+)
+def test_an_unmet_target_of_a_short_run_says_why(overrides: tuple[str, ...], says: str) -> None:
+    note = short_run_note({"rl_overrides": overrides})
+    assert (says in note) if says else note == ""
