@@ -20,12 +20,14 @@ import gzip
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import BENIGN_PROMPT, TEST_SYSTEM_PROMPT, Server, read_metrics
 
 pytestmark = pytest.mark.slow
@@ -35,9 +37,37 @@ AUTH = f"Authorization: Bearer {KEY}\r\n".encode()
 BODY = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
+class _Upstream(JSONHandler):
+    """A fake vLLM: its model list takes a while (and is counted), completions echo."""
+
+    model_lists = 0
+
+    def do_GET(self) -> None:
+        type(self).model_lists += 1
+        time.sleep(0.2)
+        self.send_json(200, {"object": "list", "data": [{"id": "tiny"}]})
+
+    def do_POST(self) -> None:
+        self.read_json()
+        message = {"role": "assistant", "content": "<think>ok</think>fine"}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        self.send_json(200, {"choices": [choice], "usage": {}})
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ThreadingHTTPServer]:
+    fake = start_fake(_Upstream, ThreadingHTTPServer)
+    fake.daemon_threads = True
+    yield fake
+    fake.shutdown()
+
+
 @pytest.fixture(scope="module")
 def servers(
-    start_server: Callable[..., Server], chat_model_dir: Path, serve_workdir: Path
+    start_server: Callable[..., Server],
+    chat_model_dir: Path,
+    serve_workdir: Path,
+    upstream: ThreadingHTTPServer,
 ) -> dict[str, Server]:
     limits = {"max_tokens": 64, "default_max_tokens": 24, "body_timeout_s": 2}
     local = {
@@ -49,6 +79,10 @@ def servers(
             "model": {"backend": "fixed-text", "served_name": "tiny"},
             "limits": {**limits, "api_keys": [KEY, OTHER], "header_timeout_s": 2},
             "audit": {"path": str(serve_workdir / "http-red-audit.jsonl"), "fsync": False},
+        },
+        "proxy": {
+            "model": {"path": "tiny", "upstream": v1_url(upstream), "prefilled": False},
+            "limits": {**limits, "api_keys": [KEY]},
         },
         # No keys: limits per client address (one request a minute, no burst).
         "open": {
@@ -142,11 +176,12 @@ FRAMING = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["fixed", "proxy"])
 @pytest.mark.parametrize(("attack", "data"), FRAMING, ids=[row[0] for row in FRAMING])
 def test_bad_chunk_framing_is_refused_never_a_500(
-    servers: dict[str, Server], attack: str, data: bytes
+    servers: dict[str, Server], attack: str, data: bytes, mode: str
 ) -> None:
-    server = servers["fixed"]
+    server = servers[mode]
     before = read_metrics(server, KEY)["by_status"].get("500", 0)
     statuses = _statuses(_raw(server, data))
     assert statuses and statuses[0] == 400 and 200 not in statuses, (attack, statuses)
@@ -154,8 +189,11 @@ def test_bad_chunk_framing_is_refused_never_a_500(
     assert "Traceback" not in server.log(), attack
 
 
-def test_a_body_cut_short_by_the_client_is_a_499_not_a_500(servers: dict[str, Server]) -> None:
-    server = servers["fixed"]
+@pytest.mark.parametrize("mode", ["fixed", "proxy"])
+def test_a_body_cut_short_by_the_client_is_a_499_not_a_500(
+    servers: dict[str, Server], mode: str
+) -> None:
+    server = servers[mode]
     before = read_metrics(server, KEY)["by_status"]
     # Content-Length promises more than is sent, then the client goes.
     cut = _request(headers=AUTH + b"Content-Length: 500\r\n", body=BODY[:20], length=False)
@@ -613,3 +651,21 @@ def test_a_client_that_stops_reading_loses_its_connection_and_slot(
         assert sent.is_set() and deployment.stats.in_flight == 0
 
     asyncio.run(run())
+
+
+def test_a_flood_of_unkeyed_ready_probes_reaches_the_upstream_once_a_second(
+    servers: dict[str, Server],
+) -> None:
+    """``/ready`` needs no key and asks every upstream replica (and the guard): 40
+    probes at once must not become 40 upstream calls (nor fill the connection pool
+    the completions share)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = servers["proxy"]
+    before = _Upstream.model_lists
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda _: httpx.get(server.base_url + "/ready", timeout=30), range(40))
+        )
+    assert {a.status_code for a in answers} == {200}
+    assert _Upstream.model_lists - before <= 3, _Upstream.model_lists - before

@@ -13,8 +13,11 @@ The request path itself is in :mod:`.handler` (plain answers) and :mod:`.streami
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -25,6 +28,35 @@ from secreason.serve.limits import GuardrailsMiddleware, KeyLimits
 from secreason.serve.metrics import engine_metrics
 
 __all__ = ["Deployment", "create_app", "served_name"]
+
+
+class SharedCheck:
+    """``/ready`` needs no key, and each check calls every upstream replica and the
+    guard: callers at the same time share one check, and a result serves for ``fresh_s``
+    (a flood of unauthenticated probes reaches the upstreams at most once a second,
+    never filling the connection pool that completions use)."""
+
+    def __init__(
+        self, check: Callable[[], Awaitable[dict[str, Any]]], fresh_s: float = 1.0
+    ) -> None:
+        self.check = check
+        self.fresh_s = fresh_s
+        self._running: asyncio.Task[dict[str, Any]] | None = None
+        self._result: tuple[float, dict[str, Any]] | None = None
+
+    async def __call__(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._result is not None and now - self._result[0] < self.fresh_s:
+            return self._result[1]
+        if self._running is None:
+            self._running = asyncio.ensure_future(self.check())
+            self._running.add_done_callback(self._done)
+        return await asyncio.shield(self._running)
+
+    def _done(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._running = None
+        if not task.cancelled() and task.exception() is None:
+            self._result = (time.monotonic(), task.result())
 
 
 def create_app(deployment: Deployment) -> GuardrailsMiddleware:
@@ -43,9 +75,11 @@ def create_app(deployment: Deployment) -> GuardrailsMiddleware:
         """Liveness: the process answers. Whether it can serve is ``/ready``."""
         return JSONResponse({"status": "ok", "model": deployment.served_name})
 
+    readiness = SharedCheck(deployment.readiness)
+
     async def ready(request: Request) -> Response:
         """Readiness: the model AND (when configured) the guard can be reached now."""
-        checks = await deployment.readiness()
+        checks = await readiness()
         ok = all(check["ready"] for check in checks.values())
         body = {"status": "ready" if ok else "not ready", "checks": checks}
         return JSONResponse(body, 200 if ok else 503)
