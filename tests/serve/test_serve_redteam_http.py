@@ -1,16 +1,20 @@
-"""A fourth red-team table: the HTTP layer and usage accounting, after the serve split.
+"""A fourth red-team table: the bytes around a request, the accounting of what was
+generated, and the guard's reading of partly reversed words, after the serve split.
 
-The other tables attack the JSON a client sends and what the model writes. These rows
-attack the bytes around them, on raw sockets against real ``secreason serve`` processes
-on loopback: chunked bodies with bad chunk sizes, bodies cut short, header floods,
-duplicate ``Authorization`` headers, ``X-Forwarded-For`` claiming another address,
-pipelined requests after a refusal, path spellings that might reach a handler without a
-key, and a compressed body (never inflated). Each must give a clear status, never a 500,
-and leave an audit line naming the real client. The fixed-text stand-in serves these
-rows (the HTTP layer does not depend on the engine). Usage and disconnect rows run
-against the real tiny model in both local engines (``batch`` and ``continuous``): the
-same greedy request must be counted the same streamed or not, and a client hanging up
-at any phase of a stream must leave the model free for the next request.
+The other tables attack the JSON a client sends and what the model writes. Most rows
+here attack the HTTP layer on raw sockets against real ``secreason serve`` processes on
+loopback (the fixed-text stand-in and proxy mode: the door does not depend on the
+engine): chunked bodies with bad chunk sizes and bodies cut short (a 499 in the audit,
+never a 500 with a traceback), header floods (431, audited), ``Authorization`` twice,
+keys in the query string, ``X-Forwarded-For`` claiming another address (the audit and
+the per-address limit keep the socket's), pipelined requests after a refusal, path
+spellings and methods that might pass without a key, a compressed body (never inflated),
+unkeyed ``/ready`` floods (one upstream check a second), a websocket scope. Usage and
+disconnect rows run against the real tiny model in both local engines (``batch`` and
+``continuous``): one greedy request is counted the same streamed or not, and a client
+leaving at any phase frees the model. In process: a stream cut by a deadline, an error
+or its client records the tokens generated; a client that stops taking bytes loses its
+slot after ``send_timeout_s``; the continuous decoder is linear in a stream's length.
 """
 
 from __future__ import annotations
