@@ -673,3 +673,57 @@ def test_a_flood_of_unkeyed_ready_probes_reaches_the_upstream_once_a_second(
         )
     assert {a.status_code for a in answers} == {200}
     assert _Upstream.model_lists - before <= 3, _Upstream.model_lists - before
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "limited"),
+    [
+        ("2001:db8::1", "2001:db8::2", True),  # one host's /64: fresh addresses at will
+        ("2001:db8:0:0:ffff::1", "2001:db8:0:1::1", False),  # another /64
+        ("::ffff:198.51.100.7", "198.51.100.7", True),  # IPv4 written as IPv6
+        ("198.51.100.7", "198.51.100.8", False),
+    ],
+)
+def test_an_open_server_limits_an_ipv6_client_by_its_network(
+    first: str, second: str, limited: bool
+) -> None:
+    import asyncio
+
+    from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, ServerStats
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    door = GuardrailsMiddleware(
+        app,
+        api_keys=set(),
+        max_body_bytes=1024,
+        max_concurrent=4,
+        stats=ServerStats(),
+        key_limits=KeyLimits(4, per_minute=1, burst=1),
+    )
+
+    async def status(address: str) -> int:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": [],
+            "client": (address, 5),
+        }
+        await door(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def both() -> tuple[int, int]:
+        return await status(first), await status(second)
+
+    assert asyncio.run(both()) == (200, 429 if limited else 200)

@@ -6,7 +6,8 @@ handler returns) and because it runs on every request: it also measures the serv
 own overhead, the time of a request not spent waiting on the model.
 
 * keys: ``Authorization: Bearer <key>``; with no keys configured the server is open
-  (the CLI warns about it). ``/health`` and ``/ready`` never need a key. A key is known
+  (the CLI warns about it) and limits apply per client address (an IPv6 client's /64).
+  ``/health`` and ``/ready`` never need a key. A key is known
   by its id (a configured name, or ``sha256:`` and 12 hex digits), never by itself.
 * body size: a declared ``Content-Length`` over the limit is refused before reading;
   :func:`read_body` enforces the same bound on bodies sent without one, and a time
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -98,6 +100,18 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
             code="request_timeout",
         ) from None
     return b"".join(chunks)
+
+
+def client_network(address: str) -> str:
+    """Who an open server limits: an IPv4 address, or an IPv6 address's /64 (a host is
+    handed a whole /64: limited per address, it could take a fresh one per request)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # a unix socket path, a test client's name
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 class ClientTooSlow(Exception):
@@ -272,7 +286,7 @@ class GuardrailsMiddleware:
         identity = self._identify(scope) if path not in OPEN_PATHS else ""
         state["key_id"] = identity or None
         # Limits apply per key; on an open server, per client address.
-        holder = identity or f"client:{client[0] if client else '?'}"
+        holder = identity or f"client:{client_network(client[0]) if client else '?'}"
         counted = False
         metered = False
         try:
