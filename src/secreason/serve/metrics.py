@@ -70,11 +70,7 @@ class LatencySeries:
             "window": len(ordered),
             **quantiles,
             "max": round(ordered[-1], 4) if ordered else None,
-            "buckets": [
-                [edge, n]
-                for edge, n in zip(edges, self._buckets, strict=True)
-                if n
-            ],
+            "buckets": [[edge, n] for edge, n in zip(edges, self._buckets, strict=True) if n],
         }
 
 
