@@ -231,7 +231,7 @@ def test_failed_items_are_asked_again_on_rerun(tmp_path: Path) -> None:
 def test_rate_limiter_spaces_request_starts() -> None:
     import asyncio
 
-    from secreason.data.teacher import _RateLimiter
+    from secreason.data.teacher_client import _RateLimiter
 
     async def go() -> float:
         limiter = _RateLimiter(rps=1000.0)
@@ -247,7 +247,7 @@ def test_rate_limiter_spaces_request_starts() -> None:
 
 
 async def _noop_limiter() -> float:
-    from secreason.data.teacher import _RateLimiter
+    from secreason.data.teacher_client import _RateLimiter
 
     limiter = _RateLimiter(None)
     await limiter.wait()

@@ -29,13 +29,7 @@ from typing import Any, Literal
 
 from secreason.data.dedup import exact_key
 from secreason.data.store import JsonlStore
-from secreason.data.teacher_client import (  # noqa: F401 - re-exported
-    EndpointTeacher,
-    FatalError,
-    RequestResult,
-    RetryableError,
-    _RateLimiter,
-)
+from secreason.data.teacher_client import EndpointTeacher, RequestResult
 from secreason.data.trace_filter import rejection_reason
 from secreason.reasoning import FormatConfig
 from secreason.tasks.base import Sample
