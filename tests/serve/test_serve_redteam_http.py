@@ -424,7 +424,8 @@ def test_a_websocket_never_passes_the_door() -> None:
     scope must not reach the app (no key checked, no record) but be closed at once."""
     import asyncio
 
-    from secreason.serve.limits import GuardrailsMiddleware, ServerStats
+    from secreason.serve.limits import GuardrailsMiddleware
+    from secreason.serve.metrics import ServerStats
 
     reached: list[str] = []
     sent: list[dict[str, Any]] = []
@@ -689,7 +690,8 @@ def test_an_open_server_limits_an_ipv6_client_by_its_network(
 ) -> None:
     import asyncio
 
-    from secreason.serve.limits import GuardrailsMiddleware, KeyLimits, ServerStats
+    from secreason.serve.limits import GuardrailsMiddleware, KeyLimits
+    from secreason.serve.metrics import ServerStats
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -68,7 +68,7 @@ def _content_type_problem(headers: Any) -> str | None:
 
 def parse_body(raw: bytes) -> Any:
     """The JSON body, read as strictly as ``secreason serve`` reads a chat request."""
-    from secreason.serve.protocol import RequestError
+    from secreason.serve.errors import RequestError
     from secreason.serve.strict_json import MAX_DEPTH, check_tree, loads
 
     try:
@@ -87,7 +87,7 @@ def parse_body(raw: bytes) -> Any:
 
 def _check_body(body: Any, max_batch: int) -> tuple[list[Any], list[Any], list[Any]]:
     from secreason.integrations.openrlhf import check_lengths
-    from secreason.serve.protocol import RequestError
+    from secreason.serve.errors import RequestError
 
     if not isinstance(body, dict):
         raise RequestError(400, "body must be a JSON object with query, prompts and labels")
@@ -126,8 +126,10 @@ def create_app(settings: RewardServerSettings) -> Any:
 
     from secreason.integrations.openrlhf import Reward, as_lists, batch_problem, score_rows
     from secreason.integrations.scoring import RewardConfig, Scorer
-    from secreason.serve.limits import GuardrailsMiddleware, ServerStats, read_body
-    from secreason.serve.protocol import RequestError, error_body
+    from secreason.serve.errors import RequestError
+    from secreason.serve.limits import GuardrailsMiddleware, read_body
+    from secreason.serve.metrics import ServerStats
+    from secreason.serve.protocol import error_body
 
     scorer = Scorer(RewardConfig(format_penalty=settings.format_penalty))
     app = FastAPI(title="secreason reward server", docs_url=None, redoc_url=None)

@@ -3,12 +3,12 @@
 Every request leaves a record, refusals included (401, 413, 429, bytes that are not
 HTTP), and a record must be on disk before the request counts as answered. Written one
 per worker-thread task, a flood of cheap refusals (a client looping on a bad key, or on
-``/metrics`` past its rate) queued thousands of ``fsync`` calls in the worker threads
-ahead of everyone else's records: measured on this project's 2-core box, another key's
-completions stopped answering within a minute. Refusals now go through this queue
-instead: a single writer drains whatever is pending in one go (many ``os.write``, ONE
-``fsync``), so its throughput grows with the backlog, and the worker threads stay free
-for served requests (whose number in flight is bounded by the limits). Records of
+``/metrics`` past its rate) would queue thousands of ``fsync`` calls in the worker
+threads ahead of everyone else's records (measured on this project's 2-core box:
+another key's completions stopped answering within a minute). Refusals go through this
+queue instead: a single writer drains whatever is pending in one go (many ``os.write``,
+ONE ``fsync``), so its throughput grows with the backlog, and the worker threads stay
+free for served requests (whose number in flight is bounded by the limits). Records of
 served requests that nothing can wait for (a stream torn down by its client) are
 queued here too, ahead of the refusals.
 

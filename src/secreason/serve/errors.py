@@ -1,8 +1,7 @@
 """The client error that the server's parts raise (the reward server's too).
 
 A module of its own so that the chat wire format (``serve.protocol``) and the strict
-JSON reader (``serve.strict_json``) can both raise it without importing each other;
-``serve.protocol`` still exports it under its old name.
+JSON reader (``serve.strict_json``) can both raise it without importing each other.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ async def handle_chat(deployment: Deployment, request: Request) -> Response:
     if not refused:
         try:
             deadline = started + limits.request_timeout_s
-            # The deadline and a client hanging up both cancel the generation itdeployment.
+            # The deadline and a client hanging up both cancel the generation itself.
             generation = await deployment.timed(
                 request,
                 before(

@@ -47,8 +47,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from secreason.serve.awaiting import before
+from secreason.serve.errors import RequestError
 from secreason.serve.metrics import ServerStats
-from secreason.serve.protocol import RequestError, error_body
+from secreason.serve.protocol import error_body
 
 log = logging.getLogger("secreason.serve")
 
@@ -60,7 +61,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = ("/health", "/ready")
 PRUNE_AT = 4096  # rate buckets kept before the refilled ones are forgotten
-__all__ = ["GuardrailsMiddleware", "KeyLimits", "ServerStats", "key_id", "read_body"]
+__all__ = ["GuardrailsMiddleware", "KeyLimits", "key_id", "read_body"]
 OnUnrecorded = Callable[[Scope, int, str], Awaitable[None]]
 
 

@@ -1,9 +1,9 @@
 """What ``/metrics`` reports: bounded summaries of the server's own behaviour.
 
 A monitoring endpoint any key holder can call must cost the server little and answer
-in a size that does not grow with traffic: it once returned every one of the last
-100,000 latency samples (about 2 MB of JSON built on the event loop per call). Each
-latency series is now kept two ways, both bounded:
+in a size that does not grow with traffic (every sample of a long window would be
+megabytes of JSON built on the event loop per call). Each latency series is therefore
+kept two ways, both bounded:
 
 * a window of the most recent :data:`WINDOW` samples, summarised as exact
   quantiles (p50, p90, p99, max) when asked;

@@ -181,7 +181,7 @@ class AuditTrail:
                     self.queue.submit(functools.partial(self._write_plain, summary), _noop, False)
             self.queue.submit(functools.partial(self.write, state, build, False), done, served)
             return True
-        except RuntimeError:  # after shutdown began: write it directly, as before
+        except RuntimeError:  # the queue closed (shutdown began): write it here and now
             self.write(state, build)
             return False
 
