@@ -45,8 +45,6 @@ from typing import Any
 from secreason.evals.base import ItemResult, Reference
 from secreason.evals.choice_measures import choice_measures
 from secreason.evals.ctibench_base import (
-    HUB_ID,
-    OFFICIAL_SAMPLING,
     PAPER_MODEL,
     SYSTEM_PROMPT,
     CTIBenchTask,
@@ -64,8 +62,6 @@ from secreason.tasks.mcq import MCQ
 
 __all__ = [
     "CTIBENCH",
-    "HUB_ID",
-    "OFFICIAL_SAMPLING",
     "PAPER_MODEL",
     "SYSTEM_PROMPT",
     "CTIBenchATE",

@@ -26,14 +26,13 @@ from secreason.backends.base import Backend
 from secreason.evals.base import Benchmark
 from secreason.evals.cache import CachedBackend, CacheRecord, GenerationCache
 from secreason.evals.generation import GenerationPass, MissingGenerations, progress, prompt_size
-from secreason.evals.run_settings import BenchmarkResult, Prefill, RunSettings
+from secreason.evals.run_settings import BenchmarkResult, RunSettings
 from secreason.evals.scoring import ScoringPass, read_predictions, score_predictions
 from secreason.tasks.base import Protocol, Sample
 
 __all__ = [
     "BenchmarkResult",
     "MissingGenerations",
-    "Prefill",
     "RunSettings",
     "Runner",
     "progress",
