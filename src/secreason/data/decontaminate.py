@@ -42,7 +42,6 @@ import numpy as np
 
 from secreason.data import ngrams
 from secreason.data.bench_texts import (  # noqa: F401 - re-exported: the public names
-    ANSWER_KEYS,
     BenchmarkText,
     benchmark_texts,
     harness_texts,

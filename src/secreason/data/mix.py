@@ -140,7 +140,7 @@ def mix(
 
     Each row has ``domain``, optionally ``difficulty`` (the teacher's grade) and
     ``trace`` (a kept teacher trace; rows without one can only be RL prompts). RL takes
-    at most half of a domain's rows so that SFT keeps some of every domain.
+    at most half of a domain's traced rows, so that SFT keeps some of every domain.
     """
     if cfg.sft_total != 0:
         _check_ratios("sft_ratios", cfg.sft_ratios)

@@ -54,7 +54,7 @@ _CVE = re.compile(rb"\bcve ?(\d{4}) (\d{4,7})\b")
 # Inline tags vanish (``re<b>mo</b>te`` is one word); any other tag separates words.
 _INLINE_TAG = re.compile(
     r"</?(?:b|i|u|s|em|strong|span|a|code|mark|font|sub|sup|small|tt)\b[^<>]{0,200}>", re.I
-)  # noqa: E501
+)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]{0,31}\b[^<>]{0,200}/?>")
 _NON_WORD = re.compile(r"(?:[^\w\n]|_)+")  # lines stay lines
 #: combining diacritics (after NFKD: accents come off their Latin, Greek, Cyrillic letters)
