@@ -96,7 +96,7 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def _records(server: Server | None, serve_workdir: Path, name: str) -> list[dict[str, Any]]:
+def _records(serve_workdir: Path, name: str) -> list[dict[str, Any]]:
     return list(read_audit(serve_workdir / name))
 
 
@@ -136,7 +136,7 @@ def _address(sock: socket.socket) -> str:
 
 
 def _client_records(serve_workdir: Path, client: str) -> list[dict[str, Any]]:
-    return [r for r in _records(None, serve_workdir, "slow-audit.jsonl") if r["client"] == client]
+    return [r for r in _records(serve_workdir, "slow-audit.jsonl") if r["client"] == client]
 
 
 @pytest.mark.parametrize("payload", NOT_HTTP.values(), ids=NOT_HTTP.keys())
@@ -176,7 +176,7 @@ def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: 
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     _wait_for(lambda: _metrics(slow)["in_flight"] == 0, "the slow body gave its slot back")
-    record = _records(slow, serve_workdir, "slow-audit.jsonl")[-1]
+    record = _records(serve_workdir, "slow-audit.jsonl")[-1]
     assert (record["status"], record["key_id"]) == (408, "alice")
     assert record["client"].startswith("127.0.0.1:")
 
@@ -189,10 +189,10 @@ def test_disconnect_cancels_the_generation(slow: Server, serve_workdir: Path) ->
     _wait_for(lambda: _metrics(slow)["model_running"] == 0, "the generation stopped")
     assert _metrics(slow)["cancelled"] == before + 1
     _wait_for(
-        lambda: _records(slow, serve_workdir, "slow-audit.jsonl")[-1]["status"] == 499,
+        lambda: _records(serve_workdir, "slow-audit.jsonl")[-1]["status"] == 499,
         "the disconnect was audited",
     )
-    record = _records(slow, serve_workdir, "slow-audit.jsonl")[-1]
+    record = _records(serve_workdir, "slow-audit.jsonl")[-1]
     assert record["error"] == "client disconnected" and record["key_id"] == "alice"
     assert record["messages"][0]["role"] == "system", "the audit must hold what the model saw"
 
@@ -228,7 +228,7 @@ def test_rate_limit_per_key_with_retry_after(slow: Server, serve_workdir: Path) 
     assert "rate limit" in limited.json()["error"]["message"]
 
     def carol() -> list[int]:
-        records = _records(slow, serve_workdir, "slow-audit.jsonl")
+        records = _records(serve_workdir, "slow-audit.jsonl")
         return [r["status"] for r in records if r["key_id"] == "carol"]
 
     _wait_for(lambda: carol() == [400, 400, 400, 429], "carol's four requests were audited")
@@ -238,24 +238,24 @@ def test_every_refusal_is_audited_and_no_key_is_written(slow: Server, serve_work
     url = slow.base_url + "/v1/chat/completions"
     # Records of earlier tests' cancelled generations may still land: read only what
     # this test's requests added, in any order.
-    before = len(_records(slow, serve_workdir, "slow-audit.jsonl"))
+    before = len(_records(serve_workdir, "slow-audit.jsonl"))
     wrong = httpx.post(url, json=QUESTION, headers={"authorization": "Bearer nope"})
     assert wrong.status_code == 401
     with _open(slow, _request_bytes(KEYS["bob"], b"", declared=10**9)) as sock:
         assert sock.recv(65536).startswith(b"HTTP/1.1 413")
 
     def refusals() -> set[tuple[int, str | None]]:
-        records = _records(slow, serve_workdir, "slow-audit.jsonl")[before:]
+        records = _records(serve_workdir, "slow-audit.jsonl")[before:]
         return {(r["status"], r["key_id"]) for r in records} & {(401, None), (413, "bob")}
 
     _wait_for(lambda: len(refusals()) == 2, "the refusals were audited")
-    records = _records(slow, serve_workdir, "slow-audit.jsonl")
+    records = _records(serve_workdir, "slow-audit.jsonl")
     assert all(r["client"] and r["request_id"] for r in records)
     # an authenticated request the server does not serve as asked is evidence too
     bob = {"authorization": f"Bearer {KEYS['bob']}"}
     assert httpx.post(slow.base_url + "/v1/completions", json={}, headers=bob).status_code == 404
     _wait_for(
-        lambda: _records(slow, serve_workdir, "slow-audit.jsonl")[-1]["status"] == 404,
+        lambda: _records(serve_workdir, "slow-audit.jsonl")[-1]["status"] == 404,
         "the unknown path was audited",
     )
     assert httpx.get(slow.base_url + "/health").status_code == 200
@@ -402,5 +402,5 @@ def test_sigterm_drains_then_exits_during_a_long_generation(
     # uvicorn re-raises the signal once it has shut down: killed by SIGTERM, after the drain
     assert slow.process.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in slow.log()
-    dave = [r for r in _records(slow, serve_workdir, "slow-audit.jsonl") if r["key_id"] == "dave"]
+    dave = [r for r in _records(serve_workdir, "slow-audit.jsonl") if r["key_id"] == "dave"]
     assert [(r["status"], r["error"][:10]) for r in dave] == [(503, "cancelled:")]
