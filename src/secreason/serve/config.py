@@ -46,10 +46,12 @@ class ModelConfig:
     # Requests batched together by the local engine (16: the transformers backend's own
     # batch, and an eval client's default concurrency).
     max_batch_size: int = 16
+    # A fixed wait after a batch's first request, before it is gathered (the adaptive
+    # waits below usually do better); 0 turns it off.
     batch_wait_ms: float = 0.0
     # After a batch, wait up to this fraction of its model time for the clients it just
     # answered to send their next requests, so closed-loop load keeps forming full
-    # batches (see serve.engine.LocalEngine); 0 turns it off.
+    # batches (see serve.batching); 0 turns it off.
     batch_refill_wait: float = 0.2
     # Before a batch starts, wait up to this long for requests the server is still
     # reading or screening (a client's burst reaches the queue over milliseconds); a

@@ -1,7 +1,8 @@
 """The interface the HTTP layer awaits, whatever produces the completions.
 
-``app.py`` only ever talks to an :class:`Engine`: a local model with batching
-(:mod:`.local_engine`) or an OpenAI-compatible upstream (:mod:`.upstream`). Keeping the
+The request path (:mod:`.deployment`, :mod:`.handler`, :mod:`.streaming`) only ever
+talks to an :class:`Engine`: a local model with batching (:mod:`.local_engine`,
+:mod:`.continuous`) or an OpenAI-compatible upstream (:mod:`.upstream`). Keeping the
 interface, its error and its stream report in a module of their own lets both engines
 (and the guard, which is an engine too) depend on them without depending on each other.
 """

@@ -27,7 +27,6 @@ import re
 from collections.abc import Iterable
 
 from secreason.backends.base import Message
-from secreason.serve.disguise import guard_view as guard_view  # what the guard reads
 
 JOINER = "\u2060"
 
