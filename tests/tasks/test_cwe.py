@@ -28,6 +28,8 @@ REASONING = "<think>The input reaches the page without encoding, so script runs.
         ("Answer: CWE-79.", "CWE-79"),
         ("Answer: CWE-79 (Cross-site Scripting)", "CWE-79"),
         ("Answer: CWE-79, i.e. CWE-79 again", "CWE-79"),  # one distinct id
+        ("Answer: CWE-79, not 80", "CWE-79"),  # an id ruled out is not a candidate
+        ("Answer: CWE-79, rather than 80", "CWE-79"),
         ("Final answer: CWE-79", "CWE-79"),
         ("Some justification.\n\nAnswer: CWE-79\n\n", "CWE-79"),
     ],
@@ -45,6 +47,7 @@ def test_strict_reads_one_id(answer: str, expected: str) -> None:
         ("CWE-79", "not 'Answer"),
         ("Answer: CWE-79, CWE-89", "several candidate"),
         ("Answer: CWE-79 or CWE-80", "several candidate"),
+        ("Answer: CWE-79, maybe 80", "several candidate"),
         ("Answer: XSS", "no CWE id"),
         ("Answer:", "empty 'Answer:'"),
         ("Answer: CWE-79\nI hope this helps.", "not 'Answer"),

@@ -27,6 +27,11 @@ THINK = "<think>Option B names the control that blocks unsigned downloads.</thin
         ("Answer: B) A firewall, or a proxy", "B"),  # a lone article is not a letter
         ("Answer: B) Use A/B testing", "B"),
         ("Answer: B, B", "B"),  # one distinct letter
+        # a letter ruled out is not a second candidate
+        ("Answer: B) Phishing, not C.", "B"),
+        ("Answer: B) Phishing, rather than C.", "B"),
+        ("Answer: B) Phishing, and not D.", "B"),
+        ("Answer: B) Phishing, instead of A.", "B"),
         ("Final Answer: D", "D"),
     ],
     ids=lambda v: repr(v)[:30],
@@ -45,6 +50,7 @@ def test_strict_single_letter(answer: str, expected: str) -> None:
         "Answer: B or C",
         "Answer: B) Phishing, or C.",
         "Answer: B, possibly D",
+        "Answer: B) Phishing, or maybe C.",
         "Answer: ABCD",
         "Answer: E",  # not an option of a four-letter question
         "Answer: Execution Prevention",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from secreason.tasks.base import (
+    HEDGE_FILLER,
     Extraction,
     Message,
     Protocol,
@@ -53,7 +54,7 @@ _STRICT_ID = re.compile(r"\bCWE\s*-?\s*(\d+)", re.IGNORECASE)
 _BARE_ID = re.compile(r"^\(?(\d+)\)?$")
 # A bare number after a joiner is a second candidate ("CWE-79 or 80", "CWE-79, maybe 80").
 _HEDGED_NUMBER = re.compile(
-    r"(?:\bor\b|\band\b|[,;/&+])\s*(?:[a-z]+\s+){0,2}\(?(\d+)\b(?![.\d])", re.IGNORECASE
+    rf"(?:\bor\b|\band\b|[,;/&+])\s*{HEDGE_FILLER}\(?(\d+)\b(?![.\d])", re.IGNORECASE
 )
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from secreason.tasks.base import (
+    HEDGE_FILLER,
     Extraction,
     Message,
     Protocol,
@@ -84,9 +85,9 @@ class MCQ(Task):
             re.I,
         )
         # A second letter standing alone after a joiner ("B) Phishing, or C.") is a hedge.
-        # Up to two words may stand between ("B, or maybe C").
+        # Up to two words may stand between ("B, or maybe C"), unless one rules it out.
         self._hedge = re.compile(
-            rf"(?:\bor\b|\band\b|[,;/&+])\s*(?:[a-z]+\s+){{0,2}}\(?({cls})\)?(?=\s*(?:[),.;]|$))",
+            rf"(?:\bor\b|\band\b|[,;/&+])\s*{HEDGE_FILLER}\(?({cls})\)?(?=\s*(?:[),.;]|$))",
             re.I,
         )
         # ... or joined to the chosen letter itself by a verb that makes both letters the
