@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -275,3 +276,25 @@ def read_metrics(server: Server, key: str | None = None, attempts: int = 20) -> 
             return dict(response.json())
         time.sleep(float(response.headers["retry-after"]))
     raise AssertionError(f"/metrics still 429 after {attempts} attempts")
+
+
+def stream_text(server: Server, body: dict[str, Any], key: str) -> tuple[str, str | None]:
+    """Everything a streaming client of ``/v1/chat/completions`` receives (reasoning and
+    content, in order) and the finish reason; the stream must open with a 200."""
+    received, finish = "", None
+    with httpx.stream(
+        "POST",
+        server.base_url + "/v1/chat/completions",
+        json={**body, "stream": True},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices", []):
+                delta = choice.get("delta", {})
+                received += (delta.get("reasoning_content") or "") + (delta.get("content") or "")
+                finish = choice.get("finish_reason") or finish
+    return received, finish

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_upstream import JSONHandler, start_fake, v1_url
-from serve_fixtures import TEST_SYSTEM_PROMPT, Server
+from serve_fixtures import TEST_SYSTEM_PROMPT, Server, stream_text
 
 pytestmark = pytest.mark.slow
 
@@ -132,23 +132,7 @@ def _post(server: Server, body: dict[str, Any] | bytes, model: str | None = None
 
 def _stream_text(server: Server, body: dict[str, Any]) -> tuple[str, str | None]:
     """Everything a streaming client receives (reasoning and content) and the finish reason."""
-    headers = {"authorization": f"Bearer {KEY}"}
-    received, finish = "", None
-    with httpx.stream(
-        "POST",
-        server.base_url + "/v1/chat/completions",
-        json={"model": "echo", "stream": True, **body},
-        headers=headers,
-        timeout=120,
-    ) as response:
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            for choice in json.loads(line[6:]).get("choices", []):
-                delta = choice.get("delta", {})
-                received += (delta.get("reasoning_content") or "") + (delta.get("content") or "")
-                finish = choice.get("finish_reason") or finish
-    return received, finish
+    return stream_text(server, {"model": "echo", **body}, KEY)
 
 
 def _user(text: str) -> list[dict[str, Any]]:

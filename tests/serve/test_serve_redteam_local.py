@@ -29,6 +29,7 @@ from serve_fixtures import (
     TEST_SYSTEM_PROMPT,
     Server,
     read_metrics,
+    stream_text,
 )
 
 from secreason.serve.protocol import parse_chat_request
@@ -109,24 +110,7 @@ def _post(server: Server, body: dict[str, Any]) -> httpx.Response:
 
 
 def _stream(server: Server, body: dict[str, Any]) -> tuple[str, str | None]:
-    received, finish = "", None
-    with httpx.stream(
-        "POST",
-        server.base_url + "/v1/chat/completions",
-        json={"model": "tiny", "stream": True, **body},
-        headers={"authorization": f"Bearer {KEY}"},
-        timeout=120,
-    ) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                for choice in json.loads(line[6:]).get("choices", []):
-                    delta = choice.get("delta", {})
-                    received += (delta.get("reasoning_content") or "") + (
-                        delta.get("content") or ""
-                    )
-                    finish = choice.get("finish_reason") or finish
-    return received, finish
+    return stream_text(server, {"model": "tiny", **body}, KEY)
 
 
 def _user(text: str) -> list[dict[str, Any]]:
