@@ -29,6 +29,8 @@ REASONING = "<think>Network reachable, no privileges, full impact on all three.<
         (f"Answer: {CRIT} (Critical, 9.8)", CRIT),
         (f"Answer: {CRIT} / {CRIT}", CRIT),  # the same vector twice is one answer
         (f"Answer: {CRIT}/E:U", CRIT + "/E:U"),  # temporal metrics allowed, base scored
+        (f"Answer: {CRIT} (not AV:L)", CRIT),  # a value ruled out is not a second one
+        (f"Answer: {CRIT}, rather than AV:A", CRIT),
     ],
     ids=lambda v: repr(v)[:48],
 )
@@ -42,6 +44,7 @@ def test_strict_reads_one_vector(answer: str, expected: str) -> None:
     [
         (CRIT, "not 'Answer"),
         (f"Answer: {CRIT} or {LOCAL}", "several candidate vectors"),
+        (f"Answer: {CRIT} (or AV:L)", "AV given as N and as L"),
         ("Answer: CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H", "Missing mandatory"),
         ("Answer: CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "Unknown value"),
         ("Answer: CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "invalid"),

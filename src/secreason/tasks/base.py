@@ -101,12 +101,11 @@ def _jsonable(value: Any) -> Any:
 # ------------------------------------------------------------------ answer-line helpers
 
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+#: Words that rule the candidate after them out ("B, not C", "rather than C").
+RULING_OUT = r"(?:not|than|of|over|except|excluding|unlike|never|instead|without)\b"
 #: Up to two words between a joiner and a second candidate ("B, or maybe C"), none of
-#: them one that rules the candidate out ("B, not C", "rather than C", "instead of C").
-HEDGE_FILLER = (
-    r"(?:(?!(?:not|than|of|over|except|excluding|unlike|never|instead|without)\b)"
-    r"[a-z]+\s+){0,2}"
-)
+#: them one that rules it out.
+HEDGE_FILLER = rf"(?:(?!{RULING_OUT})[a-z]+\s+){{0,2}}"
 _ANSWER_LINE = re.compile(r"^\W*(?:final\s+)?answer\s*(?:is)?\s*[:：=]\s*(.*)$", re.IGNORECASE)
 
 

@@ -34,6 +34,7 @@ from typing import NamedTuple
 from cvss import CVSS3, CVSSError
 
 from secreason.tasks.base import (
+    RULING_OUT,
     Extraction,
     Message,
     Protocol,
@@ -64,7 +65,9 @@ _OFFICIAL = re.compile(
 # further KEY:VALUE pairs (the package validates which keys and values exist).
 _STRICT = re.compile(r"(CVSS:[0-9.]+/)?(AV:[A-Z]+(?:/[A-Z]+:[A-Z]+)+)")
 _BASE_KEYS = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
+# A base metric named again beside the vector, unless a word rules it out ("not AV:L").
 _LOOSE_METRIC = re.compile(r"\b(AV|AC|PR|UI|S|C|I|A):([A-Z])\b")
+_RULED_OUT = re.compile(rf"\b{RULING_OUT}\s+(?:AV|AC|PR|UI|S|C|I|A):[A-Z]\b", re.IGNORECASE)
 
 
 class ParsedVector(NamedTuple):
@@ -134,7 +137,7 @@ class CVSSVector(Task):
         vector = found.pop()
         # A metric named again with another value beside the vector is a hedge ("(or AV:L)").
         chosen = dict(pair.split(":", 1) for pair in vector.split("/")[1:])
-        rest = _STRICT.sub(" ", str(got.value).upper())
+        rest = _RULED_OUT.sub(" ", _STRICT.sub(" ", str(got.value).upper()))
         for key, value in _LOOSE_METRIC.findall(rest):
             if key in chosen and chosen[key] != value:
                 return Extraction(None, f"{key} given as {chosen[key]} and as {value}")
