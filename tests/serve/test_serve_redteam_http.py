@@ -481,6 +481,12 @@ def test_a_websocket_never_passes_the_door() -> None:
         ({"limits.max_header_bytes": 0}, "limits.max_header_bytes: must be at least 1"),
         ({}, ([], 65536)),
         ({"trusted_proxies": "10.0.0.1,10.0.0.2"}, (["10.0.0.1", "10.0.0.2"], 65536)),
+        ({"trusted_proxies": "10.0.0.0/24,::1,*"}, (["10.0.0.0/24", "::1", "*"], 65536)),
+        # uvicorn would keep each as a name no peer matches: nobody trusted, silently.
+        ({"trusted_proxies": "10.0.0.1/24"}, r"trusted_proxies\[0\]: '10.0.0.1/24' is not"),
+        ({"trusted_proxies": "10.0.0.1,10.0.0.0/33"}, r"trusted_proxies\[1\]: '10.0.0.0/33'"),
+        ({"trusted_proxies": "proxy.internal"}, r"trusted_proxies\[0\]: 'proxy.internal'"),
+        ({"trusted_proxies": "10.0.0.1 "}, r"trusted_proxies\[0\]: '10.0.0.1 ' is not"),
     ],
 )
 def test_door_settings(override: dict[str, object], expected: Any) -> None:

@@ -8,6 +8,7 @@ names the file, the line and the field, and what would be accepted.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -289,6 +290,22 @@ def validate(config: ServeConfig) -> None:
             raise ConfigError(f"model.{name}: must not be negative")
     if config.model.think_token_ids is not None and len(config.model.think_token_ids) != 2:
         raise ConfigError("model.think_token_ids: give two ids, [open, close]")
+    for i, proxy in enumerate(config.trusted_proxies):
+        _check_proxy(proxy, f"trusted_proxies[{i}]")
+
+
+def _check_proxy(entry: str, where: str) -> None:
+    """An address or a network, or ``*`` (every peer): uvicorn takes anything else as a
+    literal name that no TCP peer ever matches, so a typo would silently trust nobody."""
+    if entry == "*":
+        return
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError as error:
+        raise ConfigError(
+            f"{where}: {entry!r} is not an IP address or network ({error}); e.g. 10.0.0.1 "
+            "or 10.0.0.0/24"
+        ) from None
 
 
 def load_config(
