@@ -99,3 +99,27 @@ def test_refusals_past_the_backlog_are_counted_into_one_summary_record(tmp_path:
     summary = records[6]["audit_overflow"]
     assert summary["records"] == 24 and summary["by_status"] == {"401": 8, "429": 16}
     assert summary["by_source"] == {"k0": 12, "k1": 12} and summary["other_sources"] == 0
+
+
+def test_a_summary_taken_as_the_queue_closes_is_still_written(tmp_path: Path) -> None:
+    """A refusal arriving once shutdown has closed the queue takes the pending overflow
+    summary with it: both are written directly, neither is lost."""
+    from secreason.serve.config import load_config
+    from secreason.serve.outcome import Outcome
+    from secreason.serve.trail import AuditTrail
+
+    path = tmp_path / "audit.jsonl"
+    config = load_config(
+        overrides={"model.backend": "fixed-text", "audit.path": str(path), "audit.fsync": False}
+    )
+    trail = AuditTrail(config, "m", None)
+    assert trail.queue is not None
+    for _ in range(3):
+        trail.overflow.add(429, "k0")  # counted while the backlog was full
+    trail.queue.close()  # shutdown began
+    state = {"request_id": "late", "started": 0.0, "key_id": "k0", "model_s": 0.0}
+    trail.record_now(state, None, Outcome(http_status=401), None, served=False)
+    trail.close()
+    records = list(read_audit(path))
+    assert [r["request_id"] for r in records] == [None, "late"], records
+    assert records[0]["audit_overflow"]["records"] == 3

@@ -171,6 +171,7 @@ class AuditTrail:
         being closed, or counted in the overflow summary, the refusals' backlog full)."""
         assert self.queue is not None
         state["recorded"] = True  # the middleware must not add a second record
+        summary = None
         try:
             if not served:
                 if self.queue.refused_pending() >= self.refused_backlog:
@@ -179,9 +180,12 @@ class AuditTrail:
                 summary = self.overflow.take()
                 if summary is not None:  # room again: the summary goes first
                     self.queue.submit(functools.partial(self._write_plain, summary), _noop, False)
+                    summary = None
             self.queue.submit(functools.partial(self.write, state, build, False), done, served)
             return True
-        except RuntimeError:  # the queue closed (shutdown began): write it here and now
+        except RuntimeError:  # the queue closed (shutdown began): write them here and now
+            if summary is not None:  # taken from the overflow, so nobody else will write it
+                self._write_plain(summary)
             self.write(state, build)
             return False
 
