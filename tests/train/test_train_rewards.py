@@ -221,3 +221,23 @@ def test_per_task_metrics_are_gathered_and_written_per_step(tmp_path: Path) -> N
     assert record["tasks"]["mcq"]["answer_words"] == 2.0
     assert record["reward_time_share"] > 0.0
     assert s.drain() == ({}, 0.0)
+
+
+def test_the_coverage_check_builds_tasks_with_the_recipe_task_options() -> None:
+    """A gold the recipe's task options make payable (E of a five-letter MCQ) is not
+    refused, as verl and OpenRLHF (built from the same options) pay it."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from secreason.train.config import RLRecipe, load_recipe
+    from secreason.train.rl import build_reward_suite
+
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[2] / "recipes" / "tiny-cpu" / "rl.yaml",
+        RLRecipe,
+        ["task_options={mcq: {letters: ABCDE}}", "prefilled=true"],
+    )
+    rows = Dataset.from_list([{"task": "mcq", "reference": "E"}])
+    suite = build_reward_suite(recipe, rows, SimpleNamespace(eos_token_id=None))
+    assert suite.tasks["mcq"].judge("</think>\nAnswer: E", "E", prefilled=True).score.value == 1

@@ -69,7 +69,7 @@ def build_reward_suite(recipe: RLRecipe, data: Any, tokenizer: Any) -> RewardSui
     from secreason.tasks import task_names
 
     allowed = recipe.reward_tasks or task_names()
-    check_reward_coverage(data, allowed)
+    check_reward_coverage(data, allowed, recipe.task_options)
     present = sorted(set(data["task"]))
     prefilled = template_prefills(tokenizer) if recipe.prefilled is None else recipe.prefilled
     eos = tokenizer.eos_token_id
