@@ -19,12 +19,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
+
+T = TypeVar("T")
 
 GUARD_TEMPLATE = (
     "{{ bos_token }}"
@@ -263,6 +266,19 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def wait_for(check: Callable[[], T], what: str, bound_s: float = 30.0) -> T:
+    """``check()``'s first truthy answer, polled every 50 ms (what a server does after
+    answering, such as writing a refusal's audit record on its own thread, lands a
+    moment later, longer on a loaded box); an AssertionError naming ``what`` after
+    ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {bound_s:g} s: {what}")
+        time.sleep(0.05)
+    return found
 
 
 def read_metrics(server: Server, key: str | None = None, attempts: int = 20) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_fixtures import Server, free_port, read_metrics
+from serve_fixtures import Server, free_port, read_metrics, wait_for
 
 from secreason.serve.audit import read_audit
 
@@ -62,15 +62,6 @@ def slow(start_server: Callable[..., Server], serve_workdir: Path) -> Server:
 
 def _metrics(server: Server) -> dict[str, Any]:
     return read_metrics(server, MONITOR)
-
-
-def _wait_for(check: Callable[[], bool], what: str, bound_s: float = 30.0) -> None:
-    deadline = time.monotonic() + bound_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _request_bytes(key: str, body: dict[str, Any] | bytes, declared: int | None = None) -> bytes:
@@ -147,7 +138,7 @@ def test_bytes_that_are_not_http_are_refused_and_audited(
         client = _address(sock)
         sock.sendall(payload)
         assert _read_all(sock).startswith(b"HTTP/1.1 400")
-    _wait_for(lambda: bool(_client_records(serve_workdir, client)), "the refusal was audited")
+    wait_for(lambda: bool(_client_records(serve_workdir, client)), "the refusal was audited")
     (record,) = _client_records(serve_workdir, client)
     assert record["status"] == 400 and record["error"].startswith("invalid HTTP")
     assert record["key_id"] is None and record["request_id"]
@@ -163,7 +154,7 @@ def test_headers_that_never_finish_are_audited_an_idle_connection_is_not(
             sock.sendall(payload)
             assert _read_all(sock) == b""  # closed after header_timeout_s, unanswered
     slow_headers, idle = clients
-    _wait_for(lambda: bool(_client_records(serve_workdir, slow_headers)), "the 408 was audited")
+    wait_for(lambda: bool(_client_records(serve_workdir, slow_headers)), "the 408 was audited")
     (record,) = _client_records(serve_workdir, slow_headers)
     assert record["status"] == 408 and "headers not received" in record["error"]
     # the idle connection closed before the 408 was written: its record would be there too
@@ -175,7 +166,7 @@ def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: 
     with _open(slow, _request_bytes(KEYS["alice"], body[:10], declared=len(body))) as sock:
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    _wait_for(lambda: _metrics(slow)["in_flight"] == 0, "the slow body gave its slot back")
+    wait_for(lambda: _metrics(slow)["in_flight"] == 0, "the slow body gave its slot back")
     record = _records(serve_workdir, "slow-audit.jsonl")[-1]
     assert (record["status"], record["key_id"]) == (408, "alice")
     assert record["client"].startswith("127.0.0.1:")
@@ -184,11 +175,11 @@ def test_half_sent_body_gets_408_and_its_slot_back(slow: Server, serve_workdir: 
 def test_disconnect_cancels_the_generation(slow: Server, serve_workdir: Path) -> None:
     before = _metrics(slow)["cancelled"]
     sock = _open(slow, _request_bytes(KEYS["alice"], QUESTION))
-    _wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
+    wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
     sock.close()
-    _wait_for(lambda: _metrics(slow)["model_running"] == 0, "the generation stopped")
+    wait_for(lambda: _metrics(slow)["model_running"] == 0, "the generation stopped")
     assert _metrics(slow)["cancelled"] == before + 1
-    _wait_for(
+    wait_for(
         lambda: _records(serve_workdir, "slow-audit.jsonl")[-1]["status"] == 499,
         "the disconnect was audited",
     )
@@ -200,7 +191,7 @@ def test_disconnect_cancels_the_generation(slow: Server, serve_workdir: Path) ->
 def test_one_key_cannot_fill_the_server(slow: Server) -> None:
     holder = _open(slow, _request_bytes(KEYS["alice"], QUESTION))
     try:
-        _wait_for(lambda: _metrics(slow)["model_running"] == 1, "alice's generation started")
+        wait_for(lambda: _metrics(slow)["model_running"] == 1, "alice's generation started")
         url = slow.base_url + "/v1/chat/completions"
         alice = {"authorization": f"Bearer {KEYS['alice']}"}
         second = httpx.post(url, json=QUESTION, headers=alice)
@@ -215,7 +206,7 @@ def test_one_key_cannot_fill_the_server(slow: Server) -> None:
             assert first.startswith("data: ") and '"role": "assistant"' in first
     finally:
         holder.close()
-    _wait_for(lambda: _metrics(slow)["model_running"] == 0, "both generations stopped")
+    wait_for(lambda: _metrics(slow)["model_running"] == 0, "both generations stopped")
 
 
 def test_rate_limit_per_key_with_retry_after(slow: Server, serve_workdir: Path) -> None:
@@ -231,7 +222,7 @@ def test_rate_limit_per_key_with_retry_after(slow: Server, serve_workdir: Path) 
         records = _records(serve_workdir, "slow-audit.jsonl")
         return [r["status"] for r in records if r["key_id"] == "carol"]
 
-    _wait_for(lambda: carol() == [400, 400, 400, 429], "carol's four requests were audited")
+    wait_for(lambda: carol() == [400, 400, 400, 429], "carol's four requests were audited")
 
 
 def test_every_refusal_is_audited_and_no_key_is_written(slow: Server, serve_workdir: Path) -> None:
@@ -248,13 +239,13 @@ def test_every_refusal_is_audited_and_no_key_is_written(slow: Server, serve_work
         records = _records(serve_workdir, "slow-audit.jsonl")[before:]
         return {(r["status"], r["key_id"]) for r in records} & {(401, None), (413, "bob")}
 
-    _wait_for(lambda: len(refusals()) == 2, "the refusals were audited")
+    wait_for(lambda: len(refusals()) == 2, "the refusals were audited")
     records = _records(serve_workdir, "slow-audit.jsonl")
     assert all(r["client"] and r["request_id"] for r in records)
     # an authenticated request the server does not serve as asked is evidence too
     bob = {"authorization": f"Bearer {KEYS['bob']}"}
     assert httpx.post(slow.base_url + "/v1/completions", json={}, headers=bob).status_code == 404
-    _wait_for(
+    wait_for(
         lambda: _records(serve_workdir, "slow-audit.jsonl")[-1]["status"] == 404,
         "the unknown path was audited",
     )
@@ -348,7 +339,7 @@ def test_proxy_deadline_and_disconnect_close_the_upstream(
     body = {"model": "stub", "messages": [{"role": "user", "content": "q"}]}
     timed_out = httpx.post(url, json=body, timeout=60)
     assert timed_out.status_code == 504
-    _wait_for(lambda: "complete" in _Stub.closed, "the proxy closed the upstream request")
+    wait_for(lambda: "complete" in _Stub.closed, "the proxy closed the upstream request")
 
     with _open(proxy, _request_bytes("none", {**body, "stream": True})) as sock:
         received = b""
@@ -357,8 +348,8 @@ def test_proxy_deadline_and_disconnect_close_the_upstream(
             assert chunk, "the stream ended before its first content"
             received += chunk
         # the client leaves after the first piece of content
-    _wait_for(lambda: "stream" in _Stub.closed, "the proxy closed the upstream stream")
-    _wait_for(lambda: len(list(read_audit(audit))) == 2, "both requests were audited")
+    wait_for(lambda: "stream" in _Stub.closed, "the proxy closed the upstream stream")
+    wait_for(lambda: len(list(read_audit(audit))) == 2, "both requests were audited")
     record = list(read_audit(audit))[-1]
     assert record["error"] == "client disconnected"
     assert record["sent"] == {"reasoning": THOUGHT, "content": PARTIAL}, "what was sent is lost"
@@ -394,7 +385,7 @@ def test_sigterm_drains_then_exits_during_a_long_generation(
 ) -> None:
     sock = _open(slow, _request_bytes(KEYS["dave"], QUESTION))
     try:
-        _wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
+        wait_for(lambda: _metrics(slow)["model_running"] == 1, "the generation started")
         slow.process.send_signal(signal.SIGTERM)
         slow.process.wait(60)  # the model would take 120 s: only a cancelled one ends first
     finally:

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_upstream import JSONHandler, start_fake, v1_url
-from serve_fixtures import BENIGN_PROMPT, TEST_SYSTEM_PROMPT, Server, read_metrics
+from serve_fixtures import BENIGN_PROMPT, TEST_SYSTEM_PROMPT, Server, read_metrics, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -168,16 +168,6 @@ def _statuses(received: bytes) -> list[int]:
     return [int(part[:3]) for part in received.split(b"HTTP/1.1 ")[1:]]
 
 
-def _wait_for(check: Callable[[], Any], what: str, bound_s: float = 30.0) -> Any:
-    """``check()`` once it is truthy (polled: door refusals are written by a thread of
-    their own, and a server under load counts a request a moment after it closes)."""
-    deadline = time.monotonic() + bound_s
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {bound_s} s: {what}"
-        time.sleep(0.05)
-    return found
-
-
 def _audit_of(serve_workdir: Path, client: str) -> dict[str, Any]:
     """The fixed-text server's one audit record of the connection from ``client``."""
     path = serve_workdir / "http-red-audit.jsonl"
@@ -186,7 +176,7 @@ def _audit_of(serve_workdir: Path, client: str) -> dict[str, Any]:
         records = [json.loads(line) for line in path.read_text().splitlines()]
         return [r for r in records if r.get("client") == client]
 
-    (record,) = _wait_for(mine, f"an audit record of {client}")
+    (record,) = wait_for(mine, f"an audit record of {client}")
     return record
 
 
@@ -231,7 +221,7 @@ def test_a_body_cut_short_by_the_client_is_a_499_not_a_500(
         now: dict[str, int] = read_metrics(server, KEY)["by_status"]
         return now if now.get("499", 0) > before.get("499", 0) else None
 
-    after = _wait_for(counted, "the cut body counted as a 499")
+    after = wait_for(counted, "the cut body counted as a 499")
     assert after.get("500", 0) == before.get("500", 0)
 
 
