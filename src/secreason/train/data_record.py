@@ -1,8 +1,8 @@
 """Which data a run was trained on, so a rerun on other data is not a silent resume.
 
 The recipe names its data by path; rewriting the file at that path (a new ``secreason
-data run`` into the same folder) left the recipe unchanged, and a rerun resumed the old
-checkpoints on the new rows, or reported the stage finished. A stage stores a digest
+data run`` into the same folder) leaves the recipe unchanged, so a rerun would resume the
+old checkpoints on the new rows, or report the stage finished. A stage stores a digest
 of each data file or ``save_to_disk`` folder beside its recipe; a rerun whose data
 differs is refused like any other recipe change, the field named ``dataset_path
 (contents)``. The same holds for a starting model another stage exported (SFT retrained
