@@ -209,8 +209,8 @@ def test_low_disk_is_warned_about(
 
 
 def test_a_record_that_cannot_be_built_still_leaves_a_line(tmp_path: Path) -> None:
-    from secreason.serve.app import Deployment
     from secreason.serve.config import load_config
+    from secreason.serve.deployment import Deployment
     from secreason.serve.engine import LocalEngine
     from secreason.serve.fixed_backend import FixedTextBackend
 

@@ -263,8 +263,9 @@ def test_limit_settings_are_validated(override: dict[str, object], message: str)
 def test_per_key_share_defaults(
     keys: list[str], named: dict[str, str], per_key: int | None, expected: int
 ) -> None:
-    from secreason.serve.app import Deployment, create_app
+    from secreason.serve.app import create_app
     from secreason.serve.config import load_config
+    from secreason.serve.deployment import Deployment
     from secreason.serve.fixed_backend import FixedTextBackend
 
     config = load_config(

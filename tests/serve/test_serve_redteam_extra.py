@@ -397,8 +397,9 @@ def test_an_engine_bug_mid_stream_ends_the_stream_with_an_error_not_a_torn_conne
     from collections.abc import AsyncIterator
 
     from secreason.backends.base import Generation, Message, SamplingParams
-    from secreason.serve.app import Deployment, create_app
+    from secreason.serve.app import create_app
     from secreason.serve.config import ServeConfig
+    from secreason.serve.deployment import Deployment
     from secreason.serve.engine import Engine, StreamInfo
 
     class Broken(Engine):

@@ -22,12 +22,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from secreason.serve.deployment import Deployment, served_name
+from secreason.serve.deployment import Deployment
 from secreason.serve.handler import error_response
 from secreason.serve.limits import GuardrailsMiddleware, KeyLimits
 from secreason.serve.metrics import engine_metrics
 
-__all__ = ["Deployment", "create_app", "served_name"]
+__all__ = ["create_app"]
 
 
 class SharedCheck:

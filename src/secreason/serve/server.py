@@ -106,7 +106,8 @@ def run(config: ServeConfig) -> None:
     """Load the model (and guard), then serve until interrupted."""
     import uvicorn
 
-    from secreason.serve.app import Deployment, create_app
+    from secreason.serve.app import create_app
+    from secreason.serve.deployment import Deployment
 
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
