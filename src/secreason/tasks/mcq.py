@@ -1,8 +1,9 @@
 """Multiple choice: one letter (A-D, or A-E), or a set of letters (SecEval-style).
 
 Strict reading accepts ``Answer: B``, ``Answer: (b)``, ``**Answer:** B) text``; a line
-that names two different letters is invalid when one answer is expected, so listing
-every option can never earn more than a wrong answer.
+that offers two different letters is invalid when one answer is expected, so listing
+every option can never earn more than a wrong answer (a letter the line rules out,
+``B) Phishing, not C.``, is not offered).
 """
 
 from __future__ import annotations
