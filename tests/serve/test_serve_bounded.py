@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from secreason.backends.base import Backend, Generation, Message, SamplingParams
-from secreason.serve.engine import LocalEngine, StreamInfo
+from secreason.serve.engine import EngineError, LocalEngine, StreamInfo
 from secreason.serve.limits import KeyLimits, key_id
 
 HANG = "hang"  # a prompt the test backend works on until its request is cancelled
@@ -81,6 +81,29 @@ def test_a_deadline_cancels_the_batched_generation_and_frees_the_model() -> None
 
     assert asyncio.run(scenario()) == "</think>done"
     assert backend.stopped == ["cancelled"]
+
+
+class Failing(UntilCancelled):
+    """A model that fails on every batch."""
+
+    def generate(
+        self, conversations: Sequence[list[Message]], *args: object, **kw: object
+    ) -> list[Generation]:
+        raise RuntimeError("the model broke")
+
+
+def test_a_failed_generation_is_not_counted_as_cancelled() -> None:
+    """``cancelled`` counts requests that gave up on their generation; one the model
+    failed did not (it was counted as cancelled, and its row told to stop)."""
+
+    async def scenario() -> None:
+        engine = LocalEngine(Failing(), arrival_wait_ms=0, burst_gap_ms=0)
+        with pytest.raises(EngineError):
+            await asyncio.wait_for(engine.complete(_ask("hi"), SamplingParams()), 10)
+        assert engine.cancelled == 0 and engine.running == 0
+        await engine.aclose()
+
+    asyncio.run(scenario())
 
 
 def test_a_closed_stream_cancels_the_generation_even_without_output() -> None:

@@ -104,8 +104,11 @@ class LocalEngine(Engine):
         self._ensure_worker().put_nowait(job)
         try:
             return await future
-        except BaseException:  # deadline, disconnect or shutdown: stop the row's work
-            if not job.cancel.is_set():
+        except BaseException:
+            # A deadline, disconnect or shutdown cancels the wait (and so the future):
+            # stop the row's work. A future the model failed is not a request giving up.
+            gave_up = future.cancelled() or not future.done()
+            if gave_up and not job.cancel.is_set():
                 job.cancel.set()
                 self.cancelled += 1
             raise
