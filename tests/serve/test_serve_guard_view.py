@@ -1,10 +1,10 @@
 """What the guard reads of disguised text (``guard_view``), attacked from every side.
 
-The first table is a hostile user's: each row is a disguise a reader sees through and
-that the guard's copy used to keep (every row failed before look-alikes, marks,
-fillers, framed letters and overrides were folded, but the seven marked as folded
-already, kept so that they stay folded). The second is the false-positive
-side: ordinary text in other languages must reach a multilingual guard as it was.
+The first table is a hostile user's: each row is a disguise a reader sees through, so
+the guard's copy must be folded to the plain word (look-alikes, marks, fillers, framed
+letters, overrides; the seven rows marked as folded by the simpler rules too are kept
+so that they stay folded). The second is the false-positive side: ordinary text in
+other languages must reach a multilingual guard as it was.
 Then: folding never rebuilds a control string, only the guard's copy is folded, and
 hostile sizes stay linear.
 """
