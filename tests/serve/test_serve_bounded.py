@@ -302,3 +302,21 @@ def test_per_key_share_defaults(
     )
     app = create_app(Deployment(config, LocalEngine(FixedTextBackend())))
     assert app.key_limits.max_in_flight == expected
+
+
+def test_a_readiness_check_that_never_answers_says_so(tmp_path: Path) -> None:
+    """/ready bounds each dependency's check; the detail says the time ran out (an
+    asyncio timeout's own text is empty)."""
+    from secreason.serve.config import load_config
+    from secreason.serve.deployment import Deployment
+
+    class Silent(LocalEngine):
+        async def ready(self) -> tuple[bool, str]:
+            await asyncio.Event().wait()  # a replica that accepts and never answers
+            return True, "ok"
+
+    config = load_config(overrides={"model.backend": "fixed-text"})
+    deployment = Deployment(config, Silent(UntilCancelled()))
+    deployment.ready_timeout_s = 0.05
+    checks = asyncio.run(deployment.readiness())
+    assert checks == {"model": {"ready": False, "detail": "no answer within 0.05 s"}}

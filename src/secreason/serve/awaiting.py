@@ -57,9 +57,13 @@ async def unless_disconnected(request: Request, awaitable: Awaitable[T]) -> T:
 
 
 async def before(deadline: float, awaitable: Awaitable[T]) -> T:
-    """Await with a deadline (perf_counter time); cheap on 3.11+, no task per call."""
+    """Await with a deadline (perf_counter time); cheap on 3.11+, no task per call.
+    Raises the builtin :class:`TimeoutError`, which callers catch, on every version."""
     if sys.version_info >= (3, 11):
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(loop.time() + deadline - time.perf_counter()):
             return await awaitable
-    return await asyncio.wait_for(awaitable, deadline - time.perf_counter())
+    try:
+        return await asyncio.wait_for(awaitable, deadline - time.perf_counter())
+    except asyncio.TimeoutError:  # not the builtin before 3.11: a deadline would be a 500
+        raise TimeoutError() from None

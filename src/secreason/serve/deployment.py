@@ -39,6 +39,8 @@ T = TypeVar("T")
 class Deployment:
     """The served model with its guard, system prompt, limits and audit log."""
 
+    ready_timeout_s = 5.0  # each dependency's readiness check (``/ready``)
+
     def __init__(
         self,
         config: ServeConfig,
@@ -146,7 +148,9 @@ class Deployment:
         checks: dict[str, dict[str, Any]] = {}
         for name, engine in engines.items():
             try:
-                ok, detail = await asyncio.wait_for(engine.ready(), 5.0)
+                ok, detail = await asyncio.wait_for(engine.ready(), self.ready_timeout_s)
+            except asyncio.TimeoutError:  # its str() is empty: say what happened
+                ok, detail = False, f"no answer within {self.ready_timeout_s:g} s"
             except Exception as error:  # a check that fails is an answer, not a crash
                 ok, detail = False, f"{type(error).__name__}: {error}"[:200]
             checks[name] = {"ready": ok, "detail": detail}
