@@ -17,15 +17,15 @@ import select
 import signal
 import socket
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import JSONHandler, start_fake, v1_url
 from serve_fixtures import Server, free_port, read_metrics, wait_for
 
 from secreason.serve.audit import read_audit
@@ -273,23 +273,16 @@ def test_models_name_the_system_prompt_policy(slow: Server) -> None:
 # ------------------------------------------------------------------- proxy mode
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(JSONHandler):
     """An upstream that sends PARTIAL and then stalls, noting when its client leaves."""
 
     closed: list[str] = []
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
     def do_GET(self) -> None:  # /v1/models, for /ready
-        body = b'{"object": "list", "data": [{"id": "stub"}]}'
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(200, {"object": "list", "data": [{"id": "stub"}]})
 
     def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        request = self.read_json()
         if not request.get("stream"):
             # Answer nothing; watch the socket until the client closes it.
             ready, _, _ = select.select([self.connection], [], [], 60)
@@ -314,11 +307,8 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = start_fake(_Stub, ThreadingHTTPServer)
+    yield v1_url(server)
     server.shutdown()
 
 
