@@ -1,9 +1,10 @@
 """Assemble a deployment from its config and run it under uvicorn.
 
-Engines are chosen here and nowhere else: an ``http(s)://`` address means an upstream
-OpenAI-compatible server, anything else a local model folder or hub id loaded through
-the project's transformers backend (imported lazily, so a proxy-only deployment never
-loads torch).
+Engines are chosen here and nowhere else: ``model.upstream`` (for the guard, an
+``http(s)://`` address) means an upstream OpenAI-compatible server, anything else a
+local model folder or hub id loaded through the project's transformers backend
+(imported lazily, so a proxy-only deployment never loads torch), served in batches or,
+with ``model.engine: continuous``, through transformers' continuous batching.
 
 uvicorn runs with the bounds of ``serve.http_bounds``: a connection has
 ``limits.header_timeout_s`` to send each request's headers, and SIGTERM drains: in-flight
