@@ -242,3 +242,37 @@ def test_a_local_tokenizer_also_breaks_its_own_control_strings(chat_model_dir: P
     assert strings and all(engine.neutralise(s) != s for s in strings)
     assert engine.neutralise.joiner == breaker_for(counter.tokenizer)
     assert UpstreamEngine("http://127.0.0.1:9/v1", MODEL).neutralise is GENERIC_NEUTRALISER
+
+
+def test_readiness_asks_every_replica_at_once() -> None:
+    """Each replica answers ``GET models`` only once all three are being asked: asked one
+    after another, the first would wait out the check's timeout (three silent replicas
+    took 6 s, past /ready's own 5 s bound, which then named none of them)."""
+    import threading
+
+    from fake_upstream import JSONHandler
+
+    together = threading.Barrier(3, timeout=10)
+
+    class Replica(JSONHandler):
+        def do_GET(self) -> None:
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                return self.send_json(503, {"error": {"message": "asked alone"}})
+            self.send_json(200, {"object": "list", "data": []})
+
+    replicas = [start_fake(Replica, ThreadingHTTPServer) for _ in range(3)]
+    try:
+        engine = UpstreamEngine(",".join(v1_url(r) for r in replicas), MODEL)
+
+        async def run() -> tuple[bool, str]:
+            try:
+                return await engine.ready(timeout_s=5)
+            finally:
+                await engine.aclose()
+
+        assert asyncio.run(run()) == (True, "ok")
+    finally:
+        for replica in replicas:
+            replica.shutdown()

@@ -10,6 +10,7 @@ the detail (which may hold the upstream's internals) for the audit.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -233,21 +234,25 @@ class UpstreamEngine(Engine):
             raise EngineError("upstream sent a malformed stream") from None
 
     async def ready(self, timeout_s: float = 2.0) -> tuple[bool, str]:
-        """Every replica answers ``GET models`` (the cheapest call the API has).
+        """Every replica answers ``GET models`` (the cheapest call the API has), all
+        asked at once: one after another, a few silent replicas would outlast the
+        readiness check's own bound and leave it naming none.
 
         ``/ready`` needs no key, so the answer names a replica by its number, never by
         its address (the log has the address)."""
-        for number, client in enumerate(self._clients, 1):
+
+        async def problem(client: httpx.AsyncClient) -> str | None:
             try:
                 response = await client.get("models", timeout=timeout_s)
             except httpx.HTTPError as error:
-                problem = f"unreachable: {type(error).__name__}"
-            else:
-                if response.status_code == 200:
-                    continue
-                problem = f"answered {response.status_code}"
-            log.warning("upstream %s %s", client.base_url, problem)
-            return False, f"upstream {number} of {len(self._clients)} {problem}"
+                return f"unreachable: {type(error).__name__}"
+            return None if response.status_code == 200 else f"answered {response.status_code}"
+
+        problems = await asyncio.gather(*(problem(client) for client in self._clients))
+        for number, (client, found) in enumerate(zip(self._clients, problems, strict=True), 1):
+            if found is not None:
+                log.warning("upstream %s %s", client.base_url, found)
+                return False, f"upstream {number} of {len(self._clients)} {found}"
         return True, "ok"
 
     async def aclose(self) -> None:
