@@ -320,3 +320,34 @@ def test_a_readiness_check_that_never_answers_says_so(tmp_path: Path) -> None:
     deployment.ready_timeout_s = 0.05
     checks = asyncio.run(deployment.readiness())
     assert checks == {"model": {"ready": False, "detail": "no answer within 0.05 s"}}
+
+
+def test_the_model_and_the_guard_are_checked_at_the_same_time() -> None:
+    """Each check answers only once the other has started: checked one after the other,
+    the model's would wait out its bound (a silent model and a silent guard cost two)."""
+    from secreason.serve.config import load_config
+    from secreason.serve.deployment import Deployment
+    from secreason.serve.guard import Guard, GuardPolicy
+
+    started = {"model": asyncio.Event(), "guard": asyncio.Event()}
+
+    class Waiting(LocalEngine):
+        def __init__(self, name: str, other: str) -> None:
+            super().__init__(UntilCancelled())
+            self.name, self.other = name, other
+
+        async def ready(self) -> tuple[bool, str]:
+            started[self.name].set()
+            await started[self.other].wait()
+            return True, "ok"
+
+    config = load_config(overrides={"model.backend": "fixed-text"})
+    guard_engine = Waiting("guard", "model")
+    guard = Guard(guard_engine.complete, GuardPolicy(frozenset(), "block"))
+    deployment = Deployment(config, Waiting("model", "guard"), guard, guard_engine)
+    deployment.ready_timeout_s = 5.0
+    checks = asyncio.run(deployment.readiness())
+    assert checks == {
+        "model": {"ready": True, "detail": "ok"},
+        "guard": {"ready": True, "detail": "ok"},
+    }
