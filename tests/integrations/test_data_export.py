@@ -84,4 +84,4 @@ def test_unknown_format_and_missing_source(tmp_path: Path) -> None:
     code, out = run(str(tmp_path), "--format", "csv", "--out", str(tmp_path / "x"))
     assert code == 2 and "expected verl or openrlhf" in out
     code, out = run(str(tmp_path / "none"), "--format", "verl", "--out", str(tmp_path / "x"))
-    assert code == 2 and "expected an RL JSONL file" in out
+    assert code == 2 and "none does not exist" in out and "RL JSONL file" in out, out
