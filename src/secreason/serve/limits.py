@@ -46,7 +46,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from secreason.serve.awaiting import before
+from secreason.serve.awaiting import SendWatch
 from secreason.serve.errors import RequestError
 from secreason.serve.metrics import ServerStats
 from secreason.serve.protocol import error_body
@@ -204,6 +204,7 @@ class GuardrailsMiddleware:
         self.metered_limits = metered_limits or KeyLimits(2, 120.0, what="/metrics calls")
         self.on_unrecorded = on_unrecorded
         self.send_timeout_s = send_timeout_s
+        self.send_watch = SendWatch(send_timeout_s) if send_timeout_s is not None else None
 
     def _identify(self, scope: Scope) -> str | None:
         """The key's id ("" on an open server), or None when the key is missing or wrong,
@@ -268,11 +269,11 @@ class GuardrailsMiddleware:
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            if not limited or self.send_timeout_s is None:
+            if not limited or self.send_watch is None:
                 await send(message)
                 return
             try:  # a client that stops taking bytes must not hold its slot for ever
-                await before(time.perf_counter() + self.send_timeout_s, send(message))
+                await self.send_watch.send(send, message)
             except TimeoutError:
                 why = f"the client took no bytes for {self.send_timeout_s:g} s: connection closed"
                 state["gone"] = why
