@@ -314,3 +314,130 @@ def test_a_secreason_server_reports_its_policy_into_run_json_and_the_report(
     assert run["server"]["system_prompt"]["mode"] == "replace"
     assert run["server"]["owned_by"].startswith("secreason")
     assert "system-prompt policy: **replace**" in (tmp_path / "o" / "report.md").read_text()
+
+
+# ----------------------------------------------- served context (max_model_len)
+
+
+def _longest_prompt(tokenizer_dir: Path, runner: Runner, bench: Any) -> int:
+    """The longest prompt in tokens, counted here independently of the preflight."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return max(
+        len(
+            tokenizer(
+                tokenizer.apply_chat_template(
+                    bench.messages(s, p), add_generation_prompt=True, tokenize=False
+                ),
+                add_special_tokens=False,
+            )["input_ids"]
+        )
+        for s in runner.load(bench)
+        for p in ("official", "strict")
+    )
+
+
+def _served_report(runner: Runner, bench: Any, context: int | None, mode: str = "off") -> Any:
+    report = pre.Preflight(context=context)
+    report.server = {"url": "http://srv/v1", "system_prompt": {"mode": mode}}
+    pre.check_data(runner, [bench], report)
+    return report
+
+
+def test_a_served_context_is_clamped_with_the_given_tokenizer(tiny_model_dir: Path) -> None:
+    settings = RunSettings(data=str(FIXTURES), max_tokens=100_000)
+    runner = Runner("unused", settings)
+    bench = get_benchmark("ctibench-mcq")
+    longest = _longest_prompt(tiny_model_dir, runner, bench)
+    report = _served_report(runner, bench, longest + 40, mode="replace")
+    pre.clamp_max_tokens(runner, [bench], "srv", report, served=True, tokenizer=str(tiny_model_dir))
+    assert not report.problems
+    assert settings.sampling(bench, 0).max_tokens == 40
+    assert "served model's" in report.notes[0] and "100000->40" in report.notes[0]
+    assert "mode replace, is not counted" in report.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "context", "tokenizer", "problem"),
+    [
+        (1024, 1024, None, "max_tokens 1024 leaves no room for a prompt"),
+        (5000, 1024, None, "in the served model's 1024-token context (max_model_len at"),
+        (1023, 1024, None, None),  # might fit: the server's 400 decides
+        (5000, None, None, None),  # the server does not say its context: nothing to check
+        (10, 1024, "/nonexistent/tok", "--tokenizer /nonexistent/tok: cannot load it"),
+    ],
+)
+def test_a_served_context_without_a_tokenizer_refuses_only_what_cannot_fit(
+    max_tokens: int, context: int | None, tokenizer: str | None, problem: str | None
+) -> None:
+    settings = RunSettings(data=str(FIXTURES), max_tokens=max_tokens)
+    runner = Runner("unused", settings)
+    bench = get_benchmark("ctibench-mcq")
+    report = _served_report(runner, bench, context)
+    pre.clamp_max_tokens(runner, [bench], "srv", report, served=True, tokenizer=tokenizer)
+    if problem is None:
+        assert not report.problems and not report.notes
+    else:
+        assert len(report.problems) == 1 and problem in report.problems[0], report.problems
+        assert "--tokenizer" in report.problems[0]
+    assert settings.sampling(bench, 0).max_tokens == max_tokens
+
+
+@pytest.fixture
+def small_server() -> Iterator[tuple[str, list[int]]]:
+    """A loopback vLLM-like server: 'srv' with a 600-token context; it keeps each
+    request's max_tokens and answers 'A'."""
+    seen: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send({"data": [{"id": "srv", "owned_by": "vllm", "max_model_len": 600}]})
+
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(request["max_tokens"])
+            message = {"role": "assistant", "content": "<think>x</think>A"}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._send(
+                {
+                    "id": "c",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "srv",
+                    "choices": [choice],
+                }  # fmt: skip
+            )
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    server.shutdown()
+
+
+def test_eval_through_a_server_clamps_to_its_max_model_len(
+    small_server: tuple[str, list[int]], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    url, seen = small_server
+    args = ["eval", "ctibench-mcq", "--backend", "openai", "--base-url", url, "--model", "srv"]
+    args += ["--data", str(FIXTURES / "ctibench"), "--limit", "2", "--max-tokens", "5000"]
+    refused = invoke([*args, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and not seen
+    assert "max_tokens 5000 leaves no room for a prompt" in refused.output
+    done = invoke([*args, "--tokenizer", str(tiny_model_dir), "--out", str(tmp_path / "b")])
+    assert done.exit_code == 0, done.output
+    runner = Runner("unused", RunSettings(data=str(FIXTURES / "ctibench"), limit=2))
+    room = 600 - _longest_prompt(tiny_model_dir, runner, get_benchmark("ctibench-mcq"))
+    assert seen and set(seen) == {room}
+    assert "max_tokens clamped to the served model's 600-token context" in done.output

@@ -268,6 +268,7 @@ def test_models_name_the_system_prompt_policy(slow: Server) -> None:
     (entry,) = httpx.get(slow.base_url + "/v1/models", headers=headers).json()["data"]
     policy = {"mode": "replace", "version": SYSTEM_PROMPT_VERSION}
     assert entry["secreason"]["system_prompt"] == policy
+    assert "max_model_len" not in entry  # the fixed-text backend has no context to report
 
 
 # ------------------------------------------------------------------- proxy mode

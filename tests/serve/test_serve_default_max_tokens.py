@@ -85,3 +85,9 @@ def test_the_start_line_names_the_engine_and_the_system_prompt_policy(server: Se
     line = next(x for x in server.log().splitlines() if "serving " in x)
     assert "(transformers, engine batch)" in line, line
     assert "system_prompt=secreason-cyber-v1 (replace)" in line, line
+
+
+def test_models_report_the_context_as_vllm_does(server: Server) -> None:
+    """``max_model_len`` on the entry: ``secreason eval --backend openai`` sizes by it."""
+    (entry,) = httpx.get(server.base_url + "/v1/models", timeout=30).json()["data"]
+    assert entry["max_model_len"] == CONTEXT

@@ -156,6 +156,7 @@ def test_a_configured_context_wins_and_none_reported_means_no_check(
         tokens, text = _ask(engine, "hello", max_tokens=100_000)
         assert text == "ok" and tokens is not None and tokens > 0
         configured = UpstreamEngine(v1_url(silent), MODEL, counter=counter, context_length=20)
+        assert (engine.known_context(), configured.known_context()) == (None, 20)
         with pytest.raises(EngineError) as caught:
             _ask(configured, "hello", max_tokens=20)
         assert "context of 20 tokens" in str(caught.value)
@@ -207,6 +208,9 @@ def test_serve_refuses_too_long_prompt_in_proxy_mode(
     short = {"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
     answer = httpx.post(url, json=short, timeout=30)
     assert answer.status_code == 200 and upstream.posts == 1, answer.text
+    # The context learnt from the upstream is passed on to this server's clients.
+    (entry,) = httpx.get(server.base_url + "/v1/models", timeout=30).json()["data"]
+    assert entry["max_model_len"] == 1024
 
 
 def test_a_configured_tokenizer_that_cannot_load_is_an_error_naming_the_setting(

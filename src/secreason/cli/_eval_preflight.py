@@ -140,19 +140,53 @@ def context_length(model: str) -> int | None:
 
 
 def clamp_max_tokens(
-    runner: Runner, benches: Sequence[Benchmark], model: str, report: Preflight
+    runner: Runner,
+    benches: Sequence[Benchmark],
+    model: str,
+    report: Preflight,
+    *,
+    served: bool = False,
+    tokenizer: str | None = None,
 ) -> None:
-    """Cap each benchmark's max_tokens at context - longest prompt (rendered, tokenized)."""
-    context = report.context = context_length(model)
+    """Cap each benchmark's max_tokens at context - longest prompt (rendered, tokenized).
+
+    The context is the model's config.json, or for a served model (``served``) the
+    ``max_model_len`` its server reported (read by :func:`check_backend`). Prompts are
+    counted with ``tokenizer``, else the model's own when ``model`` is a local folder or
+    a cached hub id; a served model with neither only has max_tokens >= context refused."""
+    context = report.context if served else context_length(model)
+    report.context = context
     if context is None:
+        return
+    source = tokenizer or model
+    if served and tokenizer is None and _config_file(model) is None:
+        _refuse_whole_context(runner, benches, context, report)
         return
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        counter = AutoTokenizer.from_pretrained(source)
     except Exception as error:  # the run loads it again and reports then
-        report.notes.append(f"max_tokens not checked against the context ({error})")
+        if tokenizer is not None:
+            report.problems.append(f"--tokenizer {tokenizer}: cannot load it ({error})")
+        elif served:
+            _refuse_whole_context(runner, benches, context, report)
+        else:
+            report.notes.append(f"max_tokens not checked against the context ({error})")
         return
+    changed = _clamp_to_room(runner, benches, counter, context, report)
+    if changed:
+        where = "served model's" if served else "model's"
+        report.notes.append(
+            f"max_tokens clamped to the {where} {context}-token context minus the longest "
+            f"prompt: {', '.join(changed)}" + _server_prompt_caveat(report)
+        )
+
+
+def _clamp_to_room(
+    runner: Runner, benches: Sequence[Benchmark], tokenizer: Any, context: int, report: Preflight
+) -> list[str]:
+    """Set each benchmark's cap; its longest prompt beyond the context is a problem."""
     settings = runner.settings
     changed = []
     for bench in benches:
@@ -179,11 +213,36 @@ def clamp_max_tokens(
         elif wanted > room:
             settings.max_tokens_cap[bench.name] = room
             changed.append(f"{bench.name} {wanted}->{room}")
-    if changed:
-        report.notes.append(
-            f"max_tokens clamped to the model's {context}-token context minus the longest "
-            f"prompt: {', '.join(changed)}"
+    return changed
+
+
+def _refuse_whole_context(
+    runner: Runner, benches: Sequence[Benchmark], context: int, report: Preflight
+) -> None:
+    """No tokenizer to count prompts: a max_tokens that fills the whole context (every
+    request would be refused by the server) is a problem naming both ways out."""
+    url = (report.server or {}).get("url")
+    for bench in benches:
+        wanted = runner.settings.sampling(bench, 0).max_tokens
+        if wanted >= context:
+            report.problems.append(
+                f"{bench.name}: max_tokens {wanted} leaves no room for a prompt in the served "
+                f"model's {context}-token context (max_model_len at {url}); pass --tokenizer "
+                "(the model's folder or hub id) to clamp it to the context minus the longest "
+                f"prompt, or --max-tokens below {context} minus the longest prompt"
+            )
+
+
+def _server_prompt_caveat(report: Preflight) -> str:
+    """A server that puts its own system prompt in front has longer prompts than these."""
+    policy = (report.server or {}).get("system_prompt")
+    mode = policy.get("mode") if isinstance(policy, dict) else None
+    if mode in ("replace", "extend"):
+        return (
+            f" (the server's own system prompt, mode {mode}, is not counted: its 400 "
+            "says what fits)"
         )
+    return ""
 
 
 def greedy_note(runner: Runner, benches: Sequence[Benchmark], report: Preflight) -> None:

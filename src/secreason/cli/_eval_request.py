@@ -34,6 +34,7 @@ class EvalRequest:
     model: str
     backend: str
     base_url: str
+    tokenizer: str
     api_key: str
     revision: str
     trials: int

@@ -41,9 +41,11 @@ def _preflight(
         judge_local = (req.judge_backend or "transformers") != "openai" and not req.judge_base_url
         if req.judge_model and judge_local:
             check.problems.extend(filter(None, [pre.model_problem(req.judge_model)]))
-    if generating and not pre.other_problems(check) and req.backend != "openai":
+    if generating and not pre.other_problems(check):
         loaded = [b for b in benches if b.name not in check.unavailable]
-        pre.clamp_max_tokens(runner, loaded, req.model, check)
+        served = req.backend == "openai"
+        tokenizer = req.tokenizer if served else None
+        pre.clamp_max_tokens(runner, loaded, req.model, check, served=served, tokenizer=tokenizer)
     if req.skip_unavailable:
         benches = pre.skip_unavailable(benches, check)
         if not benches and not (req.lm_eval_tasks or alpaca):

@@ -32,6 +32,13 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(None, "--model", "-m", help="Model dir, hub id or served name."),
         backend: str = typer.Option("transformers", "--backend", help="transformers|vllm|openai"),
         base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
+        tokenizer: str = typer.Option(
+            None,
+            "--tokenizer",
+            help="openai: the served model's tokenizer (folder or hub id; default: --model "
+            "when local) to clamp max_tokens to the server's max_model_len minus the "
+            "longest prompt.",
+        ),
         api_key: str = typer.Option(
             None,
             "--api-key",

@@ -176,7 +176,8 @@ class Deployment:
         self.trail.close()
 
     def models(self) -> dict[str, Any]:
-        """``/v1/models``: the served name and the system-prompt policy in force."""
+        """``/v1/models``: the served name, its context (``max_model_len``, as vLLM,
+        when the engine knows it) and the system-prompt policy in force."""
         owner = (
             "secreason-benchmark-fixed-text"
             if self.config.model.backend == "fixed-text" and not self.config.model.upstream
@@ -195,6 +196,9 @@ class Deployment:
                 }
             },
         }
+        context = self.engine.known_context()
+        if context is not None:
+            entry["max_model_len"] = context
         return {"object": "list", "data": [entry]}
 
 

@@ -66,6 +66,12 @@ class Engine(ABC):
         it reaches the engine: a batching engine waits for such requests."""
         return contextlib.nullcontext()
 
+    def known_context(self) -> int | None:
+        """The model's context in tokens as known now (None: unknown); ``/v1/models``
+        reports it as ``max_model_len``, the field vLLM uses, so clients can size
+        ``max_tokens``."""
+        return None
+
     async def ready(self) -> tuple[bool, str]:
         """Whether a request sent now can be answered, and why not (for ``/ready``)."""
         return True, "ok"

@@ -287,6 +287,9 @@ class LocalEngine(Engine):
         self.running -= 1
         self._live.discard(stop)
 
+    def known_context(self) -> int | None:
+        return self.context_length
+
     async def ready(self) -> tuple[bool, str]:
         if getattr(self.backend, "model", True) is None:
             return False, "the model is unloaded"

@@ -98,6 +98,10 @@ class UpstreamEngine(Engine):
             tokenizer = counter.tokenizer
             self.neutralise = Neutraliser(control_strings(tokenizer), breaker_for(tokenizer))
 
+    def known_context(self) -> int | None:
+        """Configured, or learnt from the replicas (after the first request)."""
+        return self.fit.configured if self.fit.configured is not None else self.fit.learnt
+
     async def prepare(self, messages: list[Message], params: SamplingParams) -> int | None:
         return await self.fit.prepare(self._clients, messages, params)
 
