@@ -116,27 +116,13 @@ def test_list_shows_names_files_and_row_counts() -> None:
 def test_max_tokens_is_clamped_to_the_context_left_by_the_longest_prompt(
     tiny_model_dir: Path,
 ) -> None:
-    from transformers import AutoTokenizer
-
     settings = RunSettings(model=str(tiny_model_dir), data=str(FIXTURES), max_tokens=100_000)
     runner = Runner("unused", settings)
     bench = get_benchmark("ctibench-mcq")
     report = pre.Preflight()
     pre.check_data(runner, [bench], report)
     pre.clamp_max_tokens(runner, [bench], str(tiny_model_dir), report)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    longest = max(
-        len(
-            tokenizer(
-                tokenizer.apply_chat_template(
-                    bench.messages(s, p), add_generation_prompt=True, tokenize=False
-                ),
-                add_special_tokens=False,
-            )["input_ids"]
-        )
-        for s in runner.load(bench)
-        for p in ("official", "strict")
-    )
+    longest = _longest_prompt(tiny_model_dir, runner, bench)
     context = json.loads((tiny_model_dir / "config.json").read_text())["max_position_embeddings"]
     assert report.context == context
     assert settings.sampling(bench, 0).max_tokens == context - longest
