@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from secreason.data.recipe import load_data_recipe
 from secreason.data.synthesize import build_sample
 from secreason.tasks.base import Sample
 
@@ -15,4 +19,21 @@ def plant_item(task: str, reference: str, split: str = "heldout", **meta) -> Sam
         entity=f"planted:{reference}:{sorted(meta.items())}",
         split=split,
         provenance="planted by a test",
+    )
+
+
+def tiny_audit_recipe(out_dir: Path) -> Any:
+    """The tiny demo data recipe, small and with an audit that fails on any lead over
+    chance: the run in which a planted leak must be caught."""
+    return load_data_recipe(
+        Path(__file__).resolve().parents[2] / "recipes" / "data" / "tiny-demo.yaml",
+        [
+            f"out_dir={out_dir}",
+            "demo.n_per_task=60",
+            'demo.tasks=["cwe", "mcq"]',
+            "mix.rl_total=20",
+            "decontaminate.benchmarks=null",
+            "audit.margin=0.0",
+            "audit.min_items=1",
+        ],
     )

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_fixtures import plant_item
+from audit_fixtures import plant_item, tiny_audit_recipe
 from typer.testing import CliRunner
 
 from secreason.data import pipeline
 from secreason.data.audit import AuditConfig, ShortcutError, audit
-from secreason.data.recipe import load_data_recipe
 from secreason.data.shortcuts import Shortcuts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,18 +134,7 @@ def test_planted_leak_fails_the_run_naming_it(tmp_path: Path, monkeypatch) -> No
         yield planted
 
     monkeypatch.setattr(pipeline, "make_items", with_leak)
-    recipe = load_data_recipe(
-        REPO / "recipes" / "data" / "tiny-demo.yaml",
-        [
-            f"out_dir={tmp_path / 'run'}",
-            "demo.n_per_task=60",
-            'demo.tasks=["cwe", "mcq"]',
-            "mix.rl_total=20",
-            "decontaminate.benchmarks=null",
-            "audit.margin=0.0",
-            "audit.min_items=1",
-        ],
-    )
+    recipe = tiny_audit_recipe(tmp_path / "run")
     with pytest.raises(ShortcutError, match=planted.id) as err:
         pipeline.run_pipeline(recipe)
     assert "cwe / heldout" in str(err.value) and "'CWE-4242' in the prompt" in str(err.value)

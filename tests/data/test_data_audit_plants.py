@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_fixtures import plant_item
+from audit_fixtures import plant_item, tiny_audit_recipe
 from typer.testing import CliRunner
 
 from secreason.data.audit import AuditConfig, audit, failure_message
@@ -365,7 +365,6 @@ def test_data_run_fails_naming_plants_it_has_not_seen(tmp_path: Path, monkeypatc
     """The plants ride a real tiny run (cwe and mcq items): the run fails naming each."""
     from secreason.data import pipeline
     from secreason.data.audit import ShortcutError
-    from secreason.data.recipe import load_data_recipe
 
     names = {"cwe-id-nb-hyphen", "system-prompt", "mcq-question-only-in-messages"}
     planted = [s for name, s in PLANTS if name in names]
@@ -380,18 +379,7 @@ def test_data_run_fails_naming_plants_it_has_not_seen(tmp_path: Path, monkeypatc
         yield from planted
 
     monkeypatch.setattr(pipeline, "make_items", with_plants)
-    recipe = load_data_recipe(
-        Path(__file__).resolve().parents[2] / "recipes" / "data" / "tiny-demo.yaml",
-        [
-            f"out_dir={tmp_path / 'run'}",
-            "demo.n_per_task=60",
-            'demo.tasks=["cwe", "mcq"]',
-            "mix.rl_total=20",
-            "decontaminate.benchmarks=null",
-            "audit.margin=0.0",
-            "audit.min_items=1",
-        ],
-    )
+    recipe = tiny_audit_recipe(tmp_path / "run")
     with pytest.raises(ShortcutError) as err:
         pipeline.run_pipeline(recipe)
     assert [s.id for s in planted if s.id not in str(err.value)] == []
